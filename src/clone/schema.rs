@@ -1,0 +1,245 @@
+//! Schema steps: pg_dump of pre-data and post-data into the work directory, the rewritten
+//! restore list, pg_restore of pre-data before the data and of the rest of post-data after it.
+
+use super::Ctx;
+use crate::catalog::Catalog;
+use crate::pg::{tools, DbResultExt};
+use anyhow::{Context, Result};
+use std::collections::HashSet;
+use tracing::info;
+
+const ARCHIVE: &str = "schema.dump";
+const RESTORE_LIST: &str = "restore.list";
+const DROP_LIST: &str = "drop.list";
+const DROP_SQL: &str = "drop.sql";
+
+/// `pg_dump -Fc --section=pre-data --section=post-data` in the clone's snapshot, then the
+/// restore lists.
+pub async fn dump(ctx: &Ctx) -> Result<()> {
+    let archive = ctx.workdir.file(ARCHIVE);
+    let mut args = vec![
+        "--format=custom".to_string(),
+        format!("--file={}", archive.display()),
+        "--section=pre-data".into(),
+        "--section=post-data".into(),
+        "--no-subscriptions".into(),
+    ];
+    if let Some(id) = &ctx.snapshot {
+        args.push(format!("--snapshot={id}"));
+    }
+    if ctx.cfg.skip_large_objects {
+        args.push("--no-blobs".into());
+    }
+    args.push(format!(
+        "--dbname={}",
+        ctx.source.params.to_libpq_without_secrets()
+    ));
+    tools::run(&ctx.tools.pg_dump, &args, &ctx.source.params, "pg_dump").await?;
+
+    let list = tools::run(
+        &ctx.tools.pg_restore,
+        &["--list".to_string(), archive.display().to_string()],
+        &ctx.target.params,
+        "pg_restore --list",
+    )
+    .await?;
+    let built_here = built_by_neoncopy(&ctx.catalog);
+    let (restore, skipped) = rewrite_list(&list, &built_here, ctx.cfg.skip_extensions);
+    info!("restore list: {skipped} entries left to neoncopy's own steps or skipped");
+    std::fs::write(ctx.workdir.file(RESTORE_LIST), restore).context("write restore list")?;
+    let (drop, _) = rewrite_list(&list, &HashSet::new(), ctx.cfg.skip_extensions);
+    std::fs::write(ctx.workdir.file(DROP_LIST), drop).context("write drop list")?;
+    Ok(())
+}
+
+/// Archive entries (catalog table oid, object oid) that neoncopy creates itself.
+fn built_by_neoncopy(catalog: &Catalog) -> HashSet<(u32, u32)> {
+    catalog.indexes.iter().map(|i| i.archive_oid()).collect()
+}
+
+/// Comments out the entries neoncopy builds itself (and extensions when they are skipped).
+/// Returns the new list and how many entries were commented out.
+pub fn rewrite_list(
+    list: &str,
+    built_here: &HashSet<(u32, u32)>,
+    skip_extensions: bool,
+) -> (String, usize) {
+    let mut out = String::with_capacity(list.len());
+    let mut skipped = 0;
+    for line in list.lines() {
+        if line.starts_with(';') || line.trim().is_empty() {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let mut skip = false;
+        if let Some((_, rest)) = line.split_once("; ") {
+            let mut parts = rest.splitn(3, ' ');
+            let catalog_oid = parts.next().and_then(|p| p.parse::<u32>().ok());
+            let object_oid = parts.next().and_then(|p| p.parse::<u32>().ok());
+            let desc = parts.next().unwrap_or("");
+            if let (Some(c), Some(o)) = (catalog_oid, object_oid) {
+                if built_here.contains(&(c, o)) {
+                    skip = true;
+                }
+            }
+            if skip_extensions
+                && (desc.starts_with("EXTENSION ") || desc.starts_with("COMMENT - EXTENSION "))
+            {
+                skip = true;
+            }
+        }
+        if skip {
+            skipped += 1;
+            out.push(';');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    (out, skipped)
+}
+
+fn restore_args(ctx: &Ctx, list: &str) -> Vec<String> {
+    let mut args = vec![
+        format!("--dbname={}", ctx.target.params.to_libpq_without_secrets()),
+        format!("--use-list={}", ctx.workdir.file(list).display()),
+        "--exit-on-error".into(),
+    ];
+    if ctx.cfg.no_owner {
+        args.push("--no-owner".into());
+    }
+    if ctx.cfg.no_acl {
+        args.push("--no-acl".into());
+    }
+    if ctx.cfg.no_comments {
+        args.push("--no-comments".into());
+    }
+    args
+}
+
+/// Creates schemas, types, functions, tables... (pre-data) on the target.
+pub async fn prepare(ctx: &Ctx) -> Result<()> {
+    if ctx.cfg.drop_if_exists {
+        drop_existing(ctx).await?;
+    }
+    let mut args = restore_args(ctx, RESTORE_LIST);
+    args.push("--section=pre-data".into());
+    args.push(ctx.workdir.file(ARCHIVE).display().to_string());
+    tools::run(
+        &ctx.tools.pg_restore,
+        &args,
+        &ctx.target.params,
+        "pg_restore (pre-data)",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Foreign keys, triggers, rules, policies, materialized view data, comments and whatever else
+/// post-data holds that neoncopy did not build itself.
+pub async fn finalize(ctx: &Ctx) -> Result<()> {
+    let mut args = restore_args(ctx, RESTORE_LIST);
+    args.push("--section=post-data".into());
+    args.push(format!("--jobs={}", ctx.cfg.restore_jobs));
+    args.push(ctx.workdir.file(ARCHIVE).display().to_string());
+    tools::run(
+        &ctx.tools.pg_restore,
+        &args,
+        &ctx.target.params,
+        "pg_restore (post-data)",
+    )
+    .await?;
+    Ok(())
+}
+
+/// --drop-if-exists: the DROP ... IF EXISTS statements pg_restore --clean would run, taken from
+/// its script output and run in one transaction before the pre-data restore.
+async fn drop_existing(ctx: &Ctx) -> Result<()> {
+    let sql_path = ctx.workdir.file(DROP_SQL);
+    let args = vec![
+        "--clean".to_string(),
+        "--if-exists".into(),
+        "--section=pre-data".into(),
+        "--section=post-data".into(),
+        format!("--use-list={}", ctx.workdir.file(DROP_LIST).display()),
+        format!("--file={}", sql_path.display()),
+        ctx.workdir.file(ARCHIVE).display().to_string(),
+    ];
+    tools::run(
+        &ctx.tools.pg_restore,
+        &args,
+        &ctx.target.params,
+        "pg_restore --clean (script)",
+    )
+    .await?;
+    let script = std::fs::read_to_string(&sql_path).context("read drop script")?;
+    let drops = drop_statements(&script);
+    if drops.is_empty() {
+        return Ok(());
+    }
+    let client = ctx.target.connect().await?;
+    client
+        .batch_execute(&format!("begin;\n{drops}\ncommit;"))
+        .await
+        .db()
+        .context("drop existing objects on the target (--drop-if-exists)")?;
+    info!("dropped the source's objects from the target where they existed");
+    Ok(())
+}
+
+/// The part of a `pg_restore --clean` script before the first object is created: its session
+/// settings and DROP statements (psql meta-commands left out).
+pub fn drop_statements(script: &str) -> String {
+    let mut out = Vec::new();
+    for line in script.lines() {
+        if line.starts_with("-- Name: ") {
+            break;
+        }
+        if line.starts_with('\\') || line.starts_with("--") {
+            continue;
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = "\
+;
+; Selected TOC Entries:
+;
+214; 1259 16385 TABLE public t postgres
+3201; 2606 16391 CONSTRAINT public t t_pkey postgres
+3202; 1259 16392 INDEX public t_v_idx postgres
+3203; 1259 16399 INDEX public mv_id_idx postgres
+5; 3079 16500 EXTENSION - pgcrypto
+3300; 0 0 COMMENT - EXTENSION pgcrypto
+";
+
+    #[test]
+    fn rewrites_by_oid() {
+        let built = HashSet::from([(2606, 16391), (1259, 16392)]);
+        let (out, n) = rewrite_list(LIST, &built, false);
+        assert_eq!(n, 2);
+        assert!(out.contains("\n;3201; 2606 16391 CONSTRAINT"));
+        assert!(out.contains("\n;3202; 1259 16392 INDEX"));
+        assert!(out.contains("\n3203; 1259 16399 INDEX"));
+        assert!(out.contains("\n214; 1259 16385 TABLE"));
+        let (out, n) = rewrite_list(LIST, &HashSet::new(), true);
+        assert_eq!(n, 2);
+        assert!(out.contains("\n;5; 3079 16500 EXTENSION"));
+        assert!(out.contains("\n;3300; 0 0 COMMENT - EXTENSION"));
+    }
+
+    #[test]
+    fn drop_script_prefix() {
+        let script = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET x = 1;\nDROP TABLE IF EXISTS public.t;\nSET default_tablespace = '';\n\n--\n-- Name: t; Type: TABLE\n--\nCREATE TABLE public.t ();\n";
+        let d = drop_statements(script);
+        assert!(d.contains("DROP TABLE IF EXISTS public.t;"));
+        assert!(!d.contains("CREATE"));
+        assert!(!d.contains("\\restrict"));
+    }
+}

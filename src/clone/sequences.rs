@@ -1,0 +1,45 @@
+//! Sequences: last_value and is_called read from the source, set on the target in one
+//! statement per thousand sequences.
+
+use super::Ctx;
+use crate::pg::{sql, DbResultExt};
+use anyhow::{Context, Result};
+use tokio_postgres::Client;
+
+const BATCH: usize = 1000;
+
+pub async fn run(ctx: &Ctx, source: &Client) -> Result<usize> {
+    let seqs = &ctx.catalog.sequences;
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    let target = ctx.target.connect().await?;
+    for chunk in seqs.chunks(BATCH) {
+        let names: Vec<(String, String)> = chunk
+            .iter()
+            .map(|s| (s.schema.clone(), s.name.clone()))
+            .collect();
+        let rows = source
+            .query(&sql::sequence_values(&names), &[])
+            .await
+            .db()
+            .context("read sequence values on the source")?;
+        let mut qualified = Vec::with_capacity(rows.len());
+        let mut values = Vec::with_capacity(rows.len());
+        let mut called = Vec::with_capacity(rows.len());
+        for r in rows {
+            let i: i32 = r.get(0);
+            let s = &chunk[i as usize];
+            qualified.push(sql::qualified(&s.schema, &s.name));
+            values.push(r.get::<_, i64>(1));
+            called.push(r.get::<_, bool>(2));
+        }
+        target
+            .query_one(sql::SET_SEQUENCES, &[&qualified, &values, &called])
+            .await
+            .db()
+            .context("set sequence values on the target")?;
+    }
+    tracing::info!("set {} sequences", seqs.len());
+    Ok(seqs.len())
+}

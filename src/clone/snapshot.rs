@@ -1,0 +1,105 @@
+//! The one snapshot every source reader shares: exported by a holder connection that keeps its
+//! transaction open until the data is read, imported by every worker and given to pg_dump.
+
+use crate::config::SnapshotMode;
+use crate::pg::{sql, DbResultExt, Endpoint};
+use anyhow::{Context, Result};
+use tokio_postgres::Client;
+
+pub struct Holder {
+    client: Client,
+    snapshot: Option<String>,
+    in_transaction: bool,
+}
+
+impl Holder {
+    /// Opens the source connection used for the catalog and the sequences and, depending on
+    /// the mode, exports or imports the snapshot in it.
+    pub async fn open(source: &Endpoint, mode: &SnapshotMode) -> Result<Holder> {
+        let client = source.connect().await?;
+        // The holder sits idle in its transaction while the data is copied: a server-side
+        // idle timeout must not end it.
+        client
+            .batch_execute(
+                "set idle_in_transaction_session_timeout = 0; set statement_timeout = 0",
+            )
+            .await
+            .db()
+            .context("prepare snapshot holder session")?;
+        match mode {
+            SnapshotMode::Export => {
+                client
+                    .batch_execute(sql::BEGIN_SNAPSHOT_TXN)
+                    .await
+                    .db()
+                    .context("begin snapshot transaction")?;
+                let id: String = client
+                    .query_one(sql::EXPORT_SNAPSHOT, &[])
+                    .await
+                    .db()
+                    .context("export snapshot (a transaction-mode pooler such as a Neon -pooler host cannot do this: connect to the direct host)")?
+                    .get(0);
+                tracing::info!("exported snapshot {id}");
+                Ok(Holder {
+                    client,
+                    snapshot: Some(id),
+                    in_transaction: true,
+                })
+            }
+            SnapshotMode::Given(id) => {
+                import(&client, id).await?;
+                tracing::info!("using snapshot {id}");
+                Ok(Holder {
+                    client,
+                    snapshot: Some(id.clone()),
+                    in_transaction: true,
+                })
+            }
+            SnapshotMode::None => {
+                tracing::warn!(
+                    "--not-consistent: each table is read at its own moment; writes to the source during the clone may leave the copy inconsistent"
+                );
+                Ok(Holder {
+                    client,
+                    snapshot: None,
+                    in_transaction: false,
+                })
+            }
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn snapshot_id(&self) -> Option<&str> {
+        self.snapshot.as_deref()
+    }
+
+    /// Ends the holder's transaction, releasing the snapshot.
+    pub async fn close(self) -> Result<()> {
+        if self.in_transaction {
+            self.client
+                .batch_execute("commit")
+                .await
+                .db()
+                .context("release source snapshot")?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts a read-only repeatable-read transaction on `client` that sees snapshot `id`.
+pub async fn import(client: &Client, id: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "{}; {}",
+            sql::BEGIN_SNAPSHOT_TXN,
+            sql::set_transaction_snapshot(id)
+        ))
+        .await
+        .db()
+        .with_context(|| {
+            format!("import snapshot {id} (it exists only while the transaction that exported it is open)")
+        })
+}

@@ -1,0 +1,114 @@
+//! Validated settings built from the command line and the environment.
+
+use crate::cli::{CloneArgs, ConnectionArgs};
+use crate::pg::connstr::ConnParams;
+use std::path::PathBuf;
+
+/// A mistake in how neoncopy was called: reported in one line, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(msg: String) -> anyhow::Error {
+    UsageError(msg).into()
+}
+
+#[derive(Clone, Debug)]
+pub struct CloneConfig {
+    pub source: ConnParams,
+    pub target: ConnParams,
+    pub dir: PathBuf,
+    pub table_jobs: usize,
+    pub index_jobs: usize,
+    pub restore_jobs: usize,
+    pub no_owner: bool,
+    pub no_acl: bool,
+    pub no_comments: bool,
+    pub skip_extensions: bool,
+    pub skip_large_objects: bool,
+    pub skip_vacuum: bool,
+    pub skip_db_properties: bool,
+    pub drop_if_exists: bool,
+    pub snapshot: SnapshotMode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Export a snapshot and hold it open until the data is read.
+    Export,
+    /// Import a snapshot the caller exported and keeps open.
+    Given(String),
+    /// Every reader takes its own snapshot.
+    None,
+}
+
+fn env_uri(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// Resolves --source/--target against the environment and parses them.
+pub fn connections(args: &ConnectionArgs) -> anyhow::Result<(ConnParams, ConnParams)> {
+    let source = args
+        .source
+        .clone()
+        .or_else(|| env_uri(&["NEONCOPY_SOURCE_PGURI", "PGCOPYDB_SOURCE_PGURI"]))
+        .ok_or_else(|| usage("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI".into()))?;
+    let target = args
+        .target
+        .clone()
+        .or_else(|| env_uri(&["NEONCOPY_TARGET_PGURI", "PGCOPYDB_TARGET_PGURI"]))
+        .ok_or_else(|| usage("no target database: pass --target URI or set NEONCOPY_TARGET_PGURI".into()))?;
+    let source = ConnParams::parse(&source)
+        .map_err(|e| usage(format!("invalid source connection string: {e:#}")))?;
+    let target = ConnParams::parse(&target)
+        .map_err(|e| usage(format!("invalid target connection string: {e:#}")))?;
+    Ok((source, target))
+}
+
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .join("neoncopy")
+}
+
+impl CloneConfig {
+    pub fn from_args(args: &CloneArgs) -> anyhow::Result<CloneConfig> {
+        let (source, target) = connections(&args.conn)?;
+        let snapshot = match (&args.snapshot, args.not_consistent) {
+            (Some(id), _) if id.trim().is_empty() => {
+                return Err(usage("--snapshot needs a snapshot id such as 00000003-0000001B-1".into()))
+            }
+            (Some(id), _) => SnapshotMode::Given(id.trim().to_string()),
+            (None, true) => SnapshotMode::None,
+            (None, false) => SnapshotMode::Export,
+        };
+        Ok(CloneConfig {
+            source,
+            target,
+            dir: args.dir.clone().unwrap_or_else(default_dir),
+            table_jobs: args.table_jobs as usize,
+            index_jobs: args.index_jobs as usize,
+            restore_jobs: args.restore_jobs as usize,
+            no_owner: args.no_owner,
+            no_acl: args.no_acl,
+            no_comments: args.no_comments,
+            skip_extensions: args.skip_extensions,
+            skip_large_objects: args.skip_large_objects,
+            skip_vacuum: args.skip_vacuum,
+            skip_db_properties: args.skip_db_properties,
+            drop_if_exists: args.drop_if_exists,
+            snapshot,
+        })
+    }
+}

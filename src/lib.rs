@@ -1,0 +1,11 @@
+//! neoncopy: copy a whole PostgreSQL database to another server.
+//!
+//! The binary is a thin layer over this library: `cli` parses, `config` validates, `clone`
+//! runs the pipeline, `pg` talks to PostgreSQL.
+
+pub mod catalog;
+pub mod cli;
+pub mod clone;
+pub mod config;
+pub mod pg;
+pub mod workdir;

@@ -1,0 +1,252 @@
+//! Opening connections: libpq settings mapped onto tokio-postgres, TLS with native-tls the way
+//! libpq's sslmode means it, keepalives on every connection.
+
+use super::connstr::ConnParams;
+use anyhow::{bail, Context, Result};
+use native_tls::{Certificate, Identity, TlsConnector};
+use postgres_native_tls::MakeTlsConnector;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_postgres::config::{ChannelBinding, SslMode, TargetSessionAttrs};
+use tokio_postgres::{Client, Config};
+
+/// Which server a connection goes to; used in every message about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
+    }
+}
+
+/// Everything needed to open connections to one server.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub side: Side,
+    pub params: ConnParams,
+    config: Config,
+    tls: MakeTlsConnector,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.side, self.params.redacted())
+    }
+}
+
+impl Endpoint {
+    pub fn new(side: Side, params: ConnParams) -> Result<Endpoint> {
+        let config = build_config(&params).with_context(|| format!("{side} connection string"))?;
+        let tls = build_tls(&params).with_context(|| format!("{side} TLS settings"))?;
+        Ok(Endpoint {
+            side,
+            params,
+            config,
+            tls,
+        })
+    }
+
+    /// Opens one connection; the connection task is spawned on the runtime and ends with the
+    /// client.
+    pub async fn connect(&self) -> Result<Client> {
+        let (client, connection) = self
+            .config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", super::describe_error(&e)))
+            .with_context(|| {
+                format!("connect to {} ({})", self.side, self.params.redacted())
+            })?;
+        let side = self.side;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("{side} connection closed: {e}");
+            }
+        });
+        Ok(client)
+    }
+
+    /// A connection prepared for moving data: settings that make text COPY output and input
+    /// agree whatever the servers' defaults are.
+    pub async fn connect_for_data(&self, lc_monetary: Option<&str>) -> Result<Client> {
+        let client = self.connect().await?;
+        let mut sql = String::from(
+            "set extra_float_digits = 3; set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres'; \
+             set timezone = 'UTC'; set statement_timeout = 0; set lock_timeout = 0; \
+             set idle_in_transaction_session_timeout = 0;",
+        );
+        if let Some(m) = lc_monetary {
+            sql.push_str(&format!(" set lc_monetary = {};", super::sql::literal(m)));
+        }
+        client
+            .batch_execute(&sql)
+            .await
+            .with_context(|| format!("prepare {} session", self.side))?;
+        Ok(client)
+    }
+}
+
+fn build_config(p: &ConnParams) -> Result<Config> {
+    let mut c = Config::new();
+    let hosts = p.hosts();
+    if hosts.is_empty() {
+        bail!("no host given");
+    }
+    if let Some(hostaddr) = p.get("hostaddr") {
+        for a in hostaddr.split(',') {
+            let ip = a
+                .trim()
+                .parse()
+                .with_context(|| format!("invalid hostaddr \"{a}\""))?;
+            c.hostaddr(ip);
+        }
+    }
+    if let Some(host) = p.get("host") {
+        for h in host.split(',') {
+            c.host(h.trim());
+        }
+    } else {
+        for h in &hosts {
+            c.host(h);
+        }
+    }
+    if let Some(port) = p.get("port") {
+        for part in port.split(',') {
+            let port: u16 = part
+                .trim()
+                .parse()
+                .with_context(|| format!("invalid port \"{part}\""))?;
+            c.port(port);
+        }
+    }
+    c.user(p.user());
+    c.dbname(p.dbname());
+    if let Some(pw) = p.password() {
+        c.password(pw);
+    }
+    if let Some(o) = p.get("options") {
+        c.options(o);
+    }
+    c.application_name(
+        p.get("application_name")
+            .or(p.get("fallback_application_name"))
+            .unwrap_or("neoncopy"),
+    );
+    if let Some(t) = p.get("connect_timeout") {
+        let secs: u64 = t
+            .parse()
+            .with_context(|| format!("invalid connect_timeout \"{t}\""))?;
+        if secs > 0 {
+            c.connect_timeout(Duration::from_secs(secs.max(2)));
+        }
+    } else {
+        c.connect_timeout(Duration::from_secs(30));
+    }
+    c.keepalives(p.get("keepalives") != Some("0"));
+    let idle = p
+        .get("keepalives_idle")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    c.keepalives_idle(Duration::from_secs(idle));
+    if let Some(v) = p.get("keepalives_interval").and_then(|v| v.parse().ok()) {
+        c.keepalives_interval(Duration::from_secs(v));
+    }
+    if let Some(v) = p.get("keepalives_count").and_then(|v| v.parse().ok()) {
+        c.keepalives_retries(v);
+    }
+    let sslmode = p.get("sslmode").unwrap_or("prefer");
+    c.ssl_mode(match sslmode {
+        "disable" => SslMode::Disable,
+        "allow" | "prefer" => SslMode::Prefer,
+        "require" | "verify-ca" | "verify-full" => SslMode::Require,
+        other => bail!(
+            "invalid sslmode \"{other}\": use disable, allow, prefer, require, verify-ca or verify-full"
+        ),
+    });
+    c.channel_binding(match p.get("channel_binding").unwrap_or("prefer") {
+        "disable" => ChannelBinding::Disable,
+        "prefer" => ChannelBinding::Prefer,
+        "require" => ChannelBinding::Require,
+        other => bail!("invalid channel_binding \"{other}\": use disable, prefer or require"),
+    });
+    match p.get("target_session_attrs").unwrap_or("any") {
+        "any" => {}
+        "read-write" => {
+            c.target_session_attrs(TargetSessionAttrs::ReadWrite);
+        }
+        other => bail!("unsupported target_session_attrs \"{other}\": use any or read-write"),
+    }
+    Ok(c)
+}
+
+fn home_file(name: &str) -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql").join(name))
+}
+
+fn build_tls(p: &ConnParams) -> Result<MakeTlsConnector> {
+    let sslmode = p.get("sslmode").unwrap_or("prefer");
+    let mut b = TlsConnector::builder();
+    let rootcert = p
+        .get("sslrootcert")
+        .map(PathBuf::from)
+        .or_else(|| home_file("root.crt"));
+    let verify = matches!(sslmode, "verify-ca" | "verify-full");
+    let mut have_root = false;
+    if let Some(path) = rootcert.as_ref().filter(|p| p.as_os_str() != "system") {
+        if path.exists() {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("read root certificate {}", path.display()))?;
+            let certs = Certificate::stack_from_pem(&pem)
+                .with_context(|| format!("parse root certificate {}", path.display()))?;
+            for cert in certs {
+                b.add_root_certificate(cert);
+            }
+            b.disable_built_in_roots(true);
+            have_root = true;
+        } else if verify && p.get("sslrootcert").is_some() {
+            bail!("root certificate file {} does not exist", path.display());
+        }
+    }
+    let system_roots = p.get("sslrootcert") == Some("system");
+    if verify && !have_root && !system_roots {
+        bail!(
+            "sslmode={sslmode} needs a root certificate: set sslrootcert=/path/to/ca.pem (or sslrootcert=system)"
+        );
+    }
+    match sslmode {
+        "verify-full" => {}
+        "verify-ca" => {
+            b.danger_accept_invalid_hostnames(true);
+        }
+        // libpq: with a root certificate present, require behaves like verify-ca.
+        "require" if have_root => {
+            b.danger_accept_invalid_hostnames(true);
+        }
+        _ => {
+            b.danger_accept_invalid_certs(true);
+            b.danger_accept_invalid_hostnames(true);
+        }
+    }
+    let cert = p.get("sslcert").map(PathBuf::from).or_else(|| home_file("postgresql.crt"));
+    let key = p.get("sslkey").map(PathBuf::from).or_else(|| home_file("postgresql.key"));
+    if let (Some(cert), Some(key)) = (cert, key) {
+        if cert.exists() && key.exists() {
+            let cert_pem = std::fs::read(&cert)
+                .with_context(|| format!("read client certificate {}", cert.display()))?;
+            let key_pem = std::fs::read(&key)
+                .with_context(|| format!("read client key {}", key.display()))?;
+            let id = Identity::from_pkcs8(&cert_pem, &key_pem)
+                .context("load client certificate and key (the key must be PKCS#8 PEM)")?;
+            b.identity(id);
+        }
+    }
+    let connector = b.build().context("set up TLS")?;
+    Ok(MakeTlsConnector::new(connector))
+}

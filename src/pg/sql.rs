@@ -1,0 +1,331 @@
+//! Every SQL text neoncopy sends, and the one way identifiers and literals are quoted.
+
+/// Quotes an identifier, always (quoting a name that did not need it is harmless).
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `schema.name`, both parts quoted.
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+/// A string literal that reads back the same whatever standard_conforming_strings says.
+pub fn literal(value: &str) -> String {
+    if value.contains('\\') {
+        format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", value.replace('\'', "''"))
+    }
+}
+
+/// A comma-separated list of quoted column names.
+pub fn column_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Schemas that are never the user's.
+pub const SYSTEM_SCHEMA_FILTER: &str = "n.nspname not in ('pg_catalog', 'information_schema') \
+     and n.nspname !~ '^pg_toast' and n.nspname !~ '^pg_temp_'";
+
+pub const SERVER_VERSION: &str = "select current_setting('server_version_num')::int4";
+
+/// Identity of the server and database a connection reached: two connections that return the
+/// same row reached the same database.
+pub const DATABASE_IDENTITY: &str = "select \
+       case when pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'execute') \
+            then (select system_identifier::text from pg_catalog.pg_control_system()) end, \
+       pg_catalog.pg_postmaster_start_time()::text, \
+       d.oid::int8, d.datname::text \
+     from pg_catalog.pg_database d where d.datname = current_database()";
+
+/// User tables already on the target (count and a few names for the message).
+pub fn target_user_tables() -> String {
+    format!(
+        "select count(*)::int8, \
+                coalesce(string_agg(x.name, ', ') filter (where x.rn <= 5), '') \
+         from (select pg_catalog.format('%I.%I', n.nspname, c.relname) as name, \
+                      row_number() over (order by n.nspname, c.relname) as rn \
+               from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+               where c.relkind in ('r', 'p', 'm', 'f') and {SYSTEM_SCHEMA_FILTER} \
+                 and not exists (select 1 from pg_catalog.pg_depend d \
+                                 where d.classid = 'pg_catalog.pg_class'::regclass \
+                                   and d.objid = c.oid and d.deptype = 'e')) x"
+    )
+}
+
+pub const EXPORT_SNAPSHOT: &str = "select pg_catalog.pg_export_snapshot()";
+pub const BEGIN_SNAPSHOT_TXN: &str =
+    "begin isolation level repeatable read read only";
+
+pub fn set_transaction_snapshot(id: &str) -> String {
+    format!("set transaction snapshot {}", literal(id))
+}
+
+/// The tables whose rows are copied: plain tables and partitions (partitioned parents hold no
+/// rows), with their copyable columns, largest first. Extension members are the extension's
+/// business, except its configuration tables, whose user rows pg_dump would also carry.
+pub fn tables(server_version: i32) -> String {
+    let generated = if server_version >= 120000 {
+        "and a.attgenerated = ''"
+    } else {
+        ""
+    };
+    format!(
+        "select c.oid::int8, n.nspname::text, c.relname::text, \
+                pg_catalog.pg_table_size(c.oid)::int8 as bytes, \
+                greatest(c.reltuples, 0)::int8, \
+                c.relpersistence = 'u', \
+                ext.extcondition, \
+                ext.extconfig is not null, \
+                coalesce((select array_agg(a.attname::text order by a.attnum) \
+                          from pg_catalog.pg_attribute a \
+                          where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
+                          {generated}), '{{}}'::text[]) \
+         from pg_catalog.pg_class c \
+         join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+         left join lateral ( \
+             select e.extconfig, \
+                    e.extcondition[pg_catalog.array_position(e.extconfig, c.oid)]::text as extcondition \
+             from pg_catalog.pg_extension e where c.oid = any(e.extconfig) limit 1) ext on true \
+         where c.relkind = 'r' and {SYSTEM_SCHEMA_FILTER} \
+           and (ext.extconfig is not null or not exists ( \
+                select 1 from pg_catalog.pg_depend d \
+                where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid \
+                  and d.deptype = 'e')) \
+         order by bytes desc, n.nspname, c.relname"
+    )
+}
+
+/// Indexes neoncopy builds itself: valid indexes of plain tables that are not partitions of a
+/// partitioned index (those, and everything on partitioned tables, pg_restore builds with the
+/// rest of post-data). A primary key, unique or exclusion constraint comes with its index.
+pub const INDEXES: &str = "select i.indexrelid::int8, n.nspname::text, ic.relname::text, \
+            i.indrelid::int8, pg_catalog.pg_get_indexdef(i.indexrelid), \
+            con.oid::int8, con.conname::text, con.contype::text, \
+            con.condeferrable, con.condeferred, \
+            case when con.contype = 'x' then pg_catalog.pg_get_constraintdef(con.oid) end, \
+            i.indisclustered, i.indisreplident, \
+            coalesce((select array_agg(a.attnum::int4 order by a.attnum) \
+                      from pg_catalog.pg_attribute a \
+                      where a.attrelid = i.indexrelid and a.attstattarget >= 0), '{}'::int4[]), \
+            coalesce((select array_agg(a.attstattarget::int4 order by a.attnum) \
+                      from pg_catalog.pg_attribute a \
+                      where a.attrelid = i.indexrelid and a.attstattarget >= 0), '{}'::int4[]) \
+     from pg_catalog.pg_index i \
+     join pg_catalog.pg_class ic on ic.oid = i.indexrelid \
+     join pg_catalog.pg_class t on t.oid = i.indrelid \
+     join pg_catalog.pg_namespace n on n.oid = ic.relnamespace \
+     left join pg_catalog.pg_constraint con \
+            on con.conindid = i.indexrelid and con.conrelid = i.indrelid \
+           and con.contype in ('p', 'u', 'x') \
+     where i.indrelid = any($1::int8[]::oid[]) and t.relkind = 'r' and not ic.relispartition \
+       and i.indisvalid and i.indislive \
+     order by i.indrelid, ic.relname";
+
+/// Sequences of the user's schemas (not those of extensions).
+pub fn sequences() -> String {
+    format!(
+        "select c.oid::int8, n.nspname::text, c.relname::text \
+         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+         where c.relkind = 'S' and {SYSTEM_SCHEMA_FILTER} \
+           and not exists (select 1 from pg_catalog.pg_depend d \
+                           where d.classid = 'pg_catalog.pg_class'::regclass \
+                             and d.objid = c.oid and d.deptype = 'e') \
+         order by n.nspname, c.relname"
+    )
+}
+
+/// One query reading the state of many sequences at once.
+pub fn sequence_values(seqs: &[(String, String)]) -> String {
+    seqs.iter()
+        .enumerate()
+        .map(|(i, (schema, name))| {
+            format!(
+                "select {i}::int4, last_value::int8, is_called from {}",
+                qualified(schema, name)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" union all ")
+}
+
+/// Sets many sequences in one statement: $1 qualified names, $2 values, $3 is_called.
+pub const SET_SEQUENCES: &str = "select count(pg_catalog.setval(v.name::regclass, v.value, v.called)) \
+     from unnest($1::text[], $2::int8[], $3::bool[]) as v(name, value, called)";
+
+pub const LARGE_OBJECTS: &str =
+    "select oid::int8 from pg_catalog.pg_largeobject_metadata order by oid";
+pub const LO_READ: &str = "select pg_catalog.lo_get($1::int8::oid, $2::int8, $3::int4)";
+pub const LO_WRITE: &str = "select pg_catalog.lo_put($1::int8::oid, $2::int8, $3::bytea)";
+/// Database-level settings (ALTER DATABASE ... SET) and comment of the current database.
+pub const DATABASE_SETTINGS: &str = "select coalesce(( \
+            select s.setconfig::text[] from pg_catalog.pg_db_role_setting s \
+            where s.setrole = 0 and s.setdatabase = d.oid), '{}'::text[]), \
+        pg_catalog.shobj_description(d.oid, 'pg_database') \
+     from pg_catalog.pg_database d where d.datname = current_database()";
+
+pub const CURRENT_DATABASE: &str = "select current_database()::text";
+pub const LC_MONETARY: &str = "select current_setting('lc_monetary')";
+
+/// Settings whose value is a list of possibly quoted names, written without outer quotes (as
+/// pg_dump does for the same settings).
+pub const LIST_SETTINGS: &[&str] = &[
+    "search_path",
+    "temp_tablespaces",
+    "session_preload_libraries",
+    "shared_preload_libraries",
+    "local_preload_libraries",
+];
+
+/// `ALTER DATABASE db SET name = value` from a `name=value` entry of pg_db_role_setting.
+pub fn alter_database_set(db: &str, entry: &str) -> Option<String> {
+    let (name, value) = entry.split_once('=')?;
+    let value = if LIST_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
+        value.to_string()
+    } else {
+        literal(value)
+    };
+    Some(format!("alter database {} set {} = {}", ident(db), ident(name), value))
+}
+
+pub fn comment_on_database(db: &str, comment: &str) -> String {
+    format!("comment on database {} is {}", ident(db), literal(comment))
+}
+
+pub fn copy_out(schema: &str, table: &str, columns: &[String], condition: Option<&str>) -> String {
+    let target = qualified(schema, table);
+    match condition.filter(|c| !c.trim().is_empty()) {
+        Some(cond) => {
+            let cols = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                column_list(columns)
+            };
+            format!("copy (select {cols} from only {target} {cond}) to stdout")
+        }
+        None if columns.is_empty() => format!("copy {target} to stdout"),
+        None => format!("copy {target} ({}) to stdout", column_list(columns)),
+    }
+}
+
+pub fn copy_in(schema: &str, table: &str, columns: &[String], freeze: bool) -> String {
+    let target = qualified(schema, table);
+    let cols = if columns.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", column_list(columns))
+    };
+    let opts = if freeze { " with (freeze)" } else { "" };
+    format!("copy {target}{cols} from stdin{opts}")
+}
+
+pub fn truncate_only(schema: &str, table: &str) -> String {
+    format!("truncate only {}", qualified(schema, table))
+}
+
+pub fn analyze(schema: &str, table: &str, vacuum: bool) -> String {
+    let verb = if vacuum { "vacuum (analyze)" } else { "analyze" };
+    format!("{verb} {}", qualified(schema, table))
+}
+
+/// Attaches a freshly built unique index as the table's primary key or unique constraint.
+pub fn add_constraint_using_index(
+    schema: &str,
+    table: &str,
+    constraint: &str,
+    kind: &str,
+    index: &str,
+    deferrable: bool,
+    deferred: bool,
+) -> String {
+    let kind = if kind == "p" { "primary key" } else { "unique" };
+    let mut s = format!(
+        "alter table only {} add constraint {} {kind} using index {}",
+        qualified(schema, table),
+        ident(constraint),
+        ident(index)
+    );
+    if deferrable {
+        s.push_str(" deferrable");
+        if deferred {
+            s.push_str(" initially deferred");
+        }
+    }
+    s
+}
+
+pub fn add_constraint(schema: &str, table: &str, constraint: &str, definition: &str) -> String {
+    format!(
+        "alter table only {} add constraint {} {definition}",
+        qualified(schema, table),
+        ident(constraint)
+    )
+}
+
+pub fn cluster_on(schema: &str, table: &str, index: &str) -> String {
+    format!(
+        "alter table {} cluster on {}",
+        qualified(schema, table),
+        ident(index)
+    )
+}
+
+pub fn replica_identity_index(schema: &str, table: &str, index: &str) -> String {
+    format!(
+        "alter table only {} replica identity using index {}",
+        qualified(schema, table),
+        ident(index)
+    )
+}
+
+pub fn index_column_statistics(schema: &str, index: &str, attnum: i32, target: i32) -> String {
+    format!(
+        "alter index {} alter column {attnum} set statistics {target}",
+        qualified(schema, index)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(ident(r#"we"ird"#), r#""we""ird""#);
+        assert_eq!(qualified("My Schema", "t"), r#""My Schema"."t""#);
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal(r"a\b'"), r"E'a\\b'''");
+    }
+
+    #[test]
+    fn database_settings() {
+        assert_eq!(
+            alter_database_set("db", "work_mem=8MB").unwrap(),
+            r#"alter database "db" set "work_mem" = '8MB'"#
+        );
+        assert_eq!(
+            alter_database_set("db", r#"search_path=public, "x y""#).unwrap(),
+            r#"alter database "db" set "search_path" = public, "x y""#
+        );
+        assert!(alter_database_set("db", "nonsense").is_none());
+    }
+
+    #[test]
+    fn copy_statements() {
+        let cols = vec!["id".to_string(), "Na me".to_string()];
+        assert_eq!(
+            copy_out("s", "t", &cols, None),
+            r#"copy "s"."t" ("id", "Na me") to stdout"#
+        );
+        assert_eq!(
+            copy_out("s", "t", &cols, Some("WHERE id > 5")),
+            r#"copy (select "id", "Na me" from only "s"."t" WHERE id > 5) to stdout"#
+        );
+        assert_eq!(copy_in("s", "t", &[], true), r#"copy "s"."t" from stdin with (freeze)"#);
+    }
+}

@@ -1,0 +1,194 @@
+//! pg_dump and pg_restore: finding a version that can read the source, and running them as
+//! child processes with the password in their environment, never in their arguments.
+
+use super::connstr::ConnParams;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+/// A pg_dump and the pg_restore beside it.
+#[derive(Clone, Debug)]
+pub struct PgTools {
+    pub pg_dump: PathBuf,
+    pub pg_restore: PathBuf,
+    pub major: u32,
+    pub version: String,
+}
+
+/// Reads `pg_dump (PostgreSQL) 15.18 (Debian ...)` into (15, "15.18").
+fn parse_version(output: &str) -> Option<(u32, String)> {
+    let token = output
+        .split_whitespace()
+        .find(|t| t.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    let major = token
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((major, token.to_string()))
+}
+
+fn version_of(pg_dump: &Path) -> Option<(u32, String)> {
+    let out = std::process::Command::new(pg_dump)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Directories that may hold pg_dump: PATH first, then pg_config's bindir, then the usual
+/// package locations.
+fn candidate_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    if let Ok(out) = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    {
+        if out.status.success() {
+            dirs.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+    }
+    for pattern_dir in ["/usr/lib/postgresql", "/usr/local/pgsql", "/opt/postgresql"] {
+        if let Ok(entries) = std::fs::read_dir(pattern_dir) {
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect();
+            found.sort();
+            dirs.extend(found);
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/usr") {
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("pgsql-"))
+            .map(|e| e.path().join("bin"))
+            .collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    dirs
+}
+
+/// Finds the pg_dump/pg_restore pair of the lowest major version that is at least the source
+/// server's (a pg_dump older than the server refuses to dump it).
+pub fn find(source_major: u32) -> Result<PgTools> {
+    let mut seen = Vec::new();
+    let mut best: Option<PgTools> = None;
+    for dir in candidate_dirs() {
+        let pg_dump = dir.join("pg_dump");
+        let pg_restore = dir.join("pg_restore");
+        if !pg_dump.is_file() || !pg_restore.is_file() {
+            continue;
+        }
+        let Some((major, version)) = version_of(&pg_dump) else {
+            continue;
+        };
+        seen.push(format!("{} ({version})", pg_dump.display()));
+        if major < source_major {
+            continue;
+        }
+        if best.as_ref().is_none_or(|b| major < b.major) {
+            best = Some(PgTools {
+                pg_dump,
+                pg_restore,
+                major,
+                version,
+            });
+        }
+    }
+    match best {
+        Some(t) => Ok(t),
+        None if seen.is_empty() => bail!(
+            "pg_dump and pg_restore not found (looked in PATH, pg_config --bindir and /usr/lib/postgresql/*/bin): \
+             install the PostgreSQL {source_major} client, e.g. apt-get install postgresql-client-{source_major}"
+        ),
+        None => bail!(
+            "the source server is PostgreSQL {source_major} but the only pg_dump found is older: {}; \
+             install postgresql-client-{source_major} or newer",
+            seen.join(", ")
+        ),
+    }
+}
+
+/// Runs a PostgreSQL client program. `conn` supplies the secrets through the environment;
+/// `args` must hold no secret. Returns standard output; on failure the error carries the
+/// program's last lines of standard error.
+pub async fn run(program: &Path, args: &[String], conn: &ConnParams, what: &str) -> Result<String> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_remove("PGPASSWORD")
+        .envs(conn.child_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    tracing::debug!("running {} {}", program.display(), args.join(" "));
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("start {}", program.display()))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let mut out = String::new();
+    let mut err = String::new();
+    let (r1, r2, status) = tokio::join!(
+        stdout.read_to_string(&mut out),
+        stderr.read_to_string(&mut err),
+        child.wait()
+    );
+    r1.with_context(|| format!("read output of {what}"))?;
+    r2.with_context(|| format!("read errors of {what}"))?;
+    let status = status.with_context(|| format!("wait for {what}"))?;
+    for line in err.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::warn!("{what}: {line}");
+    }
+    if !status.success() {
+        let tail: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let status = match status.code() {
+            Some(c) => format!("exit code {c}"),
+            None => "killed by a signal".to_string(),
+        };
+        bail!("{what} failed ({status}): {}", tail.join(" / "));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            parse_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"),
+            Some((15, "15.18".to_string()))
+        );
+        assert_eq!(
+            parse_version("pg_dump (PostgreSQL) 17beta1"),
+            Some((17, "17beta1".to_string()))
+        );
+        assert_eq!(parse_version("nothing here"), None);
+    }
+}
