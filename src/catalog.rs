@@ -31,7 +31,11 @@ impl Table {
 
     /// A readable name for messages: schema.table, quoted only where needed.
     pub fn display(&self) -> String {
-        format!("{}.{}", display_ident(&self.schema), display_ident(&self.name))
+        format!(
+            "{}.{}",
+            display_ident(&self.schema),
+            display_ident(&self.name)
+        )
     }
 }
 
@@ -85,7 +89,11 @@ pub struct Index {
 
 impl Index {
     pub fn display(&self) -> String {
-        format!("{}.{}", display_ident(&self.schema), display_ident(&self.name))
+        format!(
+            "{}.{}",
+            display_ident(&self.schema),
+            display_ident(&self.name)
+        )
     }
 
     /// The catalog object that pg_dump's archive lists for this index: the constraint when

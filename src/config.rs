@@ -61,12 +61,16 @@ pub fn connections(args: &ConnectionArgs) -> anyhow::Result<(ConnParams, ConnPar
         .source
         .clone()
         .or_else(|| env_uri(&["NEONCOPY_SOURCE_PGURI", "PGCOPYDB_SOURCE_PGURI"]))
-        .ok_or_else(|| usage("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI".into()))?;
+        .ok_or_else(|| {
+            usage("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI".into())
+        })?;
     let target = args
         .target
         .clone()
         .or_else(|| env_uri(&["NEONCOPY_TARGET_PGURI", "PGCOPYDB_TARGET_PGURI"]))
-        .ok_or_else(|| usage("no target database: pass --target URI or set NEONCOPY_TARGET_PGURI".into()))?;
+        .ok_or_else(|| {
+            usage("no target database: pass --target URI or set NEONCOPY_TARGET_PGURI".into())
+        })?;
     let source = ConnParams::parse(&source)
         .map_err(|e| usage(format!("invalid source connection string: {e:#}")))?;
     let target = ConnParams::parse(&target)
@@ -87,7 +91,9 @@ impl CloneConfig {
         let (source, target) = connections(&args.conn)?;
         let snapshot = match (&args.snapshot, args.not_consistent) {
             (Some(id), _) if id.trim().is_empty() => {
-                return Err(usage("--snapshot needs a snapshot id such as 00000003-0000001B-1".into()))
+                return Err(usage(
+                    "--snapshot needs a snapshot id such as 00000003-0000001B-1".into(),
+                ))
             }
             (Some(id), _) => SnapshotMode::Given(id.trim().to_string()),
             (None, true) => SnapshotMode::None,

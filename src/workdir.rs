@@ -21,9 +21,7 @@ impl WorkDir {
             use std::os::unix::fs::DirBuilderExt;
             builder.mode(0o700);
         }
-        builder
-            .create(path)
-        .with_context(|| {
+        builder.create(path).with_context(|| {
             format!(
                 "create work directory {}: choose another with --dir",
                 path.display()

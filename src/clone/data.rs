@@ -47,7 +47,8 @@ struct IndexQueue {
 
 pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
     let tables = &ctx.catalog.tables;
-    let position: HashMap<u32, usize> = tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
+    let position: HashMap<u32, usize> =
+        tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
     let mut by_table: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut table_of_index = Vec::with_capacity(ctx.catalog.indexes.len());
     for (j, index) in ctx.catalog.indexes.iter().enumerate() {
@@ -191,7 +192,12 @@ async fn copy_table(source: &Client, target: &Client, table: &Table) -> Result<(
             .await
             .db()
             .context("stream rows")?;
-        let rows = sink.as_mut().finish().await.db().context("finish COPY on target")?;
+        let rows = sink
+            .as_mut()
+            .finish()
+            .await
+            .db()
+            .context("finish COPY on target")?;
         Ok::<_, anyhow::Error>((rows, bytes.load(Ordering::Relaxed)))
     }
     .await;
@@ -235,11 +241,16 @@ async fn index_worker(
                 let index = &ctx.catalog.indexes[j];
                 let t = queue.table_of_index[j];
                 let start = Instant::now();
-                client
-                    .batch_execute(&index_statements(index, &ctx.catalog.tables[t]))
-                    .await
-                    .db()
-                    .with_context(|| format!("build index {}", index.display()))?;
+                // One statement at a time: each is its own transaction, so the lock CREATE
+                // INDEX takes is released before ADD CONSTRAINT asks for an exclusive one
+                // (two workers holding the first and waiting for the second would deadlock).
+                for stmt in index_statements(index, &ctx.catalog.tables[t]) {
+                    client
+                        .batch_execute(&stmt)
+                        .await
+                        .db()
+                        .with_context(|| format!("build index {}", index.display()))?;
+                }
                 debug!(
                     "built {} in {:.1}s",
                     index.display(),
@@ -257,9 +268,8 @@ async fn index_worker(
     Ok(())
 }
 
-/// The statements that make one index (or constraint) exist on the target as on the source,
-/// sent in one round trip.
-fn index_statements(index: &Index, table: &Table) -> String {
+/// The statements that make one index (or constraint) exist on the target as on the source.
+fn index_statements(index: &Index, table: &Table) -> Vec<String> {
     let mut stmts = Vec::new();
     match &index.kind {
         IndexKind::Plain => stmts.push(index.definition.clone()),
@@ -308,7 +318,7 @@ fn index_statements(index: &Index, table: &Table) -> String {
             &index.name,
         ));
     }
-    stmts.join(";\n")
+    stmts
 }
 
 async fn analyze(client: &Client, table: &Table) -> Result<()> {

@@ -47,7 +47,11 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         "copied {} of {} database settings{}",
         settings.len() - failed,
         settings.len(),
-        if comment.is_some() { " and the database comment" } else { "" }
+        if comment.is_some() {
+            " and the database comment"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

@@ -154,8 +154,7 @@ pub async fn run(cfg: CloneConfig) -> Result<Summary> {
         sequences::run(&ctx, holder.client()),
     )
     .await?;
-    summary.large_objects =
-        timed(&mut summary, "Large Objects", large_objects::run(&ctx)).await?;
+    summary.large_objects = timed(&mut summary, "Large Objects", large_objects::run(&ctx)).await?;
     // Every read of the source is done: let the snapshot go.
     holder.close().await?;
     timed(&mut summary, "Finalize Schema", schema::finalize(&ctx)).await?;

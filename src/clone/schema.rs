@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use tracing::info;
 
 const ARCHIVE: &str = "schema.dump";
-const RESTORE_LIST: &str = "restore.list";
+const PRE_DATA_LIST: &str = "pre-data.list";
+const POST_DATA_LIST: &str = "post-data.list";
 const DROP_LIST: &str = "drop.list";
 const DROP_SQL: &str = "drop.sql";
 
@@ -36,20 +37,54 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
     ));
     tools::run(&ctx.tools.pg_dump, &args, &ctx.source.params, "pg_dump").await?;
 
-    let list = tools::run(
+    let list = list_archive(ctx, None).await?;
+    // pg_restore decides the section of a comment by the entries around it, so a comment on a
+    // constraint neoncopy builds would move into pre-data once that constraint is left out.
+    // The lists therefore name each section's entries explicitly, as the archive has them.
+    let pre_data = entry_ids(&list_archive(ctx, Some("pre-data")).await?);
+    let built_here = built_by_neoncopy(&ctx.catalog);
+    let skip_ext = ctx.cfg.skip_extensions;
+    let (pre, skipped_pre) =
+        rewrite_list(&list, &|id| pre_data.contains(&id), &built_here, skip_ext);
+    let (post, skipped_post) =
+        rewrite_list(&list, &|id| !pre_data.contains(&id), &built_here, skip_ext);
+    info!(
+        "restore lists: {} entries left to neoncopy's own steps or skipped",
+        (skipped_pre + skipped_post).saturating_sub(list_entries(&list))
+    );
+    std::fs::write(ctx.workdir.file(PRE_DATA_LIST), pre).context("write pre-data list")?;
+    std::fs::write(ctx.workdir.file(POST_DATA_LIST), post).context("write post-data list")?;
+    let (drop, _) = rewrite_list(&list, &|_| true, &HashSet::new(), skip_ext);
+    std::fs::write(ctx.workdir.file(DROP_LIST), drop).context("write drop list")?;
+    Ok(())
+}
+
+/// `pg_restore --list` of the archive, optionally of one section only.
+async fn list_archive(ctx: &Ctx, section: Option<&str>) -> Result<String> {
+    let mut args = vec!["--list".to_string()];
+    if let Some(s) = section {
+        args.push(format!("--section={s}"));
+    }
+    args.push(ctx.workdir.file(ARCHIVE).display().to_string());
+    tools::run(
         &ctx.tools.pg_restore,
-        &["--list".to_string(), archive.display().to_string()],
+        &args,
         &ctx.target.params,
         "pg_restore --list",
     )
-    .await?;
-    let built_here = built_by_neoncopy(&ctx.catalog);
-    let (restore, skipped) = rewrite_list(&list, &built_here, ctx.cfg.skip_extensions);
-    info!("restore list: {skipped} entries left to neoncopy's own steps or skipped");
-    std::fs::write(ctx.workdir.file(RESTORE_LIST), restore).context("write restore list")?;
-    let (drop, _) = rewrite_list(&list, &HashSet::new(), ctx.cfg.skip_extensions);
-    std::fs::write(ctx.workdir.file(DROP_LIST), drop).context("write drop list")?;
-    Ok(())
+    .await
+}
+
+/// The dump ids of the entries of a list.
+fn entry_ids(list: &str) -> HashSet<u32> {
+    list.lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| l.split_once(';').and_then(|(id, _)| id.trim().parse().ok()))
+        .collect()
+}
+
+fn list_entries(list: &str) -> usize {
+    entry_ids(list).len()
 }
 
 /// Archive entries (catalog table oid, object oid) that neoncopy creates itself.
@@ -57,10 +92,12 @@ fn built_by_neoncopy(catalog: &Catalog) -> HashSet<(u32, u32)> {
     catalog.indexes.iter().map(|i| i.archive_oid()).collect()
 }
 
-/// Comments out the entries neoncopy builds itself (and extensions when they are skipped).
-/// Returns the new list and how many entries were commented out.
+/// Keeps the entries `wanted` selects by dump id, and comments out the others, those
+/// neoncopy builds itself, and extensions when they are skipped. Returns the new list and how
+/// many entries were commented out.
 pub fn rewrite_list(
     list: &str,
+    wanted: &dyn Fn(u32) -> bool,
     built_here: &HashSet<(u32, u32)>,
     skip_extensions: bool,
 ) -> (String, usize) {
@@ -73,7 +110,10 @@ pub fn rewrite_list(
             continue;
         }
         let mut skip = false;
-        if let Some((_, rest)) = line.split_once("; ") {
+        if let Some((id, rest)) = line.split_once("; ") {
+            if id.trim().parse().is_ok_and(|id| !wanted(id)) {
+                skip = true;
+            }
             let mut parts = rest.splitn(3, ' ');
             let catalog_oid = parts.next().and_then(|p| p.parse::<u32>().ok());
             let object_oid = parts.next().and_then(|p| p.parse::<u32>().ok());
@@ -122,8 +162,7 @@ pub async fn prepare(ctx: &Ctx) -> Result<()> {
     if ctx.cfg.drop_if_exists {
         drop_existing(ctx).await?;
     }
-    let mut args = restore_args(ctx, RESTORE_LIST);
-    args.push("--section=pre-data".into());
+    let mut args = restore_args(ctx, PRE_DATA_LIST);
     args.push(ctx.workdir.file(ARCHIVE).display().to_string());
     tools::run(
         &ctx.tools.pg_restore,
@@ -138,8 +177,7 @@ pub async fn prepare(ctx: &Ctx) -> Result<()> {
 /// Foreign keys, triggers, rules, policies, materialized view data, comments and whatever else
 /// post-data holds that neoncopy did not build itself.
 pub async fn finalize(ctx: &Ctx) -> Result<()> {
-    let mut args = restore_args(ctx, RESTORE_LIST);
-    args.push("--section=post-data".into());
+    let mut args = restore_args(ctx, POST_DATA_LIST);
     args.push(format!("--jobs={}", ctx.cfg.restore_jobs));
     args.push(ctx.workdir.file(ARCHIVE).display().to_string());
     tools::run(
@@ -222,14 +260,18 @@ mod tests {
     #[test]
     fn rewrites_by_oid() {
         let built = HashSet::from([(2606, 16391), (1259, 16392)]);
-        let (out, n) = rewrite_list(LIST, &built, false);
+        let (out, n) = rewrite_list(LIST, &|_| true, &built, false);
         assert_eq!(n, 2);
         assert!(out.contains("\n;3201; 2606 16391 CONSTRAINT"));
         assert!(out.contains("\n;3202; 1259 16392 INDEX"));
         assert!(out.contains("\n3203; 1259 16399 INDEX"));
         assert!(out.contains("\n214; 1259 16385 TABLE"));
-        let (out, n) = rewrite_list(LIST, &HashSet::new(), true);
+        let (out, n) = rewrite_list(LIST, &|_| true, &HashSet::new(), true);
         assert_eq!(n, 2);
+        let (out2, n) = rewrite_list(LIST, &|id| id == 214, &HashSet::new(), false);
+        assert_eq!(n, 5);
+        assert!(out2.contains("\n214; 1259 16385 TABLE"));
+        assert!(out2.contains("\n;3203; 1259 16399 INDEX"));
         assert!(out.contains("\n;5; 3079 16500 EXTENSION"));
         assert!(out.contains("\n;3300; 0 0 COMMENT - EXTENSION"));
     }

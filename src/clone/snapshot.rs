@@ -20,9 +20,7 @@ impl Holder {
         // The holder sits idle in its transaction while the data is copied: a server-side
         // idle timeout must not end it.
         client
-            .batch_execute(
-                "set idle_in_transaction_session_timeout = 0; set statement_timeout = 0",
-            )
+            .batch_execute("set idle_in_transaction_session_timeout = 0; set statement_timeout = 0")
             .await
             .db()
             .context("prepare snapshot holder session")?;

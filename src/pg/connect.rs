@@ -61,9 +61,7 @@ impl Endpoint {
             .connect(self.tls.clone())
             .await
             .map_err(|e| anyhow::anyhow!("{}", super::describe_error(&e)))
-            .with_context(|| {
-                format!("connect to {} ({})", self.side, self.params.redacted())
-            })?;
+            .with_context(|| format!("connect to {} ({})", self.side, self.params.redacted()))?;
         let side = self.side;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -234,8 +232,14 @@ fn build_tls(p: &ConnParams) -> Result<MakeTlsConnector> {
             b.danger_accept_invalid_hostnames(true);
         }
     }
-    let cert = p.get("sslcert").map(PathBuf::from).or_else(|| home_file("postgresql.crt"));
-    let key = p.get("sslkey").map(PathBuf::from).or_else(|| home_file("postgresql.key"));
+    let cert = p
+        .get("sslcert")
+        .map(PathBuf::from)
+        .or_else(|| home_file("postgresql.crt"));
+    let key = p
+        .get("sslkey")
+        .map(PathBuf::from)
+        .or_else(|| home_file("postgresql.key"));
     if let (Some(cert), Some(key)) = (cert, key) {
         if cert.exists() && key.exists() {
             let cert_pem = std::fs::read(&cert)

@@ -268,7 +268,11 @@ fn split_passfile_line(line: &str) -> Vec<String> {
 }
 
 fn quote_value(v: &str) -> String {
-    if !v.is_empty() && !v.chars().any(|c| c.is_whitespace() || c == '\'' || c == '\\') {
+    if !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
+    {
         return v.to_string();
     }
     let mut out = String::from("'");
@@ -427,9 +431,9 @@ fn parse_uri(s: &str) -> Result<BTreeMap<String, String>> {
         let mut ports = Vec::new();
         for spec in hostspec.split(',') {
             let (host, port) = if let Some(inner) = spec.strip_prefix('[') {
-                let (h, after) = inner
-                    .split_once(']')
-                    .ok_or_else(|| anyhow!("missing \"]\" in IPv6 host address in connection URI"))?;
+                let (h, after) = inner.split_once(']').ok_or_else(|| {
+                    anyhow!("missing \"]\" in IPv6 host address in connection URI")
+                })?;
                 let port = match after.strip_prefix(':') {
                     Some(p) => Some(p),
                     None if after.is_empty() => None,

@@ -12,7 +12,12 @@ pub use connect::{Endpoint, Side};
 /// server sent one, the I/O cause otherwise.
 pub fn describe_error(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        let mut s = format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
         if let Some(d) = db.detail() {
             s.push_str(&format!("; detail: {d}"));
         }

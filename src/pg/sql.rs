@@ -59,8 +59,7 @@ pub fn target_user_tables() -> String {
 }
 
 pub const EXPORT_SNAPSHOT: &str = "select pg_catalog.pg_export_snapshot()";
-pub const BEGIN_SNAPSHOT_TXN: &str =
-    "begin isolation level repeatable read read only";
+pub const BEGIN_SNAPSHOT_TXN: &str = "begin isolation level repeatable read read only";
 
 pub fn set_transaction_snapshot(id: &str) -> String {
     format!("set transaction snapshot {}", literal(id))
@@ -155,7 +154,8 @@ pub fn sequence_values(seqs: &[(String, String)]) -> String {
 }
 
 /// Sets many sequences in one statement: $1 qualified names, $2 values, $3 is_called.
-pub const SET_SEQUENCES: &str = "select count(pg_catalog.setval(v.name::regclass, v.value, v.called)) \
+pub const SET_SEQUENCES: &str =
+    "select count(pg_catalog.setval(v.name::regclass, v.value, v.called)) \
      from unnest($1::text[], $2::int8[], $3::bool[]) as v(name, value, called)";
 
 pub const LARGE_OBJECTS: &str =
@@ -190,7 +190,12 @@ pub fn alter_database_set(db: &str, entry: &str) -> Option<String> {
     } else {
         literal(value)
     };
-    Some(format!("alter database {} set {} = {}", ident(db), ident(name), value))
+    Some(format!(
+        "alter database {} set {} = {}",
+        ident(db),
+        ident(name),
+        value
+    ))
 }
 
 pub fn comment_on_database(db: &str, comment: &str) -> String {
@@ -229,7 +234,11 @@ pub fn truncate_only(schema: &str, table: &str) -> String {
 }
 
 pub fn analyze(schema: &str, table: &str, vacuum: bool) -> String {
-    let verb = if vacuum { "vacuum (analyze)" } else { "analyze" };
+    let verb = if vacuum {
+        "vacuum (analyze)"
+    } else {
+        "analyze"
+    };
     format!("{verb} {}", qualified(schema, table))
 }
 
@@ -326,6 +335,9 @@ mod tests {
             copy_out("s", "t", &cols, Some("WHERE id > 5")),
             r#"copy (select "id", "Na me" from only "s"."t" WHERE id > 5) to stdout"#
         );
-        assert_eq!(copy_in("s", "t", &[], true), r#"copy "s"."t" from stdin with (freeze)"#);
+        assert_eq!(
+            copy_in("s", "t", &[], true),
+            r#"copy "s"."t" from stdin with (freeze)"#
+        );
     }
 }

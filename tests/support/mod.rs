@@ -1,0 +1,550 @@
+//! Test harness: throwaway PostgreSQL clusters started with initdb/pg_ctl on free loopback
+//! ports in temporary directories (as the `postgres` user when the tests run as root), fresh
+//! databases per test, and helpers that compare a source and a target object by object and
+//! row by row.
+//!
+//! Missing server binaries fail the run loudly: nothing is skipped.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use tokio_postgres::{Client, NoTls};
+
+/// The role a managed service gives its users: no superuser, but CREATEDB, CREATEROLE, the
+/// data-access roles, and ownership of the database.
+pub const MANAGED_ROLE: &str = "neon_owner";
+
+pub struct Cluster {
+    pub name: &'static str,
+    pub port: u16,
+    pub dir: PathBuf,
+    bin: PathBuf,
+}
+
+static CLUSTERS: OnceLock<(Cluster, Cluster)> = OnceLock::new();
+static STARTED: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" {
+    fn atexit(cb: extern "C" fn()) -> i32;
+}
+
+extern "C" fn stop_clusters() {
+    let started = STARTED.lock().map(|s| s.clone()).unwrap_or_default();
+    for (bin, dir) in started {
+        let _ = as_postgres(Command::new(bin.join("pg_ctl")).args([
+            "-D",
+            &dir.join("data").display().to_string(),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs the command as the `postgres` user when we are root (initdb and postgres refuse root).
+fn as_postgres(cmd: &mut Command) -> &mut Command {
+    if is_root() {
+        let program = cmd.get_program().to_owned();
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let mut wrapped = Command::new("runuser");
+        wrapped
+            .args(["-u", "postgres", "--"])
+            .arg(program)
+            .args(args);
+        *cmd = wrapped;
+    }
+    cmd
+}
+
+/// Directory holding initdb, pg_ctl and postgres: $NEONCOPY_TEST_PGBIN, else the newest
+/// /usr/lib/postgresql/*/bin, else pg_config --bindir.
+pub fn server_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NEONCOPY_TEST_PGBIN") {
+        return PathBuf::from(dir);
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, p)| p.join("initdb").is_file() && p.join("postgres").is_file())
+        .collect();
+    candidates.sort();
+    if let Some((_, p)) = candidates.pop() {
+        return p;
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if p.join("initdb").is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: run scripts/test.sh \
+         (it installs them as root) or `apt-get install postgresql-15`, or set NEONCOPY_TEST_PGBIN"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("find a free loopback port")
+}
+
+fn postgres_uid() -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+impl Cluster {
+    fn start(name: &'static str) -> Cluster {
+        let bin = server_bin();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("neoncopy-test-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create cluster directory");
+        if is_root() {
+            let (uid, gid) =
+                postgres_uid().expect("root needs a `postgres` user to run the servers");
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown cluster dir");
+        }
+        let data = dir.join("data");
+        let out = as_postgres(Command::new(bin.join("initdb")).args([
+            "-D",
+            &data.display().to_string(),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]))
+        .output()
+        .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        STARTED.lock().unwrap().push((bin.clone(), dir.clone()));
+        if STARTED.lock().unwrap().len() == 1 {
+            unsafe {
+                atexit(stop_clusters);
+            }
+        }
+        for _ in 0..5 {
+            let port = free_port();
+            let opts = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off \
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+                 -c max_wal_size=2GB -c shared_buffers=64MB",
+                dir.display()
+            );
+            let status = as_postgres(Command::new(bin.join("pg_ctl")).args([
+                "-D",
+                &data.display().to_string(),
+                "-l",
+                &dir.join("log").display().to_string(),
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run pg_ctl");
+            if status.success() {
+                let c = Cluster {
+                    name,
+                    port,
+                    dir,
+                    bin,
+                };
+                c.psql(
+                    "postgres",
+                    &format!(
+                        "create role {MANAGED_ROLE} login createdb createrole; \
+                     grant pg_read_all_data, pg_write_all_data to {MANAGED_ROLE}; \
+                     create role app_owner login; create role app_reader login;"
+                    ),
+                );
+                return c;
+            }
+        }
+        panic!(
+            "could not start the {name} test server; see {}",
+            dir.join("log").display()
+        );
+    }
+
+    pub fn uri(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn uri_as(&self, db: &str, user: &str) -> String {
+        format!("postgresql://{user}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Runs SQL with psql (which understands multi-statement scripts and meta-commands), and
+    /// panics with psql's output on error.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql on {} failed: {}\nSQL: {sql}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    pub async fn client(&self, db: &str) -> Client {
+        let (client, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname={db}",
+                self.port
+            ),
+            NoTls,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("connect to {} {db}: {e}", self.name));
+        tokio::spawn(conn);
+        client
+    }
+
+    /// pg_dump --schema-only --no-owner --no-acl, without the lines that differ on every run.
+    pub fn schema_dump(&self, db: &str) -> String {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args([
+                "--schema-only",
+                "--no-owner",
+                "--no-acl",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                db,
+            ])
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+pub fn source() -> &'static Cluster {
+    &clusters().0
+}
+
+pub fn target() -> &'static Cluster {
+    &clusters().1
+}
+
+fn clusters() -> &'static (Cluster, Cluster) {
+    CLUSTERS.get_or_init(|| {
+        let s = std::thread::spawn(|| Cluster::start("source"));
+        let t = Cluster::start("target");
+        (s.join().expect("start source cluster"), t)
+    })
+}
+
+/// A source and a target database made for one test.
+pub struct Pair {
+    pub src: String,
+    pub dst: String,
+    pub workdir: tempfile::TempDir,
+}
+
+/// Makes fresh databases named after the test: the target owned by the managed-style role when
+/// `managed` is set.
+pub fn fresh_pair(test: &str, managed: bool) -> Pair {
+    let src = format!("{test}_src");
+    let dst = format!("{test}_dst");
+    source().psql("postgres", &format!("drop database if exists \"{src}\""));
+    source().psql("postgres", &format!("create database \"{src}\""));
+    target().psql("postgres", &format!("drop database if exists \"{dst}\""));
+    let owner = if managed {
+        format!(" owner {MANAGED_ROLE}")
+    } else {
+        String::new()
+    };
+    target().psql("postgres", &format!("create database \"{dst}\"{owner}"));
+    Pair {
+        src,
+        dst,
+        workdir: tempfile::tempdir().expect("work directory"),
+    }
+}
+
+impl Pair {
+    pub fn source_uri(&self) -> String {
+        source().uri(&self.src)
+    }
+
+    pub fn target_uri(&self, managed: bool) -> String {
+        if managed {
+            target().uri_as(&self.dst, MANAGED_ROLE)
+        } else {
+            target().uri(&self.dst)
+        }
+    }
+
+    /// Runs `neoncopy clone` from this pair's source to its target with extra arguments.
+    pub fn clone_with(&self, managed: bool, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "clone".to_string(),
+            "--source".into(),
+            self.source_uri(),
+            "--target".into(),
+            self.target_uri(managed),
+            "--dir".into(),
+            self.workdir.path().display().to_string(),
+        ];
+        if managed {
+            args.push("--no-owner".into());
+            args.push("--no-acl".into());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        neoncopy(&args, &[])
+    }
+
+    /// Clones and asserts success.
+    pub fn clone_ok(&self, managed: bool, extra: &[&str]) -> Output {
+        let out = self.clone_with(managed, extra);
+        assert!(
+            out.status.success(),
+            "clone failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// Runs the neoncopy binary with the environment cleared of connection variables.
+pub fn neoncopy(args: &[String], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_neoncopy"));
+    cmd.args(args)
+        .env_remove("NEONCOPY_SOURCE_PGURI")
+        .env_remove("NEONCOPY_TARGET_PGURI")
+        .env_remove("PGCOPYDB_SOURCE_PGURI")
+        .env_remove("PGCOPYDB_TARGET_PGURI")
+        .env_remove("PGPASSWORD")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run neoncopy")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Every relation whose rows the clone must carry: tables (own rows only) and materialized
+/// views, by qualified name.
+async fn relations(c: &Client) -> Vec<(String, String, String)> {
+    c.query(
+        "select n.nspname::text, c.relname::text, \
+                case when c.relispopulated then c.relkind::text else 'unpopulated' end \
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+         where c.relkind in ('r', 'm', 'p') \
+           and n.nspname not in ('pg_catalog', 'information_schema') \
+           and n.nspname !~ '^pg_toast' \
+         order by 1, 2",
+        &[],
+    )
+    .await
+    .expect("list relations")
+    .into_iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+fn qident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// All rows of a relation as text, sorted: a multiset compare that sees a changed byte, a
+/// missing row and a duplicated row.
+pub async fn rows_of(c: &Client, schema: &str, name: &str, kind: &str) -> Vec<String> {
+    let only = if kind == "r" { "only " } else { "" };
+    let q = format!(
+        "select t::text from {only}{}.{} t order by 1",
+        qident(schema),
+        qident(name)
+    );
+    c.query(&q, &[])
+        .await
+        .unwrap_or_else(|e| panic!("read {schema}.{name}: {e:?}"))
+        .into_iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+        .collect()
+}
+
+async fn single_column(c: &Client, q: &str) -> Vec<String> {
+    c.query(q, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e:?}"))
+        .into_iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+        .collect()
+}
+
+/// Each sequence's last_value and is_called, read from the sequences themselves.
+async fn sequence_states(c: &Client) -> Vec<String> {
+    let names = single_column(
+        c,
+        "select format('%I.%I', n.nspname, c.relname) from pg_class c \
+         join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'S' order by 1",
+    )
+    .await;
+    let mut out = Vec::new();
+    for n in names {
+        let row = c
+            .query_one(
+                &format!("select last_value::text || ' ' || is_called::text from {n}"),
+                &[],
+            )
+            .await
+            .expect("read sequence");
+        out.push(format!("{n} {}", row.get::<_, String>(0)));
+    }
+    out
+}
+
+const LARGE_OBJECTS: &str = "select m.oid::text || ' ' || md5(pg_catalog.lo_get(m.oid)) || ' ' || \
+     coalesce(obj_description(m.oid, 'pg_largeobject'), '') \
+     from pg_largeobject_metadata m order by m.oid";
+
+const DB_SETTINGS: &str = "select coalesce(array_to_string(s.setconfig, ' | '), '') || ' ' || \
+     coalesce(shobj_description(d.oid, 'pg_database'), '') \
+     from pg_database d left join pg_db_role_setting s on s.setdatabase = d.oid and s.setrole = 0 \
+     where d.datname = current_database()";
+
+/// Asserts that the target is a faithful copy of the source: identical schema dumps
+/// (`pg_dump --schema-only --no-owner --no-acl`), identical rows in every table and
+/// materialized view, identical sequences, large objects and database settings.
+pub async fn assert_faithful(pair: &Pair) {
+    let (s_dump, t_dump) = (
+        source().schema_dump(&pair.src),
+        target().schema_dump(&pair.dst),
+    );
+    if s_dump != t_dump {
+        let s: Vec<&str> = s_dump.lines().collect();
+        let t: Vec<&str> = t_dump.lines().collect();
+        let missing: Vec<&&str> = s.iter().filter(|l| !t.contains(l)).take(20).collect();
+        let extra: Vec<&&str> = t.iter().filter(|l| !s.contains(l)).take(20).collect();
+        panic!("schema differs.\nonly on source: {missing:#?}\nonly on target: {extra:#?}");
+    }
+    let (s, t) = (
+        source().client(&pair.src).await,
+        target().client(&pair.dst).await,
+    );
+    let rels = relations(&s).await;
+    assert_eq!(rels, relations(&t).await, "relations differ");
+    for (schema, name, kind) in &rels {
+        if kind == "p" || kind == "unpopulated" {
+            continue;
+        }
+        let a = rows_of(&s, schema, name, kind).await;
+        let b = rows_of(&t, schema, name, kind).await;
+        assert_eq!(a.len(), b.len(), "row count of {schema}.{name}");
+        assert!(a == b, "rows of {schema}.{name} differ");
+    }
+    assert_eq!(
+        sequence_states(&s).await,
+        sequence_states(&t).await,
+        "sequences differ"
+    );
+    assert_eq!(
+        single_column(&s, LARGE_OBJECTS).await,
+        single_column(&t, LARGE_OBJECTS).await,
+        "large objects differ"
+    );
+    assert_eq!(
+        single_column(&s, DB_SETTINGS).await,
+        single_column(&t, DB_SETTINGS).await,
+        "database settings differ"
+    );
+}
+
+/// The SQL of a fixture under tests/fixtures.
+pub fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.sql"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Loads a fixture into a fresh source, clones it (onto a superuser target, or a managed-style
+/// one with --no-owner --no-acl) and checks the copy is faithful. Returns the pair for further
+/// checks.
+pub async fn clone_fixture(test: &str, fixtures: &[&str], managed: bool) -> Pair {
+    let pair = fresh_pair(test, managed);
+    for f in fixtures {
+        source().psql(&pair.src, &fixture(f));
+    }
+    pair.clone_ok(managed, &[]);
+    assert_faithful(&pair).await;
+    pair
+}
