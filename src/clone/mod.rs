@@ -91,6 +91,9 @@ pub async fn run(cfg: CloneConfig) -> Result<Summary> {
         target.params.redacted()
     );
 
+    let workdir = WorkDir::open(&cfg.dir)?;
+    info!("work directory {}", workdir.path().display());
+
     // Before anything is written: both ends reachable, distinct, the target fit to receive.
     let (src_client, tgt_client) = tokio::try_join!(source.connect(), target.connect())?;
     safety::refuse_same_database(&src_client, &tgt_client).await?;
@@ -105,9 +108,6 @@ pub async fn run(cfg: CloneConfig) -> Result<Summary> {
     safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
     drop(tgt_client);
     drop(src_client);
-
-    let workdir = WorkDir::open(&cfg.dir)?;
-    info!("work directory {}", workdir.path().display());
 
     let holder = snapshot::Holder::open(&source, &cfg.snapshot).await?;
     let catalog = timed(

@@ -388,7 +388,7 @@ pub fn neoncopy(args: &[String], env: &[(&str, &str)]) -> Output {
         .env_remove("PGCOPYDB_SOURCE_PGURI")
         .env_remove("PGCOPYDB_TARGET_PGURI")
         .env_remove("PGPASSWORD")
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -540,11 +540,21 @@ pub fn fixture(name: &str) -> String {
 /// one with --no-owner --no-acl) and checks the copy is faithful. Returns the pair for further
 /// checks.
 pub async fn clone_fixture(test: &str, fixtures: &[&str], managed: bool) -> Pair {
+    clone_fixture_with(test, fixtures, managed, &[]).await
+}
+
+/// [`clone_fixture`] with extra clone arguments.
+pub async fn clone_fixture_with(
+    test: &str,
+    fixtures: &[&str],
+    managed: bool,
+    extra: &[&str],
+) -> Pair {
     let pair = fresh_pair(test, managed);
     for f in fixtures {
         source().psql(&pair.src, &fixture(f));
     }
-    pair.clone_ok(managed, &[]);
+    pair.clone_ok(managed, extra);
     assert_faithful(&pair).await;
     pair
 }

@@ -1,9 +1,7 @@
 //! `neoncopy clone` against real PostgreSQL servers: each kind of object is cloned and the
 //! target compared with the source object by object and row by row.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn users_table_of_the_neon_guide() {

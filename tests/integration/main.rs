@@ -1,0 +1,7 @@
+//! The integration tests: one binary, so the source and target clusters are started once.
+//! Every test gets fresh databases on them (see support/).
+
+mod objects;
+mod options;
+mod safety;
+mod support;

@@ -1,0 +1,199 @@
+//! Clone options: snapshots, the --skip-* and --no-* flags, job counts.
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn given_snapshot_is_what_every_reader_and_pg_dump_see() {
+    let pair = fresh_pair("given_snapshot", false);
+    source().psql(&pair.src, &fixture("users"));
+    source().psql(&pair.src, &fixture("large_objects"));
+    // Hold a snapshot open, then change the source behind it.
+    let holder = source().client(&pair.src).await;
+    holder
+        .batch_execute("begin isolation level repeatable read")
+        .await
+        .unwrap();
+    let id: String = holder
+        .query_one("select pg_export_snapshot()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    source().psql(
+        &pair.src,
+        "insert into users (username, email) values ('late', 'late@example.com'); \
+         create table appeared_later (id int); \
+         delete from lo_refs;",
+    );
+    pair.clone_ok(false, &["--snapshot", &id]);
+    let t = target().client(&pair.dst).await;
+    let users: i64 = t
+        .query_one("select count(*) from users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        users, 2,
+        "rows written after the snapshot must not be copied"
+    );
+    let refs: i64 = t
+        .query_one("select count(*) from lo_refs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        refs, 2,
+        "rows deleted after the snapshot must still be copied"
+    );
+    let later: i64 = t
+        .query_one(
+            "select count(*) from pg_class where relname = 'appeared_later'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(later, 0, "pg_dump must read the same snapshot");
+    holder.batch_execute("commit").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_that_does_not_exist_is_a_clear_error() {
+    let pair = fresh_pair("bad_snapshot", false);
+    source().psql(&pair.src, &fixture("users"));
+    let out = pair.clone_with(false, &["--snapshot", "00000003-0000001B-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("import snapshot 00000003-0000001B-1"), "{err}");
+    let tables = target().psql(
+        &pair.dst,
+        "select count(*) from pg_tables where schemaname = 'public'",
+    );
+    assert_eq!(tables.trim(), "0", "nothing may be written to the target");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn not_consistent_clone_still_copies_everything() {
+    let pair = fresh_pair("not_consistent", false);
+    source().psql(&pair.src, &fixture("users"));
+    source().psql(&pair.src, &fixture("indexes"));
+    let out = pair.clone_ok(
+        false,
+        &["--not-consistent", "--table-jobs", "1", "--index-jobs", "1"],
+    );
+    assert!(
+        stderr(&out).contains("--not-consistent"),
+        "the user is warned"
+    );
+    assert_faithful(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_flags_leave_out_what_they_name() {
+    let pair = fresh_pair("skips", false);
+    for f in ["users", "comments", "large_objects", "db_settings"] {
+        source().psql(&pair.src, &fixture(f));
+    }
+    pair.clone_ok(
+        false,
+        &[
+            "--skip-large-objects",
+            "--no-comments",
+            "--skip-db-properties",
+            "--skip-vacuum",
+        ],
+    );
+    let t = target().client(&pair.dst).await;
+    let one = |q: &'static str| {
+        let t = &t;
+        async move { t.query_one(q, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(one("select count(*) from pg_largeobject_metadata").await, 0);
+    assert_eq!(
+        one("select count(*) from pg_description d join pg_class c on c.oid = d.objoid where c.relnamespace = 'commented'::regnamespace").await,
+        0
+    );
+    assert_eq!(
+        one("select count(*) from pg_db_role_setting where setdatabase = (select oid from pg_database where datname = current_database())").await,
+        0
+    );
+    assert_eq!(
+        one("select count(*) from pg_stat_user_tables where last_analyze is not null").await,
+        0
+    );
+    // The rows are all there.
+    assert_eq!(one("select count(*) from users").await, 2);
+    assert_eq!(one("select count(*) from lo_refs").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_are_analyzed_after_loading() {
+    let pair = clone_fixture("analyzed", &["users", "tables"], false).await;
+    let t = target().client(&pair.dst).await;
+    let not_analyzed: Vec<String> = t
+        .query(
+            "select relname::text from pg_stat_user_tables \
+             where last_analyze is null and last_autoanalyze is null and n_live_tup > 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(not_analyzed.is_empty(), "not analyzed: {not_analyzed:?}");
+    // Loaded with COPY FREEZE: every page is frozen already, no vacuum needed.
+    t.batch_execute("create extension pg_visibility")
+        .await
+        .unwrap();
+    let row = t
+        .query_one(
+            "select (pg_visibility_map_summary('scratch')).all_frozen::int8, \
+                    pg_relation_size('scratch') / current_setting('block_size')::int8",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (frozen, pages): (i64, i64) = (row.get(0), row.get(1));
+    assert!(pages > 0);
+    assert_eq!(
+        frozen, pages,
+        "all pages of a table loaded with COPY FREEZE are frozen"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_extensions_uses_the_ones_already_on_the_target() {
+    let pair = fresh_pair("skip_ext", true);
+    source().psql(
+        &pair.src,
+        "create extension citext; create table t (c citext); insert into t values ('A');",
+    );
+    // Without the extension on the target, the table cannot be created: a clear failure.
+    let out = pair.clone_with(true, &["--skip-extensions"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("citext"), "{}", stderr(&out));
+    target().psql(
+        &pair.dst,
+        "drop table if exists t; create extension citext;",
+    );
+    pair.clone_ok(true, &["--skip-extensions", "--drop-if-exists"]);
+    assert_faithful(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_job_each_gives_the_same_copy() {
+    clone_fixture_with(
+        "one_job",
+        &["users", "constraints", "indexes"],
+        false,
+        &[
+            "--table-jobs",
+            "1",
+            "--index-jobs",
+            "1",
+            "--restore-jobs",
+            "1",
+        ],
+    )
+    .await;
+}

@@ -1,0 +1,302 @@
+//! What clone refuses to do, and how it says so: bad input gets one clear line, a non-zero exit
+//! code, and the target is left untouched. Passwords appear nowhere.
+
+use crate::support::*;
+
+/// The target's user tables, to prove it was not touched.
+fn target_tables(db: &str) -> String {
+    target().psql(
+        db,
+        "select coalesce(string_agg(format('%I.%I', schemaname, tablename), ',' order by 1), '') \
+         from pg_tables where schemaname not in ('pg_catalog', 'information_schema')",
+    )
+}
+
+fn assert_one_line_error(out: &std::process::Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{err}");
+    assert!(
+        errors[0].contains(needle),
+        "expected {needle:?} in {:?}",
+        errors[0]
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("stack backtrace"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_to_copy_a_database_onto_itself() {
+    let pair = fresh_pair("same_db", false);
+    source().psql(&pair.src, &fixture("users"));
+    // The same database written two ways.
+    let kv = format!(
+        "host=127.0.0.1 port={} user=postgres dbname={}",
+        source().port,
+        pair.src
+    );
+    let out = neoncopy(
+        &[
+            "clone".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--target".into(),
+            kv,
+            "--dir".into(),
+            pair.workdir.path().display().to_string(),
+        ],
+        &[],
+    );
+    assert_one_line_error(&out, 1, "same database");
+    assert_eq!(
+        source()
+            .psql(&pair.src, "select count(*) from users")
+            .trim(),
+        "2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_a_target_that_holds_tables_and_leaves_it_untouched() {
+    let pair = fresh_pair("nonempty", false);
+    source().psql(&pair.src, &fixture("users"));
+    target().psql(
+        &pair.dst,
+        "create table precious (id int); insert into precious values (1);",
+    );
+    let out = pair.clone_with(false, &[]);
+    assert_one_line_error(&out, 1, "already holds 1 table(s) (public.precious)");
+    assert!(stderr(&out).contains("--drop-if-exists"));
+    assert_eq!(target_tables(&pair.dst).trim(), "public.precious");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drop_if_exists_replaces_a_previous_copy() {
+    let pair = fresh_pair("drop_if_exists", false);
+    source().psql(&pair.src, &fixture("constraints"));
+    source().psql(&pair.src, &fixture("large_objects"));
+    pair.clone_ok(false, &[]);
+    // Changes on both sides since: the second clone must give exactly the source again.
+    source().psql(
+        &pair.src,
+        "insert into rooms values (99, 'new room'); delete from tree where id = 4;",
+    );
+    target().psql(&pair.dst, "insert into rooms values (1000, 'target only');");
+    let out = pair.clone_with(false, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "second clone without the flag must refuse"
+    );
+    pair.clone_ok(false, &["--drop-if-exists"]);
+    assert_faithful(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let good = source().uri("postgres");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "clone".into(),
+                "--target".into(),
+                good.clone(),
+                "--dir".into(),
+                d.clone(),
+            ],
+            "no source database",
+        ),
+        (
+            vec![
+                "clone".into(),
+                "--source".into(),
+                good.clone(),
+                "--dir".into(),
+                d.clone(),
+            ],
+            "no target database",
+        ),
+        (
+            vec![
+                "clone".into(),
+                "--source".into(),
+                "postgresql://u:pw@h:notaport/db".into(),
+                "--target".into(),
+                good.clone(),
+            ],
+            "invalid source connection string: invalid port",
+        ),
+        (
+            vec![
+                "clone".into(),
+                "--source".into(),
+                good.clone(),
+                "--target".into(),
+                "host=h nosuchkey=1".into(),
+            ],
+            "invalid target connection string: invalid connection option \"nosuchkey\"",
+        ),
+        (
+            vec!["clone".into(), "--table-jobs".into(), "0".into()],
+            "--table-jobs",
+        ),
+        (
+            vec!["clone".into(), "--index-jobs=-3".into()],
+            "--index-jobs",
+        ),
+        (
+            vec![
+                "clone".into(),
+                "--snapshot".into(),
+                "x".into(),
+                "--not-consistent".into(),
+            ],
+            "--not-consistent",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = neoncopy(&args, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in:\n{err}"
+        );
+        assert!(!err.contains("pw@"), "password echoed: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_strings_come_from_the_environment() {
+    let pair = fresh_pair("env_uris", false);
+    source().psql(&pair.src, &fixture("users"));
+    let dir = pair.workdir.path().display().to_string();
+    let args = vec!["clone".to_string(), "--dir".into(), dir];
+    // pgcopydb's variable names work too, so the commands of Neon's guide carry over.
+    let out = neoncopy(
+        &args,
+        &[
+            ("PGCOPYDB_SOURCE_PGURI", &pair.source_uri()),
+            ("PGCOPYDB_TARGET_PGURI", &pair.target_uri(false)),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_faithful(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_server_fails_clearly_without_showing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = neoncopy(
+        &[
+            "clone".into(),
+            "--source".into(),
+            format!("postgresql://someone:s3cr3t-pw@127.0.0.1:{port}/db?connect_timeout=5"),
+            "--target".into(),
+            target().uri("postgres"),
+            "--dir".into(),
+            dir.path().display().to_string(),
+        ],
+        &[],
+    );
+    assert_one_line_error(&out, 1, "connect to source");
+    assert!(!stderr(&out).contains("s3cr3t-pw"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_stay_out_of_logs_files_and_child_arguments() {
+    let pair = fresh_pair("no_password_leak", false);
+    source().psql(&pair.src, &fixture("users"));
+    // The test servers trust loopback, so the passwords are sent but not checked: what matters
+    // here is where they travel.
+    let src = format!(
+        "postgresql://postgres:src-s3cr3t@127.0.0.1:{}/{}",
+        source().port,
+        pair.src
+    );
+    let dst = format!(
+        "host=127.0.0.1 port={} user=postgres dbname={} password=dst-s3cr3t",
+        target().port,
+        pair.dst
+    );
+    let out = neoncopy(
+        &[
+            "clone".into(),
+            "--source".into(),
+            src,
+            "--target".into(),
+            dst,
+            "--dir".into(),
+            pair.workdir.path().display().to_string(),
+            "--verbose".into(),
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    // --verbose logs every child command line.
+    assert!(
+        err.contains("running "),
+        "child commands are logged with --verbose:\n{err}"
+    );
+    for leak in ["src-s3cr3t", "dst-s3cr3t"] {
+        assert!(!err.contains(leak), "password in logs");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(leak));
+        for entry in std::fs::read_dir(pair.workdir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(leak),
+                "password in {}",
+                path.display()
+            );
+        }
+    }
+    assert_faithful(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_directory_in_use_is_refused() {
+    let pair = fresh_pair("locked_dir", false);
+    source().psql(&pair.src, &fixture("users"));
+    let lock = std::fs::File::create(pair.workdir.path().join("neoncopy.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = pair.clone_with(false, &[]);
+    assert_one_line_error(&out, 1, "is in use by another neoncopy");
+    assert_eq!(target_tables(&pair.dst).trim(), "");
+    drop(lock);
+    pair.clone_ok(false, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unwritable_work_directory_is_refused() {
+    let pair = fresh_pair("bad_dir", false);
+    source().psql(&pair.src, &fixture("users"));
+    let file = pair.workdir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let out = neoncopy(
+        &[
+            "clone".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--target".into(),
+            pair.target_uri(false),
+            "--dir".into(),
+            file.join("sub").display().to_string(),
+        ],
+        &[],
+    );
+    assert_one_line_error(&out, 1, "create work directory");
+    assert_eq!(target_tables(&pair.dst).trim(), "");
+}
