@@ -229,8 +229,7 @@ async fn index_worker(
         let Some(job) = job else { break };
         if conn.is_none() {
             conn = Some(
-                ctx.target
-                    .connect()
+                ctx.target_writer()
                     .await
                     .with_context(|| format!("start index worker {worker}"))?,
             );

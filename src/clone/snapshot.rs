@@ -18,9 +18,13 @@ impl Holder {
     pub async fn open(source: &Endpoint, mode: &SnapshotMode) -> Result<Holder> {
         let client = source.connect().await?;
         // The holder sits idle in its transaction while the data is copied: a server-side
-        // idle timeout must not end it.
+        // idle timeout must not end it. An empty search_path makes pg_get_indexdef() and
+        // friends qualify every name, whatever the database's own search_path.
         client
-            .batch_execute("set idle_in_transaction_session_timeout = 0; set statement_timeout = 0")
+            .batch_execute(
+                "set idle_in_transaction_session_timeout = 0; set statement_timeout = 0; \
+                 select pg_catalog.set_config('search_path', '', false)",
+            )
             .await
             .db()
             .context("prepare snapshot holder session")?;

@@ -71,12 +71,14 @@ impl Endpoint {
         Ok(client)
     }
 
-    /// A connection prepared for moving data: settings that make text COPY output and input
-    /// agree whatever the servers' defaults are.
+    /// A connection prepared for moving data and building indexes: an empty search_path (as
+    /// pg_dump and pg_restore use, so definitions read on the source name every schema and
+    /// run the same on the target), and settings that make text COPY output and input agree
+    /// whatever the servers' defaults are.
     pub async fn connect_for_data(&self, lc_monetary: Option<&str>) -> Result<Client> {
         let client = self.connect().await?;
         let mut sql = String::from(
-            "set extra_float_digits = 3; set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres'; \
+            "select pg_catalog.set_config('search_path', '', false); set extra_float_digits = 3; set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres'; \
              set timezone = 'UTC'; set statement_timeout = 0; set lock_timeout = 0; \
              set idle_in_transaction_session_timeout = 0;",
         );

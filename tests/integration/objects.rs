@@ -357,3 +357,8 @@ async fn owners_and_grants_kept_on_a_superuser_target() {
     assert_eq!(row.get::<_, String>(0), "app_owner");
     assert!(row.get::<_, bool>(1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn definitions_do_not_depend_on_the_source_search_path() {
+    clone_fixture("search_path", &["search_path"], false).await;
+}
