@@ -362,3 +362,9 @@ async fn owners_and_grants_kept_on_a_superuser_target() {
 async fn definitions_do_not_depend_on_the_source_search_path() {
     clone_fixture("search_path", &["search_path"], false).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_kinds_of_objects_onto_both_kinds_of_target() {
+    clone_fixture("more_super", &["more_objects"], false).await;
+    clone_fixture("more_managed", &["more_objects"], true).await;
+}

@@ -217,6 +217,9 @@ impl Cluster {
     /// Runs SQL with psql (which understands multi-statement scripts and meta-commands), and
     /// panics with psql's output on error.
     pub fn psql(&self, db: &str, sql: &str) -> String {
+        // A script file, not -c: each statement commits on its own, as in an application.
+        let mut script = tempfile::NamedTempFile::new().expect("temp file for SQL");
+        std::io::Write::write_all(&mut script, sql.as_bytes()).expect("write SQL");
         let out = Command::new(self.bin.join("psql"))
             .args([
                 "-X",
@@ -232,8 +235,8 @@ impl Cluster {
                 "postgres",
                 "-d",
                 db,
-                "-c",
-                sql,
+                "-f",
+                &script.path().display().to_string(),
             ])
             .output()
             .expect("run psql");
