@@ -85,9 +85,13 @@ fn candidate_dirs() -> Vec<PathBuf> {
 /// Finds the pg_dump/pg_restore pair of the lowest major version that is at least the source
 /// server's (a pg_dump older than the server refuses to dump it).
 pub fn find(source_major: u32) -> Result<PgTools> {
+    find_in(candidate_dirs(), source_major)
+}
+
+fn find_in(dirs: Vec<PathBuf>, source_major: u32) -> Result<PgTools> {
     let mut seen = Vec::new();
     let mut best: Option<PgTools> = None;
-    for dir in candidate_dirs() {
+    for dir in dirs {
         let pg_dump = dir.join("pg_dump");
         let pg_restore = dir.join("pg_restore");
         if !pg_dump.is_file() || !pg_restore.is_file() {
@@ -96,7 +100,11 @@ pub fn find(source_major: u32) -> Result<PgTools> {
         let Some((major, version)) = version_of(&pg_dump) else {
             continue;
         };
-        seen.push(format!("{} ({version})", pg_dump.display()));
+        let described = format!("{} ({version})", pg_dump.display());
+        if seen.contains(&described) {
+            continue;
+        }
+        seen.push(described);
         if major < source_major {
             continue;
         }
@@ -116,7 +124,7 @@ pub fn find(source_major: u32) -> Result<PgTools> {
              install the PostgreSQL {source_major} client, e.g. apt-get install postgresql-client-{source_major}"
         ),
         None => bail!(
-            "the source server is PostgreSQL {source_major} but the only pg_dump found is older: {}; \
+            "the source server is PostgreSQL {source_major} but every pg_dump found is older: {}; \
              install postgresql-client-{source_major} or newer",
             seen.join(", ")
         ),
@@ -178,6 +186,47 @@ pub async fn run(program: &Path, args: &[String], conn: &ConnParams, what: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fake_tools(root: &Path, name: &str, version: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for tool in ["pg_dump", "pg_restore"] {
+            let path = dir.join(tool);
+            std::fs::write(
+                &path,
+                format!("#!/bin/sh\necho \"{tool} (PostgreSQL) {version}\"\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn picks_the_oldest_pg_dump_that_can_read_the_source() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = vec![
+            fake_tools(root.path(), "a", "17.2"),
+            fake_tools(root.path(), "b", "13.9"),
+            fake_tools(root.path(), "c", "16.4"),
+            root.path().join("missing"),
+        ];
+        let t = find_in(dirs.clone(), 15).unwrap();
+        assert_eq!((t.major, t.version.as_str()), (16, "16.4"));
+        assert_eq!(t.pg_restore, dirs[2].join("pg_restore"));
+        assert_eq!(find_in(dirs.clone(), 13).unwrap().major, 13);
+        let err = find_in(dirs, 18).unwrap_err().to_string();
+        assert!(
+            err.contains("PostgreSQL 18") && err.contains("older"),
+            "{err}"
+        );
+        assert!(err.contains("postgresql-client-18"), "{err}");
+        let err = find_in(vec![root.path().join("none")], 15)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not found"), "{err}");
+    }
 
     #[test]
     fn versions() {

@@ -197,3 +197,41 @@ async fn one_job_each_gives_the_same_copy() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn superuser_only_database_setting_is_a_warning_on_a_managed_target() {
+    let pair = fresh_pair("su_setting", true);
+    source().psql(&pair.src, &fixture("users"));
+    source().psql(
+        &pair.src,
+        "do $$ begin \
+           execute format('alter database %I set log_min_duration_statement = 1000', current_database()); \
+           execute format('alter database %I set work_mem = %L', current_database(), '7MB'); \
+         end $$;",
+    );
+    let out = pair.clone_ok(true, &[]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("could not copy database setting log_min_duration_statement=1000"),
+        "{err}"
+    );
+    let settings = target().psql(
+        &pair.dst,
+        "select array_to_string(setconfig, ',') from pg_db_role_setting \
+         where setdatabase = (select oid from pg_database where datname = current_database())",
+    );
+    assert_eq!(settings.trim(), "work_mem=7MB");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_without_tables_clones() {
+    clone_fixture_with("no_tables", &[], false, &[]).await;
+    let pair = fresh_pair("only_code", true);
+    source().psql(
+        &pair.src,
+        "create schema api; create function api.hello() returns text language sql as $$select 'hi'$$; \
+         create view api.v as select api.hello(); create sequence api.s; select nextval('api.s');",
+    );
+    pair.clone_ok(true, &[]);
+    assert_faithful(&pair).await;
+}
