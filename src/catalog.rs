@@ -22,6 +22,10 @@ pub struct Table {
     /// Such a table already holds the extension's own rows on the target, so it is neither
     /// truncated nor frozen.
     pub extension_config: Option<String>,
+    /// A single not-null integer column of a primary key or unique index, to split by.
+    pub split_key: Option<String>,
+    /// Heap pages (main fork), to split by when there is no key.
+    pub pages: i64,
 }
 
 impl Table {
@@ -172,6 +176,8 @@ impl Catalog {
                         None
                     },
                     columns: r.get(8),
+                    split_key: r.get(9),
+                    pages: r.get(10),
                 }
             })
             .collect();

@@ -25,6 +25,97 @@ pub enum Command {
     /// Copy a database: schema, data, indexes, constraints, sequences, large objects
     #[command(long_about = CLONE_LONG_ABOUT)]
     Clone(CloneArgs),
+
+    /// Show a clone's progress, or what the source database holds
+    #[command(subcommand)]
+    List(ListCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ListCommand {
+    /// Progress of a running or finished clone, read from its work directory
+    #[command(long_about = PROGRESS_LONG_ABOUT)]
+    Progress(ProgressArgs),
+    /// Tables of the source whose rows a clone copies, largest first
+    Tables(SourceListArgs),
+    /// How --split-tables-larger-than would split the source's big tables into parts
+    TableParts(TablePartsArgs),
+    /// Indexes and index-backed constraints of the source, and which step builds each
+    Indexes(SourceListArgs),
+    /// Sequences of the source with their current values
+    Sequences(SourceListArgs),
+    /// Extensions installed in the source database
+    Extensions(SourceListArgs),
+}
+
+const PROGRESS_LONG_ABOUT: &str = "\
+Progress of a running or finished clone, read from its work directory (another terminal can
+watch a clone while it runs).
+
+Without --summary: tables and indexes in progress and done, bytes and rows copied, the current
+rate and an estimate of the time left, and what each worker is doing now.
+With --summary: the time each step took, bytes transferred and concurrency, then one line per
+table; the same table clone prints when it ends.
+
+Examples:
+  neoncopy list progress --dir /tmp/neoncopy
+  watch -n 2 neoncopy list progress
+  neoncopy list progress --summary --json";
+
+#[derive(Args, Debug, Clone)]
+pub struct ProgressArgs {
+    /// Work directory of the clone [default: $TMPDIR/neoncopy, else /tmp/neoncopy]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Show the step-by-step summary instead of the live view
+    #[arg(long)]
+    pub summary: bool,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Source connection string of the clone (optional; checked against the one recorded, so
+    /// that pgcopydb's `list progress --source ...` works unchanged); also read from
+    /// NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI
+    #[arg(long, value_name = "URI")]
+    pub source: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SourceListArgs {
+    /// Source connection string; also read from NEONCOPY_SOURCE_PGURI, then
+    /// PGCOPYDB_SOURCE_PGURI
+    #[arg(long, value_name = "URI")]
+    pub source: Option<String>,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TablePartsArgs {
+    #[command(flatten)]
+    pub list: SourceListArgs,
+
+    /// Tables larger than this (heap plus TOAST) are split: 500MB, 1GB, 10GiB, or bytes
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub split_tables_larger_than: u64,
+
+    /// Most parts one table is split into
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub split_max_parts: u32,
+
+    /// Only this table (schema.table; quote odd names as in SQL)
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::config::parse_size(s)
 }
 
 const CLONE_LONG_ABOUT: &str = "\

@@ -37,6 +37,8 @@ pub struct CloneConfig {
     pub skip_db_properties: bool,
     pub drop_if_exists: bool,
     pub snapshot: SnapshotMode,
+    /// Draw progress bars (a terminal, and not --quiet).
+    pub show_bars: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +51,11 @@ pub enum SnapshotMode {
     None,
 }
 
-fn env_uri(names: &[&str]) -> Option<String> {
+pub const SOURCE_ENV: &[&str] = &["NEONCOPY_SOURCE_PGURI", "PGCOPYDB_SOURCE_PGURI"];
+pub const TARGET_ENV: &[&str] = &["NEONCOPY_TARGET_PGURI", "PGCOPYDB_TARGET_PGURI"];
+
+/// The first of these environment variables that is set and not empty.
+pub fn env_uri(names: &[&str]) -> Option<String> {
     names
         .iter()
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
@@ -60,14 +66,14 @@ pub fn connections(args: &ConnectionArgs) -> anyhow::Result<(ConnParams, ConnPar
     let source = args
         .source
         .clone()
-        .or_else(|| env_uri(&["NEONCOPY_SOURCE_PGURI", "PGCOPYDB_SOURCE_PGURI"]))
+        .or_else(|| env_uri(SOURCE_ENV))
         .ok_or_else(|| {
             usage("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI".into())
         })?;
     let target = args
         .target
         .clone()
-        .or_else(|| env_uri(&["NEONCOPY_TARGET_PGURI", "PGCOPYDB_TARGET_PGURI"]))
+        .or_else(|| env_uri(TARGET_ENV))
         .ok_or_else(|| {
             usage("no target database: pass --target URI or set NEONCOPY_TARGET_PGURI".into())
         })?;
@@ -115,6 +121,56 @@ impl CloneConfig {
             skip_db_properties: args.skip_db_properties,
             drop_if_exists: args.drop_if_exists,
             snapshot,
+            show_bars: false,
         })
+    }
+}
+
+/// Parses a size as people write it: `500MB`, `1GB`, `10 GiB`, `2.5 GB`, or plain bytes.
+/// kB, MB, GB and TB are powers of 1024, as PostgreSQL uses them.
+pub fn parse_size(input: &str) -> Result<u64, String> {
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size \"{input}\": write it like 500MB, 1GB or 10GiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "invalid size unit in \"{input}\": use B, kB, MB, GB or TB (or KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    let bytes = number * factor as f64;
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(format!(
+            "invalid size \"{input}\": it must be at least 1 byte"
+        ));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500MB"), Ok(500 << 20));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        assert_eq!(parse_size("10 GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("2.5 kB"), Ok(2560));
+        assert_eq!(parse_size("1234"), Ok(1234));
+        for bad in ["", "MB", "10 parsecs", "-5MB", "0", "1..2GB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -17,23 +17,41 @@ fn init_logging(cli: &Cli) {
         && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(neoncopy::progress::LogWriter)
         .with_ansi(ansi)
         .with_target(false)
         .init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = cli.quiet;
     match cli.command {
         Command::Clone(args) => {
-            let cfg = CloneConfig::from_args(&args)?;
-            neoncopy::clone::run(cfg).await?;
+            let mut cfg = CloneConfig::from_args(&args)?;
+            cfg.show_bars = neoncopy::progress::wanted(quiet);
+            let summary = neoncopy::clone::run(cfg).await?;
+            neoncopy::fmt::out(&neoncopy::report::render_summary(&summary))?;
             Ok(())
         }
+        Command::List(cmd) => neoncopy::list::run(cmd).await,
     }
 }
 
 fn main() -> ExitCode {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("neoncopy: internal error{at}: {msg} (please report it)");
+    }));
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,10 +1,14 @@
 //! The data step: `--table-jobs` COPY workers take tables largest first and stream their rows
-//! from source to target; as each table commits, its indexes and constraints go to
-//! `--index-jobs` index workers, and the table is analyzed once they are built.
+//! from source to target; as each table commits, its indexes go to `--index-jobs` index
+//! workers. When a table's last index is built, the worker that built it attaches the table's
+//! constraints (which take an exclusive lock, so they wait for no concurrent index build and
+//! block none), then analyzes the table.
 
-use super::{human_bytes, Ctx};
+use super::Ctx;
 use crate::catalog::{Index, IndexKind, Table};
+use crate::fmt;
 use crate::pg::{sql, DbResultExt};
+use crate::state::Event;
 use anyhow::{Context, Result};
 use futures::{SinkExt, TryStreamExt};
 use std::collections::{HashMap, VecDeque};
@@ -33,16 +37,25 @@ struct Counters {
 }
 
 enum IndexJob {
+    /// CREATE INDEX of one index.
     Build(usize),
-    Analyze(usize),
+    /// Constraints, CLUSTER ON, REPLICA IDENTITY and ANALYZE of one table.
+    Finish(usize),
 }
 
-/// What the index workers share: the job queue, and per table how many of its indexes are
+/// What the index workers share: the job queue, and per table its indexes and how many are
 /// still to build.
 struct IndexQueue {
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<IndexJob>>,
     remaining: HashMap<usize, AtomicUsize>,
     table_of_index: Vec<usize>,
+    by_table: HashMap<usize, Vec<usize>>,
+}
+
+/// Whether an index is built on its own before the table's constraints (an exclusion
+/// constraint builds its index as part of ADD CONSTRAINT, under an exclusive lock).
+fn built_first(index: &Index) -> bool {
+    !matches!(index.kind, IndexKind::Exclusion { .. })
 }
 
 pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
@@ -56,15 +69,21 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
         by_table.entry(t).or_default().push(j);
         table_of_index.push(t);
     }
-    let by_table = Arc::new(by_table);
     let (tx, rx) = mpsc::unbounded_channel();
     let index_queue = Arc::new(IndexQueue {
         rx: tokio::sync::Mutex::new(rx),
         remaining: by_table
             .iter()
-            .map(|(t, idx)| (*t, AtomicUsize::new(idx.len())))
+            .map(|(t, idx)| {
+                let builds = idx
+                    .iter()
+                    .filter(|j| built_first(&ctx.catalog.indexes[**j]))
+                    .count();
+                (*t, AtomicUsize::new(builds))
+            })
             .collect(),
         table_of_index,
+        by_table,
     });
     // Tables are already ordered largest first by the catalog query.
     let queue = Arc::new(Mutex::new((0..tables.len()).collect::<VecDeque<usize>>()));
@@ -73,14 +92,14 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
     let mut set = JoinSet::new();
     let copy_workers = ctx.cfg.table_jobs.min(tables.len());
     for w in 0..copy_workers {
-        let (ctx, queue, tx, by_table, counters) = (
+        let (ctx, queue, tx, index_queue, counters) = (
             ctx.clone(),
             queue.clone(),
             tx.clone(),
-            by_table.clone(),
+            index_queue.clone(),
             counters.clone(),
         );
-        set.spawn(async move { copy_worker(w, ctx, queue, tx, by_table, counters).await });
+        set.spawn(async move { copy_worker(w, ctx, queue, tx, index_queue, counters).await });
     }
     drop(tx);
     let needs_index_workers = !ctx.catalog.indexes.is_empty() || !ctx.cfg.skip_vacuum;
@@ -110,39 +129,74 @@ async fn copy_worker(
     ctx: Arc<Ctx>,
     queue: Arc<Mutex<VecDeque<usize>>>,
     index_tx: mpsc::UnboundedSender<IndexJob>,
-    by_table: Arc<HashMap<usize, Vec<usize>>>,
+    index_queue: Arc<IndexQueue>,
     counters: Arc<Counters>,
 ) -> Result<()> {
     let (source, target) = tokio::try_join!(ctx.source_reader(), ctx.target_writer())
         .with_context(|| format!("start COPY worker {worker}"))?;
+    let name = format!("copy {}", worker + 1);
+    let live = &ctx.rec.live;
     loop {
         let next = queue.lock().expect("queue lock").pop_front();
         let Some(i) = next else { break };
         let table = &ctx.catalog.tables[i];
         let start = Instant::now();
-        let (rows, bytes) = copy_table(&source, &target, table)
+        let unit_bytes = live
+            .busy(&name, format!("COPY {}", table.display()), true)
+            .unwrap_or_default();
+        ctx.rec.send(Event::UnitStart {
+            table_oid: table.oid,
+            part: 1,
+        });
+        let result = copy_table(&source, &target, table, &unit_bytes, &live.copied_bytes)
             .await
-            .with_context(|| format!("copy table {}", table.display()))?;
+            .with_context(|| format!("copy table {}", table.display()));
+        live.idle(&name);
+        let (rows, bytes) = match result {
+            Ok(counts) => counts,
+            Err(e) => {
+                ctx.rec.send(Event::UnitFailed {
+                    table_oid: table.oid,
+                    part: 1,
+                    error: format!("{e:#}"),
+                });
+                return Err(e);
+            }
+        };
+        live.copied_rows.fetch_add(rows, Ordering::Relaxed);
+        ctx.rec.send(Event::UnitDone {
+            table_oid: table.oid,
+            part: 1,
+            rows,
+            bytes,
+        });
         info!(
-            "copied {}: {rows} rows, {} in {:.1}s",
+            "copied {}: {} rows, {} in {}",
             table.display(),
-            human_bytes(bytes),
-            start.elapsed().as_secs_f64()
+            fmt::count(rows),
+            fmt::bytes(bytes),
+            fmt::duration(start.elapsed().as_secs_f64())
         );
         counters.tables.fetch_add(1, Ordering::Relaxed);
         counters.rows.fetch_add(rows, Ordering::Relaxed);
         counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         // The table's rows are committed: its indexes may be built now.
-        match by_table.get(&i) {
-            Some(indexes) => {
-                for j in indexes {
-                    let _ = index_tx.send(IndexJob::Build(*j));
-                }
+        let indexes = index_queue
+            .by_table
+            .get(&i)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let builds: Vec<usize> = indexes
+            .iter()
+            .copied()
+            .filter(|j| built_first(&ctx.catalog.indexes[*j]))
+            .collect();
+        if !builds.is_empty() {
+            for j in builds {
+                let _ = index_tx.send(IndexJob::Build(j));
             }
-            None if !ctx.cfg.skip_vacuum => {
-                let _ = index_tx.send(IndexJob::Analyze(i));
-            }
-            None => {}
+        } else if !indexes.is_empty() || !ctx.cfg.skip_vacuum {
+            let _ = index_tx.send(IndexJob::Finish(i));
         }
     }
     Ok(())
@@ -150,7 +204,13 @@ async fn copy_worker(
 
 /// Copies one table in one target transaction: TRUNCATE, COPY ... FREEZE, COMMIT. A failure
 /// leaves nothing of it behind, and running it again never duplicates a row.
-async fn copy_table(source: &Client, target: &Client, table: &Table) -> Result<(u64, u64)> {
+async fn copy_table(
+    source: &Client,
+    target: &Client,
+    table: &Table,
+    unit_bytes: &AtomicU64,
+    all_bytes: &AtomicU64,
+) -> Result<(u64, u64)> {
     let fresh = table.extension_config.is_none();
     let mut begin = String::from("begin");
     if fresh {
@@ -183,9 +243,9 @@ async fn copy_table(source: &Client, target: &Client, table: &Table) -> Result<(
             .await
             .db()
             .context("start COPY on source")?;
-        let bytes = AtomicU64::new(0);
         let mut stream = std::pin::pin!(stream.inspect_ok(|chunk| {
-            bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            unit_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            all_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }));
         let mut sink = std::pin::pin!(sink);
         sink.send_all(&mut stream)
@@ -198,7 +258,7 @@ async fn copy_table(source: &Client, target: &Client, table: &Table) -> Result<(
             .await
             .db()
             .context("finish COPY on target")?;
-        Ok::<_, anyhow::Error>((rows, bytes.load(Ordering::Relaxed)))
+        Ok::<_, anyhow::Error>((rows, unit_bytes.load(Ordering::Relaxed)))
     }
     .await;
     match result {
@@ -212,6 +272,8 @@ async fn copy_table(source: &Client, target: &Client, table: &Table) -> Result<(
         }
         Err(e) => {
             let _ = target.batch_execute("rollback").await;
+            // The streamed bytes were not kept.
+            all_bytes.fetch_sub(unit_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
             Err(e)
         }
     }
@@ -224,6 +286,8 @@ async fn index_worker(
     counters: Arc<Counters>,
 ) -> Result<()> {
     let mut conn: Option<Client> = None;
+    let name = format!("index {}", worker + 1);
+    let live = &ctx.rec.live;
     loop {
         let job = queue.rx.lock().await.recv().await;
         let Some(job) = job else { break };
@@ -235,78 +299,159 @@ async fn index_worker(
             );
         }
         let client = conn.as_ref().expect("connected above");
-        match job {
+        let table_to_finish = match job {
             IndexJob::Build(j) => {
                 let index = &ctx.catalog.indexes[j];
                 let t = queue.table_of_index[j];
+                live.busy(&name, format!("CREATE INDEX {}", index.display()), false);
+                ctx.rec.send(Event::IndexStart(index.oid));
                 let start = Instant::now();
-                // One statement at a time: each is its own transaction, so the lock CREATE
-                // INDEX takes is released before ADD CONSTRAINT asks for an exclusive one
-                // (two workers holding the first and waiting for the second would deadlock).
-                for stmt in index_statements(index, &ctx.catalog.tables[t]) {
+                for stmt in build_statements(index) {
                     client
                         .batch_execute(&stmt)
                         .await
                         .db()
                         .with_context(|| format!("build index {}", index.display()))?;
                 }
-                debug!(
-                    "built {} in {:.1}s",
-                    index.display(),
-                    start.elapsed().as_secs_f64()
-                );
+                let index_secs = start.elapsed().as_secs_f64();
+                ctx.rec.send(Event::IndexDone {
+                    oid: index.oid,
+                    index_secs,
+                    constraint_secs: 0.0,
+                });
+                debug!("built {} in {}", index.display(), fmt::duration(index_secs));
                 counters.indexes.fetch_add(1, Ordering::Relaxed);
+                live.indexes_done.fetch_add(1, Ordering::Relaxed);
                 let left = queue.remaining[&t].fetch_sub(1, Ordering::AcqRel) - 1;
-                if left == 0 && !ctx.cfg.skip_vacuum {
-                    analyze(client, &ctx.catalog.tables[t]).await?;
-                }
+                (left == 0).then_some(t)
             }
-            IndexJob::Analyze(t) => analyze(client, &ctx.catalog.tables[t]).await?,
+            IndexJob::Finish(t) => Some(t),
+        };
+        if let Some(t) = table_to_finish {
+            let table = &ctx.catalog.tables[t];
+            let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
+            finish_table(&ctx, client, &name, table, indexes, &counters).await?;
         }
+        live.idle(&name);
     }
     Ok(())
 }
 
-/// The statements that make one index (or constraint) exist on the target as on the source.
-fn index_statements(index: &Index, table: &Table) -> Vec<String> {
-    let mut stmts = Vec::new();
+/// After a table's indexes are built: its constraints, CLUSTER ON and REPLICA IDENTITY, then
+/// ANALYZE. Each statement is its own transaction.
+async fn finish_table(
+    ctx: &Ctx,
+    client: &Client,
+    worker: &str,
+    table: &Table,
+    indexes: &[usize],
+    counters: &Counters,
+) -> Result<()> {
+    let live = &ctx.rec.live;
+    for j in indexes {
+        let index = &ctx.catalog.indexes[*j];
+        let Some(stmts) = constraint_statements(index, table) else {
+            continue;
+        };
+        live.busy(worker, format!("ADD CONSTRAINT {}", index.display()), false);
+        let exclusion = !built_first(index);
+        if exclusion {
+            ctx.rec.send(Event::IndexStart(index.oid));
+        }
+        let start = Instant::now();
+        for stmt in stmts {
+            client.batch_execute(&stmt).await.db().with_context(|| {
+                format!("add constraint {} on {}", index.display(), table.display())
+            })?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if exclusion {
+            ctx.rec.send(Event::IndexDone {
+                oid: index.oid,
+                index_secs: 0.0,
+                constraint_secs: secs,
+            });
+            counters.indexes.fetch_add(1, Ordering::Relaxed);
+            live.indexes_done.fetch_add(1, Ordering::Relaxed);
+        } else {
+            ctx.rec.send(Event::ConstraintDone {
+                oid: index.oid,
+                secs,
+            });
+        }
+    }
+    for j in indexes {
+        let index = &ctx.catalog.indexes[*j];
+        for stmt in table_statements(index, table) {
+            client.batch_execute(&stmt).await.db().with_context(|| {
+                format!("set up index {} on {}", index.display(), table.display())
+            })?;
+        }
+    }
+    if !ctx.cfg.skip_vacuum {
+        live.busy(worker, format!("ANALYZE {}", table.display()), false);
+        ctx.rec.send(Event::VacuumStart(table.oid));
+        analyze(client, table).await?;
+        ctx.rec.send(Event::VacuumDone(table.oid));
+    }
+    Ok(())
+}
+
+/// CREATE INDEX (unique for a constraint's index) and per-column statistics targets.
+fn build_statements(index: &Index) -> Vec<String> {
+    let mut stmts = vec![index.definition.clone()];
+    stmts.extend(statistics_statements(index));
+    stmts
+}
+
+fn statistics_statements(index: &Index) -> Vec<String> {
+    index
+        .column_statistics
+        .iter()
+        .map(|(attnum, target)| {
+            sql::index_column_statistics(&index.schema, &index.name, *attnum, *target)
+        })
+        .collect()
+}
+
+/// The constraint an index stands for: attached with USING INDEX, or (exclusion) added with
+/// its own index, then that index's statistics targets.
+fn constraint_statements(index: &Index, table: &Table) -> Option<Vec<String>> {
     match &index.kind {
-        IndexKind::Plain => stmts.push(index.definition.clone()),
+        IndexKind::Plain => None,
         IndexKind::Constraint {
             name,
             primary,
             deferrable,
             deferred,
             ..
-        } => {
-            stmts.push(index.definition.clone());
-            stmts.push(sql::add_constraint_using_index(
-                &table.schema,
-                &table.name,
-                name,
-                if *primary { "p" } else { "u" },
-                &index.name,
-                *deferrable,
-                *deferred,
-            ));
-        }
-        IndexKind::Exclusion {
-            name, definition, ..
-        } => stmts.push(sql::add_constraint(
+        } => Some(vec![sql::add_constraint_using_index(
             &table.schema,
             &table.name,
             name,
-            definition,
-        )),
-    }
-    for (attnum, target) in &index.column_statistics {
-        stmts.push(sql::index_column_statistics(
-            &index.schema,
+            if *primary { "p" } else { "u" },
             &index.name,
-            *attnum,
-            *target,
-        ));
+            *deferrable,
+            *deferred,
+        )]),
+        IndexKind::Exclusion {
+            name, definition, ..
+        } => {
+            let mut stmts = vec![sql::add_constraint(
+                &table.schema,
+                &table.name,
+                name,
+                definition,
+            )];
+            stmts.extend(statistics_statements(index));
+            Some(stmts)
+        }
     }
+}
+
+/// What pg_dump would have put in the index's archive entry besides the index itself.
+fn table_statements(index: &Index, table: &Table) -> Vec<String> {
+    let mut stmts = Vec::new();
     if index.clustered {
         stmts.push(sql::cluster_on(&table.schema, &table.name, &index.name));
     }

@@ -11,15 +11,16 @@ use tokio_postgres::Client;
 const CHUNK: i32 = 1024 * 1024;
 const IN_FLIGHT: usize = 8;
 
-pub async fn run(ctx: &Ctx) -> Result<usize> {
+/// Returns how many objects and bytes were copied.
+pub async fn run(ctx: &Ctx) -> Result<(usize, Option<u64>)> {
     let los = &ctx.catalog.large_objects;
     if los.is_empty() {
-        return Ok(0);
+        return Ok((0, Some(0)));
     }
     let (source, target) = tokio::try_join!(ctx.source_reader(), ctx.target.connect())?;
     let read = source.prepare(sql::LO_READ).await.db()?;
     let write = target.prepare(sql::LO_WRITE).await.db()?;
-    futures::stream::iter(los.iter().copied())
+    let sizes = futures::stream::iter(los.iter().copied())
         .map(|oid| {
             let (source, target, read, write) = (&source, &target, &read, &write);
             async move {
@@ -29,10 +30,15 @@ pub async fn run(ctx: &Ctx) -> Result<usize> {
             }
         })
         .buffer_unordered(IN_FLIGHT)
-        .try_collect::<Vec<()>>()
+        .try_collect::<Vec<u64>>()
         .await?;
-    tracing::info!("copied {} large objects", los.len());
-    Ok(los.len())
+    let bytes: u64 = sizes.iter().sum();
+    tracing::info!(
+        "copied {} large objects ({})",
+        los.len(),
+        crate::fmt::bytes(bytes)
+    );
+    Ok((los.len(), Some(bytes)))
 }
 
 async fn copy_one(
@@ -41,7 +47,7 @@ async fn copy_one(
     read: &tokio_postgres::Statement,
     write: &tokio_postgres::Statement,
     oid: u32,
-) -> Result<()> {
+) -> Result<u64> {
     let oid = oid as i64;
     let mut offset: i64 = 0;
     loop {
@@ -61,7 +67,7 @@ async fn copy_one(
         }
         offset += len;
         if len < CHUNK as i64 {
-            return Ok(());
+            return Ok(offset as u64);
         }
     }
 }

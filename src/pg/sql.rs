@@ -84,7 +84,15 @@ pub fn tables(server_version: i32) -> String {
                 coalesce((select array_agg(a.attname::text order by a.attnum) \
                           from pg_catalog.pg_attribute a \
                           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
-                          {generated}), '{{}}'::text[]) \
+                          {generated}), '{{}}'::text[]), \
+                (select a.attname::text from pg_catalog.pg_index i \
+                 join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0] \
+                 where i.indrelid = c.oid and i.indisunique and i.indisvalid and i.indnkeyatts = 1 \
+                   and i.indpred is null and i.indexprs is null and a.attnotnull \
+                   and a.atttypid in ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, \
+                                      'pg_catalog.int8'::regtype) \
+                 order by i.indisprimary desc, i.indexrelid limit 1), \
+                (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8 \
          from pg_catalog.pg_class c \
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
          left join lateral ( \
@@ -341,3 +349,57 @@ mod tests {
         );
     }
 }
+
+/// Boundaries that cut a table into parts of about equal rows along an integer key: the
+/// key's quantiles, over a sample of the table when it is big.
+pub fn key_quantiles(schema: &str, table: &str, key: &str, sample_percent: Option<f64>) -> String {
+    let sample = match sample_percent {
+        Some(p) => format!(" tablesample system ({p:.6})"),
+        None => String::new(),
+    };
+    format!(
+        "select pg_catalog.percentile_disc($1::float8[]) within group (order by {}::int8) from {}{sample}",
+        ident(key),
+        qualified(schema, table)
+    )
+}
+
+/// `WHERE` clause of one part: an integer key range, or a range of heap pages.
+pub fn part_condition(key: Option<&str>, lo: Option<i64>, hi: Option<i64>) -> String {
+    let bound = |op: &str, v: i64| match key {
+        Some(k) => format!("{} {op} {v}", ident(k)),
+        None => format!("ctid {op} '({v},0)'::tid"),
+    };
+    match (lo, hi) {
+        (Some(l), Some(h)) => format!("{} and {}", bound(">=", l), bound("<", h)),
+        (Some(l), None) => bound(">=", l),
+        (None, Some(h)) => bound("<", h),
+        (None, None) => "true".into(),
+    }
+}
+
+/// Every valid index of the user's tables, materialized views and partitioned tables.
+pub const LIST_INDEXES: &str = "select i.indexrelid::int8, n.nspname::text, ic.relname::text, \
+            pg_catalog.format('%I.%I', tn.nspname, t.relname), \
+            case con.contype when 'p' then 'primary key' when 'u' then 'unique' \
+                 when 'x' then 'exclusion' else 'index' end, \
+            pg_catalog.pg_get_indexdef(i.indexrelid) \
+     from pg_catalog.pg_index i \
+     join pg_catalog.pg_class ic on ic.oid = i.indexrelid \
+     join pg_catalog.pg_class t on t.oid = i.indrelid \
+     join pg_catalog.pg_namespace n on n.oid = ic.relnamespace \
+     join pg_catalog.pg_namespace tn on tn.oid = t.relnamespace \
+     left join pg_catalog.pg_constraint con \
+            on con.conindid = i.indexrelid and con.conrelid = i.indrelid \
+           and con.contype in ('p', 'u', 'x') \
+     where i.indisvalid and n.nspname not in ('pg_catalog', 'information_schema') \
+       and n.nspname !~ '^pg_toast' and n.nspname !~ '^pg_temp_' \
+       and not exists (select 1 from pg_catalog.pg_depend d \
+                       where d.classid = 'pg_catalog.pg_class'::regclass \
+                         and d.objid = t.oid and d.deptype = 'e') \
+     order by n.nspname, t.relname, ic.relname";
+
+pub const LIST_EXTENSIONS: &str = "select e.oid::int8, e.extname::text, e.extversion::text, \
+            n.nspname::text, coalesce(pg_catalog.array_length(e.extconfig, 1), 0)::int8 \
+     from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace \
+     order by e.extname";

@@ -1,0 +1,460 @@
+//! `neoncopy list ...`: a clone's progress from its work directory, and what the source holds.
+
+use crate::catalog::Catalog;
+use crate::cli::{ListCommand, ProgressArgs, SourceListArgs, TablePartsArgs};
+use crate::config::{self, UsageError};
+use crate::fmt;
+use crate::pg::{sql, DbResultExt, Endpoint, Side};
+use crate::report;
+use crate::state::{Store, STATE_FILE};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::HashSet;
+
+pub async fn run(cmd: ListCommand) -> Result<()> {
+    match cmd {
+        ListCommand::Progress(a) => progress(a),
+        ListCommand::Tables(a) => tables(a).await,
+        ListCommand::TableParts(a) => table_parts(a).await,
+        ListCommand::Indexes(a) => indexes(a).await,
+        ListCommand::Sequences(a) => sequences(a).await,
+        ListCommand::Extensions(a) => extensions(a).await,
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    fmt::out(&format!("{}\n", serde_json::to_string_pretty(value)?))?;
+    Ok(())
+}
+
+fn progress(a: ProgressArgs) -> Result<()> {
+    let dir = a.dir.unwrap_or_else(config::default_dir);
+    let path = dir.join(STATE_FILE);
+    if !path.exists() {
+        return Err(anyhow::anyhow!(
+            "no clone has run in {}: pass the --dir the clone was given",
+            dir.display()
+        ));
+    }
+    let store = Store::open_read_only(&path)?;
+    if let Some(source) = a.source.or_else(|| config::env_uri(config::SOURCE_ENV)) {
+        let given = crate::pg::connstr::ConnParams::parse(&source)
+            .map_err(|e| UsageError(format!("invalid source connection string: {e:#}")))?;
+        if let Some(run) = store.run_info()? {
+            if run.source != given.redacted() {
+                tracing::warn!(
+                    "the clone in {} copies from {}, not from the given source {}",
+                    dir.display(),
+                    run.source,
+                    given.redacted()
+                );
+            }
+        }
+    }
+    if a.summary {
+        let s = report::summary(&store)?;
+        if a.json {
+            print_json(&s)
+        } else {
+            fmt::out(&report::render_summary(&s))?;
+            Ok(())
+        }
+    } else {
+        let p = report::progress(&store)?;
+        if a.json {
+            print_json(&p)
+        } else {
+            fmt::out(&report::render_progress(&p))?;
+            Ok(())
+        }
+    }
+}
+
+async fn source_client(a: &SourceListArgs) -> Result<tokio_postgres::Client> {
+    let uri = a
+        .source
+        .clone()
+        .or_else(|| config::env_uri(config::SOURCE_ENV))
+        .ok_or_else(|| {
+            UsageError("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI".into())
+        })?;
+    let params = crate::pg::connstr::ConnParams::parse(&uri)
+        .map_err(|e| UsageError(format!("invalid source connection string: {e:#}")))?;
+    let client = Endpoint::new(Side::Source, params)?.connect().await?;
+    // Names in definitions come out schema-qualified, as the clone reads them.
+    client
+        .batch_execute("select pg_catalog.set_config('search_path', '', false)")
+        .await
+        .db()?;
+    Ok(client)
+}
+
+#[derive(Serialize)]
+struct TableOut {
+    oid: u32,
+    schema: String,
+    name: String,
+    estimated_rows: i64,
+    bytes: i64,
+    split_key: Option<String>,
+}
+
+async fn tables(a: SourceListArgs) -> Result<()> {
+    let client = source_client(&a).await?;
+    let catalog = Catalog::read(&client, false).await?;
+    let out: Vec<TableOut> = catalog
+        .tables
+        .iter()
+        .map(|t| TableOut {
+            oid: t.oid,
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+            estimated_rows: t.estimated_rows,
+            bytes: t.bytes,
+            split_key: t.split_key.clone(),
+        })
+        .collect();
+    if a.json {
+        return print_json(&out);
+    }
+    let rows: Vec<Vec<String>> = out
+        .iter()
+        .map(|t| {
+            vec![
+                t.oid.to_string(),
+                t.schema.clone(),
+                t.name.clone(),
+                fmt::count(t.estimated_rows.max(0) as u64),
+                fmt::bytes(t.bytes.max(0) as u64),
+                t.split_key.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    fmt::out(&fmt::table(
+        &["OID", "Schema", "Table", "Est. rows", "Size", "Split key"],
+        &[true, false, false, true, true, false],
+        &rows,
+    ))?;
+    Ok(())
+}
+
+/// Parses `schema.table` as SQL would: quoted parts kept as written, unquoted ones lowercased.
+/// Without a schema, the table is looked for in every schema.
+pub fn parse_table_name(s: &str) -> Result<(Option<String>, String), UsageError> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.trim().chars().peekable();
+    let mut quoted_part = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted_part = true;
+                loop {
+                    match chars.next() {
+                        Some('"') if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            cur.push('"');
+                        }
+                        Some('"') => break,
+                        Some(c) => cur.push(c),
+                        None => {
+                            return Err(UsageError(format!("unterminated quote in table name {s}")))
+                        }
+                    }
+                }
+            }
+            '.' => {
+                parts.push(std::mem::take(&mut cur));
+                quoted_part = false;
+            }
+            c if quoted_part => {
+                return Err(UsageError(format!(
+                    "unexpected {c:?} after a quoted name in {s}"
+                )))
+            }
+            c => cur.extend(c.to_lowercase()),
+        }
+    }
+    parts.push(cur);
+    match parts.as_slice() {
+        [name] if !name.is_empty() => Ok((None, name.clone())),
+        [schema, name] if !schema.is_empty() && !name.is_empty() => {
+            Ok((Some(schema.clone()), name.clone()))
+        }
+        _ => Err(UsageError(format!(
+            "invalid table name {s:?}: write schema.table (quote odd names: \"My Schema\".\"My Table\")"
+        ))),
+    }
+}
+
+#[derive(Serialize)]
+struct PartOut {
+    schema: String,
+    table: String,
+    bytes: i64,
+    #[serde(flatten)]
+    part: crate::split::Part,
+}
+
+async fn table_parts(a: TablePartsArgs) -> Result<()> {
+    let wanted = a.table.as_deref().map(parse_table_name).transpose()?;
+    let client = source_client(&a.list).await?;
+    let catalog = Catalog::read(&client, false).await?;
+    let mut out = Vec::new();
+    for t in &catalog.tables {
+        if let Some((schema, name)) = &wanted {
+            if &t.name != name || schema.as_ref().is_some_and(|s| s != &t.schema) {
+                continue;
+            }
+        } else if t.bytes <= a.split_tables_larger_than as i64 {
+            continue;
+        }
+        for part in
+            crate::split::plan_table(&client, t, a.split_tables_larger_than, a.split_max_parts)
+                .await?
+        {
+            out.push(PartOut {
+                schema: t.schema.clone(),
+                table: t.name.clone(),
+                bytes: t.bytes,
+                part,
+            });
+        }
+    }
+    if let Some((schema, name)) = &wanted {
+        if out.is_empty() {
+            return Err(anyhow::anyhow!(
+                "no table {}{name} in the source",
+                schema.as_ref().map(|s| format!("{s}.")).unwrap_or_default()
+            ));
+        }
+    }
+    if a.list.json {
+        return print_json(&out);
+    }
+    let rows: Vec<Vec<String>> = out
+        .iter()
+        .map(|p| {
+            vec![
+                format!(
+                    "{}.{}",
+                    crate::catalog::display_ident(&p.schema),
+                    crate::catalog::display_ident(&p.table)
+                ),
+                fmt::bytes(p.bytes.max(0) as u64),
+                format!("{}/{}", p.part.part, p.part.parts),
+                p.part
+                    .condition
+                    .clone()
+                    .unwrap_or_else(|| "(whole table)".into()),
+                fmt::count(p.part.est_rows.max(0) as u64),
+            ]
+        })
+        .collect();
+    fmt::out(&fmt::table(
+        &["Table", "Size", "Part", "Rows where", "Est. rows"],
+        &[false, true, true, false, true],
+        &rows,
+    ))?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct IndexOut {
+    oid: u32,
+    schema: String,
+    name: String,
+    table: String,
+    kind: String,
+    /// Which clone step builds it: neoncopy's index workers, or pg_restore with the rest of
+    /// post-data (indexes of partitioned tables and their partitions).
+    built_by: &'static str,
+    definition: String,
+}
+
+async fn indexes(a: SourceListArgs) -> Result<()> {
+    let client = source_client(&a).await?;
+    let catalog = Catalog::read(&client, false).await?;
+    let ours: HashSet<u32> = catalog.indexes.iter().map(|i| i.oid).collect();
+    let rows = client
+        .query(sql::LIST_INDEXES, &[])
+        .await
+        .db()
+        .context("list source indexes")?;
+    let out: Vec<IndexOut> = rows
+        .iter()
+        .map(|r| {
+            let oid = r.get::<_, i64>(0) as u32;
+            IndexOut {
+                oid,
+                schema: r.get(1),
+                name: r.get(2),
+                table: r.get(3),
+                kind: r.get(4),
+                built_by: if ours.contains(&oid) {
+                    "neoncopy"
+                } else {
+                    "pg_restore"
+                },
+                definition: r.get(5),
+            }
+        })
+        .collect();
+    if a.json {
+        return print_json(&out);
+    }
+    let rows: Vec<Vec<String>> = out
+        .iter()
+        .map(|i| {
+            vec![
+                i.oid.to_string(),
+                i.schema.clone(),
+                i.name.clone(),
+                i.table.clone(),
+                i.kind.clone(),
+                i.built_by.to_string(),
+                i.definition.clone(),
+            ]
+        })
+        .collect();
+    fmt::out(&fmt::table(
+        &[
+            "OID",
+            "Schema",
+            "Index",
+            "Table",
+            "Kind",
+            "Built by",
+            "Definition",
+        ],
+        &[true, false, false, false, false, false, false],
+        &rows,
+    ))?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct SequenceOut {
+    oid: u32,
+    schema: String,
+    name: String,
+    last_value: i64,
+    is_called: bool,
+}
+
+async fn sequences(a: SourceListArgs) -> Result<()> {
+    let client = source_client(&a).await?;
+    let catalog = Catalog::read(&client, false).await?;
+    let mut out = Vec::new();
+    for chunk in catalog.sequences.chunks(1000) {
+        let names: Vec<(String, String)> = chunk
+            .iter()
+            .map(|s| (s.schema.clone(), s.name.clone()))
+            .collect();
+        for r in client
+            .query(&sql::sequence_values(&names), &[])
+            .await
+            .db()
+            .context("read sequence values")?
+        {
+            let s = &chunk[r.get::<_, i32>(0) as usize];
+            out.push(SequenceOut {
+                oid: s.oid,
+                schema: s.schema.clone(),
+                name: s.name.clone(),
+                last_value: r.get(1),
+                is_called: r.get(2),
+            });
+        }
+    }
+    if a.json {
+        return print_json(&out);
+    }
+    let rows: Vec<Vec<String>> = out
+        .iter()
+        .map(|s| {
+            vec![
+                s.oid.to_string(),
+                s.schema.clone(),
+                s.name.clone(),
+                s.last_value.to_string(),
+                s.is_called.to_string(),
+            ]
+        })
+        .collect();
+    fmt::out(&fmt::table(
+        &["OID", "Schema", "Sequence", "Last value", "Is called"],
+        &[true, false, false, true, false],
+        &rows,
+    ))?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ExtensionOut {
+    oid: u32,
+    name: String,
+    version: String,
+    schema: String,
+    config_tables: i64,
+}
+
+async fn extensions(a: SourceListArgs) -> Result<()> {
+    let client = source_client(&a).await?;
+    let out: Vec<ExtensionOut> = client
+        .query(sql::LIST_EXTENSIONS, &[])
+        .await
+        .db()
+        .context("list source extensions")?
+        .into_iter()
+        .map(|r| ExtensionOut {
+            oid: r.get::<_, i64>(0) as u32,
+            name: r.get(1),
+            version: r.get(2),
+            schema: r.get(3),
+            config_tables: r.get(4),
+        })
+        .collect();
+    if a.json {
+        return print_json(&out);
+    }
+    let rows: Vec<Vec<String>> = out
+        .iter()
+        .map(|e| {
+            vec![
+                e.oid.to_string(),
+                e.name.clone(),
+                e.version.clone(),
+                e.schema.clone(),
+                e.config_tables.to_string(),
+            ]
+        })
+        .collect();
+    fmt::out(&fmt::table(
+        &["OID", "Extension", "Version", "Schema", "Config tables"],
+        &[true, false, false, false, true],
+        &rows,
+    ))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        assert_eq!(
+            parse_table_name("Public.Orders").unwrap(),
+            (Some("public".into()), "orders".into())
+        );
+        assert_eq!(
+            parse_table_name(r#""My Schema"."Odd ""T""""#).unwrap(),
+            (Some("My Schema".into()), r#"Odd "T""#.into())
+        );
+        assert_eq!(parse_table_name("t").unwrap(), (None, "t".into()));
+        assert!(parse_table_name("a.b.c").is_err());
+        assert!(parse_table_name("\"x").is_err());
+        assert!(parse_table_name("").is_err());
+    }
+}

@@ -1,0 +1,538 @@
+//! What `list progress` and the end of `clone` show, computed from the run state alone, so that
+//! another process sees the same numbers as the clone itself.
+
+use crate::fmt;
+use crate::state::{now, RunRow, Store};
+use anyhow::{Context, Result};
+use rusqlite::params;
+use serde::Serialize;
+
+/// Step names, in the order the summary lists them.
+pub const STEP_CATALOG: &str = "Catalog Queries (table ordering, filtering, etc)";
+pub const STEP_DUMP: &str = "Dump Schema";
+pub const STEP_PREPARE: &str = "Prepare Schema";
+pub const STEP_DATA: &str = "COPY, INDEX, CONSTRAINTS, VACUUM (wall clock)";
+pub const STEP_COPY: &str = "COPY (cumulative)";
+pub const STEP_INDEX: &str = "CREATE INDEX (cumulative)";
+pub const STEP_CONSTRAINTS: &str = "CONSTRAINTS (cumulative)";
+pub const STEP_VACUUM: &str = "VACUUM (cumulative)";
+pub const STEP_SEQUENCES: &str = "Reset Sequences";
+pub const STEP_LARGE_OBJECTS: &str = "Large Objects (cumulative)";
+pub const STEP_FINALIZE: &str = "Finalize Schema";
+pub const STEP_TOTAL: &str = "Total Wall Clock Duration";
+
+#[derive(Debug, Serialize)]
+pub struct StepLine {
+    pub step: &'static str,
+    pub connection: &'static str,
+    /// None when the step has not started.
+    pub duration_secs: Option<f64>,
+    pub transfer_bytes: Option<u64>,
+    pub concurrency: String,
+    pub running: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableLine {
+    pub table: String,
+    pub parts: u32,
+    pub state: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub copy_secs: f64,
+    pub indexes: u32,
+    pub index_secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub status: String,
+    pub error: Option<String>,
+    pub source: String,
+    pub target: String,
+    pub steps: Vec<StepLine>,
+    pub tables: Vec<TableLine>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    pub total: u64,
+    pub in_progress: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkerLine {
+    pub worker: String,
+    pub doing: String,
+    pub bytes: Option<u64>,
+    pub secs: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Progress {
+    pub status: String,
+    /// Whether the process that writes this run is still alive.
+    pub alive: bool,
+    pub pid: i64,
+    pub error: Option<String>,
+    pub elapsed_secs: f64,
+    pub current_step: Option<String>,
+    pub tables: Counts,
+    pub parts: Counts,
+    pub indexes: Counts,
+    pub bytes_copied: u64,
+    pub rows_copied: u64,
+    /// Bytes per second over the last ten seconds or so, while running.
+    pub rate_bytes_per_sec: Option<f64>,
+    /// Estimated bytes the COPY will transfer in all.
+    pub estimated_total_bytes: u64,
+    pub eta_secs: Option<f64>,
+    pub workers: Vec<WorkerLine>,
+}
+
+fn end_or_now(run: &RunRow) -> f64 {
+    run.ended_at.unwrap_or_else(now)
+}
+
+fn no_run() -> anyhow::Error {
+    anyhow::anyhow!(
+        "no clone has run in this work directory yet: give the --dir of the clone to look at"
+    )
+}
+
+/// Whether a process with this id exists (Linux: /proc).
+pub fn process_alive(pid: i64) -> bool {
+    pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn step_time(store: &Store, name: &str) -> Result<Option<(f64, Option<f64>, Option<u64>)>> {
+    let mut stmt = store
+        .conn()
+        .prepare_cached("select started_at, ended_at, transfer from step where name = ?1")?;
+    let mut rows = stmt.query(params![name])?;
+    Ok(match rows.next()? {
+        Some(r) => Some((
+            r.get(0)?,
+            r.get(1)?,
+            r.get::<_, Option<i64>>(2)?.map(|b| b as u64),
+        )),
+        None => None,
+    })
+}
+
+fn scalar_f64(store: &Store, sql: &str) -> Result<f64> {
+    Ok(store
+        .conn()
+        .query_row(sql, [], |r| r.get::<_, Option<f64>>(0))?
+        .unwrap_or(0.0))
+}
+
+fn scalar_u64(store: &Store, sql: &str) -> Result<u64> {
+    Ok(store
+        .conn()
+        .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))?
+        .unwrap_or(0) as u64)
+}
+
+pub fn summary(store: &Store) -> Result<Summary> {
+    let run = store.run_info()?.ok_or_else(no_run)?;
+    let alive = run.ended_at.is_none() && process_alive(run.pid);
+    let t = end_or_now(&run);
+    let (tj, ij, rj) = (run.table_jobs, run.index_jobs, run.restore_jobs);
+    let timed = |name: &'static str, conn: &'static str, conc: String| -> Result<StepLine> {
+        let found = step_time(store, name)?;
+        Ok(match found {
+            Some((start, end, transfer)) => StepLine {
+                step: name,
+                connection: conn,
+                duration_secs: Some(end.unwrap_or(t) - start),
+                transfer_bytes: transfer,
+                concurrency: conc,
+                running: end.is_none() && alive,
+            },
+            None => StepLine {
+                step: name,
+                connection: conn,
+                duration_secs: None,
+                transfer_bytes: None,
+                concurrency: conc,
+                running: false,
+            },
+        })
+    };
+    let cumulative = |name: &'static str,
+                      conn: &'static str,
+                      conc: String,
+                      secs: f64,
+                      transfer: Option<u64>|
+     -> StepLine {
+        StepLine {
+            step: name,
+            connection: conn,
+            duration_secs: Some(secs),
+            transfer_bytes: transfer,
+            concurrency: conc,
+            running: false,
+        }
+    };
+    let copy_secs = scalar_f64(
+        store,
+        "select sum(ended_at - started_at) from unit where state = 'done'",
+    )?;
+    let copy_bytes = scalar_u64(store, "select sum(bytes) from unit where state = 'done'")?;
+    let index_secs = scalar_f64(store, "select sum(index_secs) from idx")?;
+    let constraint_secs = scalar_f64(store, "select sum(constraint_secs) from idx")?;
+    let vacuum_secs = scalar_f64(
+        store,
+        "select sum(ended_at - started_at) from vacuum where state = 'done'",
+    )?;
+    let steps = vec![
+        timed(STEP_CATALOG, "source", "1".into())?,
+        timed(STEP_DUMP, "source", "1".into())?,
+        timed(STEP_PREPARE, "target", "1".into())?,
+        timed(STEP_DATA, "both", format!("{tj} + {ij}"))?,
+        cumulative(
+            STEP_COPY,
+            "both",
+            tj.to_string(),
+            copy_secs,
+            Some(copy_bytes),
+        ),
+        cumulative(STEP_INDEX, "target", ij.to_string(), index_secs, None),
+        cumulative(
+            STEP_CONSTRAINTS,
+            "target",
+            ij.to_string(),
+            constraint_secs,
+            None,
+        ),
+        cumulative(STEP_VACUUM, "target", ij.to_string(), vacuum_secs, None),
+        timed(STEP_SEQUENCES, "both", "1".into())?,
+        timed(STEP_LARGE_OBJECTS, "both", "1".into())?,
+        timed(STEP_FINALIZE, "target", rj.to_string())?,
+        StepLine {
+            step: STEP_TOTAL,
+            connection: "both",
+            duration_secs: Some(t - run.started_at),
+            transfer_bytes: None,
+            concurrency: format!("{tj} + {ij}"),
+            running: alive,
+        },
+    ];
+    let mut stmt = store.conn().prepare(
+        "select u.schema_name, u.table_name, max(u.parts), \
+                case when sum(u.state = 'done') = count(*) then 'done' \
+                     when sum(u.state = 'failed') > 0 then 'failed' \
+                     when sum(u.state = 'copying') > 0 or sum(u.state = 'done') > 0 then 'copying' \
+                     else 'pending' end, \
+                coalesce(sum(u.rows), 0), coalesce(sum(u.bytes), 0), \
+                coalesce(sum(case when u.state = 'done' then u.ended_at - u.started_at end), 0), \
+                (select count(*) from idx i where i.table_oid = u.table_oid), \
+                (select coalesce(sum(coalesce(i.index_secs, 0) + coalesce(i.constraint_secs, 0)), 0) \
+                 from idx i where i.table_oid = u.table_oid) \
+         from unit u group by u.table_oid, u.schema_name, u.table_name \
+         order by max(u.est_bytes) desc, u.schema_name, u.table_name",
+    )?;
+    let tables = stmt
+        .query_map([], |r| {
+            Ok(TableLine {
+                table: format!(
+                    "{}.{}",
+                    crate::catalog::display_ident(&r.get::<_, String>(0)?),
+                    crate::catalog::display_ident(&r.get::<_, String>(1)?)
+                ),
+                parts: r.get(2)?,
+                state: r.get(3)?,
+                rows: r.get::<_, i64>(4)? as u64,
+                bytes: r.get::<_, i64>(5)? as u64,
+                copy_secs: r.get(6)?,
+                indexes: r.get(7)?,
+                index_secs: r.get(8)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .context("read tables of the run")?;
+    Ok(Summary {
+        status: status_of(&run, alive),
+        error: run.error.clone(),
+        source: run.source.clone(),
+        target: run.target.clone(),
+        steps,
+        tables,
+    })
+}
+
+fn status_of(run: &RunRow, alive: bool) -> String {
+    if run.status == "running" && !alive {
+        "interrupted".into()
+    } else {
+        run.status.clone()
+    }
+}
+
+pub fn render_summary(s: &Summary) -> String {
+    let steps: Vec<Vec<String>> = s
+        .steps
+        .iter()
+        .map(|l| {
+            vec![
+                l.step.to_string(),
+                l.connection.to_string(),
+                match l.duration_secs {
+                    Some(d) if l.running => format!("{} (running)", fmt::duration(d)),
+                    Some(d) => fmt::duration(d),
+                    None => "-".into(),
+                },
+                l.transfer_bytes.map(fmt::bytes).unwrap_or_default(),
+                l.concurrency.clone(),
+            ]
+        })
+        .collect();
+    let mut out = fmt::table(
+        &["Step", "Connection", "Duration", "Transfer", "Concurrency"],
+        &[false, false, true, true, true],
+        &steps,
+    );
+    out.push('\n');
+    let tables: Vec<Vec<String>> = s
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.table.clone(),
+                t.parts.to_string(),
+                t.state.clone(),
+                fmt::count(t.rows),
+                fmt::bytes(t.bytes),
+                fmt::duration(t.copy_secs),
+                t.indexes.to_string(),
+                fmt::duration(t.index_secs),
+            ]
+        })
+        .collect();
+    out.push_str(&fmt::table(
+        &[
+            "Table",
+            "Parts",
+            "State",
+            "Rows",
+            "Bytes",
+            "Copy time",
+            "Indexes",
+            "Index time",
+        ],
+        &[false, true, false, true, true, true, true, true],
+        &tables,
+    ));
+    if let Some(e) = &s.error {
+        out.push_str(&format!("\nThe run failed: {e}\n"));
+    }
+    out
+}
+
+fn counts(store: &Store, sql: &str) -> Result<Counts> {
+    Ok(store.conn().query_row(sql, [], |r| {
+        Ok(Counts {
+            total: r.get::<_, Option<i64>>(0)?.unwrap_or(0) as u64,
+            in_progress: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+            done: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+            failed: r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
+        })
+    })?)
+}
+
+pub fn progress(store: &Store) -> Result<Progress> {
+    let run = store.run_info()?.ok_or_else(no_run)?;
+    let alive = run.ended_at.is_none() && process_alive(run.pid);
+    let t = end_or_now(&run);
+    let current_step: Option<String> = store
+        .conn()
+        .query_row(
+            "select name from step where ended_at is null order by started_at desc limit 1",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+        .filter(|_| alive);
+    let tables = counts(
+        store,
+        "select count(*), sum(st = 'copying'), sum(st = 'done'), sum(st = 'failed') from ( \
+           select case when sum(state = 'done') = count(*) then 'done' \
+                       when sum(state = 'failed') > 0 then 'failed' \
+                       when sum(state in ('copying', 'done')) > 0 then 'copying' \
+                       else 'pending' end as st \
+           from unit group by table_oid)",
+    )?;
+    let parts = counts(
+        store,
+        "select count(*), sum(state = 'copying'), sum(state = 'done'), sum(state = 'failed') from unit",
+    )?;
+    let indexes = counts(
+        store,
+        "select count(*), sum(state = 'building'), sum(state = 'done'), sum(state = 'failed') from idx",
+    )?;
+    let rows_done = scalar_u64(store, "select sum(rows) from unit where state = 'done'")?;
+    let bytes_done = scalar_u64(store, "select sum(bytes) from unit where state = 'done'")?;
+    let mut workers = Vec::new();
+    let mut in_flight = 0u64;
+    if alive {
+        let mut stmt = store
+            .conn()
+            .prepare("select name, what, bytes, started_at from worker order by name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(WorkerLine {
+                worker: r.get(0)?,
+                doing: r.get(1)?,
+                bytes: r.get::<_, Option<i64>>(2)?.map(|b| b as u64),
+                secs: t - r.get::<_, f64>(3)?,
+            })
+        })?;
+        for w in rows {
+            let w = w?;
+            in_flight += w.bytes.unwrap_or(0);
+            workers.push(w);
+        }
+    }
+    let bytes_copied = bytes_done + in_flight;
+    // The rate over the last ten seconds of samples.
+    let rate = if alive {
+        let last: Option<(f64, i64)> = store
+            .conn()
+            .query_row(
+                "select at, bytes from sample order by at desc limit 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok();
+        let first: Option<(f64, i64)> = last.and_then(|(at, _)| {
+            store
+                .conn()
+                .query_row(
+                    "select at, bytes from sample where at >= ?1 order by at limit 1",
+                    params![at - 10.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .ok()
+        });
+        match (first, last) {
+            (Some((t0, b0)), Some((t1, b1))) if t1 - t0 >= 1.0 => {
+                Some(((b1 - b0).max(0) as f64) / (t1 - t0))
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    // What the COPY will transfer in all: done units as measured; the others scaled from their
+    // on-disk size by the ratio seen so far (text COPY is not the size on disk).
+    let (done_disk, pending_disk): (f64, f64) = store.conn().query_row(
+        "select coalesce(sum(case when state = 'done' then est_bytes end), 0), \
+                coalesce(sum(case when state <> 'done' then est_bytes end), 0) from unit",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as f64, r.get::<_, i64>(1)? as f64)),
+    )?;
+    let ratio = if done_disk > 0.0 && bytes_done > 0 {
+        bytes_done as f64 / done_disk
+    } else {
+        1.0
+    };
+    let estimated_total =
+        (bytes_done as f64 + pending_disk * ratio).max(bytes_copied as f64) as u64;
+    let eta = rate
+        .filter(|r| *r > 0.0)
+        .map(|r| (estimated_total.saturating_sub(bytes_copied)) as f64 / r);
+    Ok(Progress {
+        status: status_of(&run, alive),
+        alive,
+        pid: run.pid,
+        error: run.error.clone(),
+        elapsed_secs: t - run.started_at,
+        current_step,
+        tables,
+        parts,
+        indexes,
+        bytes_copied,
+        rows_copied: rows_done,
+        rate_bytes_per_sec: rate,
+        estimated_total_bytes: estimated_total,
+        eta_secs: eta,
+        workers,
+    })
+}
+
+pub fn render_progress(p: &Progress) -> String {
+    let mut out = String::new();
+    let state = match p.status.as_str() {
+        "running" => format!(
+            "running for {} (pid {})",
+            fmt::duration(p.elapsed_secs),
+            p.pid
+        ),
+        "done" => format!("done in {}", fmt::duration(p.elapsed_secs)),
+        "interrupted" => format!(
+            "interrupted after {} (pid {} is gone)",
+            fmt::duration(p.elapsed_secs),
+            p.pid
+        ),
+        other => format!("{other} after {}", fmt::duration(p.elapsed_secs)),
+    };
+    out.push_str(&format!("Clone:    {state}\n"));
+    if let Some(step) = &p.current_step {
+        out.push_str(&format!("Step:     {step}\n"));
+    }
+    let c = |c: &Counts| {
+        let mut s = format!(
+            "{} total, {} in progress, {} done",
+            c.total, c.in_progress, c.done
+        );
+        if c.failed > 0 {
+            s.push_str(&format!(", {} failed", c.failed));
+        }
+        s
+    };
+    out.push_str(&format!("Tables:   {}\n", c(&p.tables)));
+    if p.parts.total != p.tables.total {
+        out.push_str(&format!("Parts:    {}\n", c(&p.parts)));
+    }
+    out.push_str(&format!("Indexes:  {}\n", c(&p.indexes)));
+    let mut copied = format!(
+        "Copied:   {} of about {}, {} rows",
+        fmt::bytes(p.bytes_copied),
+        fmt::bytes(p.estimated_total_bytes),
+        fmt::count(p.rows_copied)
+    );
+    if let Some(r) = p.rate_bytes_per_sec {
+        copied.push_str(&format!(", {}/s", fmt::bytes(r as u64)));
+    }
+    if let Some(eta) = p.eta_secs {
+        copied.push_str(&format!(", COPY done in about {}", fmt::duration(eta)));
+    }
+    out.push_str(&copied);
+    out.push('\n');
+    if let Some(e) = &p.error {
+        out.push_str(&format!("Error:    {e}\n"));
+    }
+    if !p.workers.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = p
+            .workers
+            .iter()
+            .map(|w| {
+                vec![
+                    w.worker.clone(),
+                    w.doing.clone(),
+                    w.bytes.map(fmt::bytes).unwrap_or_default(),
+                    fmt::duration(w.secs),
+                ]
+            })
+            .collect();
+        out.push_str(&fmt::table(
+            &["Worker", "Doing", "Bytes", "For"],
+            &[false, false, true, true],
+            &rows,
+        ));
+    }
+    out
+}

@@ -1,0 +1,548 @@
+//! The record of a run: one SQLite database (WAL mode) in the work directory.
+//!
+//! `clone` writes it through a [`Recorder`], a thread that batches events into one transaction
+//! every few hundred milliseconds, so recording never slows the copy. `list progress` reads it
+//! from another process while the clone runs. It never holds a password: connection strings
+//! are stored as host, port, database and user only.
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const STATE_FILE: &str = "state.db";
+
+/// Seconds since the Unix epoch.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+const SCHEMA: &str = "
+create table if not exists run (
+    id integer primary key check (id = 1),
+    command text not null,
+    started_at real not null,
+    ended_at real,
+    status text not null,
+    error text,
+    source text not null,
+    target text not null,
+    settings text not null,
+    snapshot text,
+    pid integer not null,
+    table_jobs integer not null,
+    index_jobs integer not null,
+    restore_jobs integer not null
+);
+create table if not exists step (
+    name text primary key,
+    started_at real not null,
+    ended_at real,
+    transfer integer
+);
+create table if not exists unit (
+    table_oid integer not null,
+    part integer not null,
+    parts integer not null,
+    schema_name text not null,
+    table_name text not null,
+    est_bytes integer not null,
+    est_rows integer not null,
+    range text,
+    state text not null default 'pending',
+    rows integer,
+    bytes integer,
+    started_at real,
+    ended_at real,
+    attempts integer not null default 0,
+    error text,
+    primary key (table_oid, part)
+);
+create table if not exists idx (
+    oid integer primary key,
+    table_oid integer not null,
+    schema_name text not null,
+    name text not null,
+    kind text not null,
+    state text not null default 'pending',
+    started_at real,
+    ended_at real,
+    index_secs real,
+    constraint_secs real
+);
+create table if not exists vacuum (
+    table_oid integer primary key,
+    state text not null,
+    started_at real,
+    ended_at real
+);
+create table if not exists worker (
+    name text primary key,
+    what text not null,
+    bytes integer,
+    started_at real not null
+);
+create table if not exists sample (
+    at real primary key,
+    bytes integer not null,
+    rows integer not null
+);
+create table if not exists counter (
+    name text primary key,
+    value integer not null
+);
+";
+
+/// The SQLite database of one work directory.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the state of a work directory for writing.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn =
+            Connection::open(path).with_context(|| format!("open run state {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.pragma_update(None, "synchronous", "normal")?;
+        conn.execute_batch(SCHEMA)
+            .context("create run state tables")?;
+        Ok(Store { conn })
+    }
+
+    /// Opens the state of a work directory for reading, while a clone may be writing it.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("open run state {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(Store { conn })
+    }
+
+    /// Forgets the previous run.
+    pub fn reset(&self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "begin; delete from run; delete from step; delete from unit; delete from idx; \
+                 delete from vacuum; delete from worker; delete from sample; delete from counter; \
+                 commit;",
+            )
+            .context("reset run state")
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn apply(&mut self, events: &[Event]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        for e in events {
+            apply_event(&tx, e)?;
+        }
+        tx.commit()
+    }
+
+    fn write_live(&mut self, live: &Live) -> rusqlite::Result<()> {
+        let t = now();
+        let tx = self.conn.transaction()?;
+        tx.execute("delete from worker", [])?;
+        for (name, w) in live.workers.lock().expect("live workers").iter() {
+            tx.execute(
+                "insert into worker (name, what, bytes, started_at) values (?1, ?2, ?3, ?4)",
+                params![
+                    name,
+                    w.what,
+                    w.bytes.as_ref().map(|b| b.load(Ordering::Relaxed) as i64),
+                    w.started_at
+                ],
+            )?;
+        }
+        tx.execute(
+            "insert or replace into sample (at, bytes, rows) values (?1, ?2, ?3)",
+            params![
+                t,
+                live.copied_bytes.load(Ordering::Relaxed) as i64,
+                live.copied_rows.load(Ordering::Relaxed) as i64
+            ],
+        )?;
+        tx.execute("delete from sample where at < ?1", params![t - 120.0])?;
+        tx.commit()
+    }
+
+    pub fn run_info(&self) -> Result<Option<RunRow>> {
+        self.conn
+            .query_row(
+                "select command, started_at, ended_at, status, error, source, target, snapshot, pid, \
+                        table_jobs, index_jobs, restore_jobs from run where id = 1",
+                [],
+                |r| {
+                    Ok(RunRow {
+                        command: r.get(0)?,
+                        started_at: r.get(1)?,
+                        ended_at: r.get(2)?,
+                        status: r.get(3)?,
+                        error: r.get(4)?,
+                        source: r.get(5)?,
+                        target: r.get(6)?,
+                        snapshot: r.get(7)?,
+                        pid: r.get(8)?,
+                        table_jobs: r.get(9)?,
+                        index_jobs: r.get(10)?,
+                        restore_jobs: r.get(11)?,
+                    })
+                },
+            )
+            .optional()
+            .context("read run state")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub command: String,
+    pub started_at: f64,
+    pub ended_at: Option<f64>,
+    pub status: String,
+    pub error: Option<String>,
+    pub source: String,
+    pub target: String,
+    pub snapshot: Option<String>,
+    pub pid: i64,
+    pub table_jobs: i64,
+    pub index_jobs: i64,
+    pub restore_jobs: i64,
+}
+
+/// A unit of copy work as planned: a table, or one part of a split table.
+#[derive(Debug, Clone)]
+pub struct PlannedUnit {
+    pub table_oid: u32,
+    pub part: u32,
+    pub parts: u32,
+    pub schema: String,
+    pub table: String,
+    pub est_bytes: i64,
+    pub est_rows: i64,
+    pub range: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedIndex {
+    pub oid: u32,
+    pub table_oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub kind: &'static str,
+}
+
+/// Something that happened in a run.
+#[derive(Debug)]
+pub enum Event {
+    RunStart {
+        command: String,
+        source: String,
+        target: String,
+        settings: String,
+        snapshot: Option<String>,
+        jobs: (usize, usize, usize),
+    },
+    RunEnd {
+        status: &'static str,
+        error: Option<String>,
+    },
+    StepStart(&'static str),
+    StepEnd {
+        name: &'static str,
+        transfer: Option<u64>,
+    },
+    Plan {
+        units: Vec<PlannedUnit>,
+        indexes: Vec<PlannedIndex>,
+    },
+    UnitStart {
+        table_oid: u32,
+        part: u32,
+    },
+    UnitDone {
+        table_oid: u32,
+        part: u32,
+        rows: u64,
+        bytes: u64,
+    },
+    UnitFailed {
+        table_oid: u32,
+        part: u32,
+        error: String,
+    },
+    IndexStart(u32),
+    IndexDone {
+        oid: u32,
+        index_secs: f64,
+        constraint_secs: f64,
+    },
+    ConstraintDone {
+        oid: u32,
+        secs: f64,
+    },
+    VacuumStart(u32),
+    VacuumDone(u32),
+    Count {
+        name: &'static str,
+        value: u64,
+    },
+    Flush(mpsc::Sender<()>),
+}
+
+fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
+    let t = now();
+    match e {
+        Event::RunStart {
+            command,
+            source,
+            target,
+            settings,
+            snapshot,
+            jobs,
+        } => {
+            tx.execute(
+                "insert or replace into run (id, command, started_at, status, source, target, settings, \
+                 snapshot, pid, table_jobs, index_jobs, restore_jobs) \
+                 values (1, ?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    command,
+                    t,
+                    source,
+                    target,
+                    settings,
+                    snapshot,
+                    std::process::id(),
+                    jobs.0 as i64,
+                    jobs.1 as i64,
+                    jobs.2 as i64
+                ],
+            )?;
+        }
+        Event::RunEnd { status, error } => {
+            tx.execute(
+                "update run set ended_at = ?1, status = ?2, error = ?3 where id = 1",
+                params![t, status, error],
+            )?;
+            tx.execute("delete from worker", [])?;
+        }
+        Event::StepStart(name) => {
+            tx.execute(
+                "insert or replace into step (name, started_at) values (?1, ?2)",
+                params![name, t],
+            )?;
+        }
+        Event::StepEnd { name, transfer } => {
+            tx.execute(
+                "update step set ended_at = ?2, transfer = ?3 where name = ?1",
+                params![name, t, transfer.map(|b| b as i64)],
+            )?;
+        }
+        Event::Plan { units, indexes } => {
+            for u in units {
+                tx.execute(
+                    "insert or replace into unit (table_oid, part, parts, schema_name, table_name, \
+                     est_bytes, est_rows, range) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        u.table_oid,
+                        u.part,
+                        u.parts,
+                        u.schema,
+                        u.table,
+                        u.est_bytes,
+                        u.est_rows,
+                        u.range
+                    ],
+                )?;
+            }
+            for i in indexes {
+                tx.execute(
+                    "insert or replace into idx (oid, table_oid, schema_name, name, kind) \
+                     values (?1, ?2, ?3, ?4, ?5)",
+                    params![i.oid, i.table_oid, i.schema, i.name, i.kind],
+                )?;
+            }
+        }
+        Event::UnitStart { table_oid, part } => {
+            tx.execute(
+                "update unit set state = 'copying', started_at = ?3, attempts = attempts + 1, error = null \
+                 where table_oid = ?1 and part = ?2",
+                params![table_oid, part, t],
+            )?;
+        }
+        Event::UnitDone {
+            table_oid,
+            part,
+            rows,
+            bytes,
+        } => {
+            tx.execute(
+                "update unit set state = 'done', ended_at = ?3, rows = ?4, bytes = ?5 \
+                 where table_oid = ?1 and part = ?2",
+                params![table_oid, part, t, *rows as i64, *bytes as i64],
+            )?;
+        }
+        Event::UnitFailed {
+            table_oid,
+            part,
+            error,
+        } => {
+            tx.execute(
+                "update unit set state = 'failed', ended_at = ?3, error = ?4 \
+                 where table_oid = ?1 and part = ?2",
+                params![table_oid, part, t, error],
+            )?;
+        }
+        Event::IndexStart(oid) => {
+            tx.execute(
+                "update idx set state = 'building', started_at = ?2 where oid = ?1",
+                params![oid, t],
+            )?;
+        }
+        Event::IndexDone {
+            oid,
+            index_secs,
+            constraint_secs,
+        } => {
+            tx.execute(
+                "update idx set state = 'done', ended_at = ?2, index_secs = ?3, constraint_secs = ?4 \
+                 where oid = ?1",
+                params![oid, t, index_secs, constraint_secs],
+            )?;
+        }
+        Event::ConstraintDone { oid, secs } => {
+            tx.execute(
+                "update idx set constraint_secs = ?2, ended_at = ?3 where oid = ?1",
+                params![oid, secs, t],
+            )?;
+        }
+        Event::VacuumStart(table_oid) => {
+            tx.execute(
+                "insert or replace into vacuum (table_oid, state, started_at) values (?1, 'running', ?2)",
+                params![table_oid, t],
+            )?;
+        }
+        Event::VacuumDone(table_oid) => {
+            tx.execute(
+                "update vacuum set state = 'done', ended_at = ?2 where table_oid = ?1",
+                params![table_oid, t],
+            )?;
+        }
+        Event::Count { name, value } => {
+            tx.execute(
+                "insert or replace into counter (name, value) values (?1, ?2)",
+                params![name, *value as i64],
+            )?;
+        }
+        Event::Flush(_) => {}
+    }
+    Ok(())
+}
+
+/// What workers are doing right now, shared by the workers, the recorder and the progress bars.
+#[derive(Default)]
+pub struct Live {
+    /// Bytes streamed so far, committed or not.
+    pub copied_bytes: AtomicU64,
+    /// Rows of committed units.
+    pub copied_rows: AtomicU64,
+    /// Indexes and constraints built.
+    pub indexes_done: AtomicU64,
+    pub workers: Mutex<BTreeMap<String, WorkerLive>>,
+}
+
+pub struct WorkerLive {
+    pub what: String,
+    /// Bytes of the current unit so far, for copy workers.
+    pub bytes: Option<Arc<AtomicU64>>,
+    pub started_at: f64,
+}
+
+impl Live {
+    /// Marks a worker busy; the returned counter (if asked for) is the unit's byte count.
+    pub fn busy(&self, worker: &str, what: String, with_bytes: bool) -> Option<Arc<AtomicU64>> {
+        let bytes = with_bytes.then(|| Arc::new(AtomicU64::new(0)));
+        self.workers.lock().expect("live workers").insert(
+            worker.to_string(),
+            WorkerLive {
+                what,
+                bytes: bytes.clone(),
+                started_at: now(),
+            },
+        );
+        bytes
+    }
+
+    pub fn idle(&self, worker: &str) {
+        self.workers.lock().expect("live workers").remove(worker);
+    }
+}
+
+/// Writes events to the store on a thread of its own, in batches.
+pub struct Recorder {
+    tx: mpsc::Sender<Event>,
+    pub live: Arc<Live>,
+}
+
+const TICK: Duration = Duration::from_millis(300);
+
+impl Recorder {
+    pub fn start(mut store: Store, live: Arc<Live>) -> Result<Recorder> {
+        let (tx, rx) = mpsc::channel::<Event>();
+        let live2 = live.clone();
+        std::thread::Builder::new()
+            .name("state-recorder".into())
+            .spawn(move || {
+                let mut open = true;
+                while open {
+                    let mut batch = Vec::new();
+                    match rx.recv_timeout(TICK) {
+                        Ok(e) => batch.push(e),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+                    }
+                    while let Ok(e) = rx.try_recv() {
+                        batch.push(e);
+                    }
+                    if let Err(e) = store.apply(&batch) {
+                        tracing::warn!("could not record run state: {e}");
+                    }
+                    if let Err(e) = store.write_live(&live2) {
+                        tracing::debug!("could not record live progress: {e}");
+                    }
+                    for e in batch {
+                        if let Event::Flush(ack) = e {
+                            let _ = ack.send(());
+                        }
+                    }
+                }
+            })
+            .context("start the state recorder thread")?;
+        Ok(Recorder { tx, live })
+    }
+
+    pub fn send(&self, e: Event) {
+        let _ = self.tx.send(e);
+    }
+
+    /// Waits until everything sent so far is written.
+    pub fn flush(&self) {
+        let (ack, done) = mpsc::channel();
+        if self.tx.send(Event::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(Duration::from_secs(30));
+        }
+    }
+}
