@@ -107,7 +107,10 @@ pub fn process_alive(pid: i64) -> bool {
     pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn step_time(store: &Store, name: &str) -> Result<Option<(f64, Option<f64>, Option<u64>)>> {
+/// A step's start, end (if it ended) and transfer (if any).
+type StepTime = (f64, Option<f64>, Option<u64>);
+
+fn step_time(store: &Store, name: &str) -> Result<Option<StepTime>> {
     let mut stmt = store
         .conn()
         .prepare_cached("select started_at, ended_at, transfer from step where name = ?1")?;

@@ -307,48 +307,6 @@ pub fn index_column_statistics(schema: &str, index: &str, attnum: i32, target: i
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(ident(r#"we"ird"#), r#""we""ird""#);
-        assert_eq!(qualified("My Schema", "t"), r#""My Schema"."t""#);
-        assert_eq!(literal("it's"), "'it''s'");
-        assert_eq!(literal(r"a\b'"), r"E'a\\b'''");
-    }
-
-    #[test]
-    fn database_settings() {
-        assert_eq!(
-            alter_database_set("db", "work_mem=8MB").unwrap(),
-            r#"alter database "db" set "work_mem" = '8MB'"#
-        );
-        assert_eq!(
-            alter_database_set("db", r#"search_path=public, "x y""#).unwrap(),
-            r#"alter database "db" set "search_path" = public, "x y""#
-        );
-        assert!(alter_database_set("db", "nonsense").is_none());
-    }
-
-    #[test]
-    fn copy_statements() {
-        let cols = vec!["id".to_string(), "Na me".to_string()];
-        assert_eq!(
-            copy_out("s", "t", &cols, None),
-            r#"copy "s"."t" ("id", "Na me") to stdout"#
-        );
-        assert_eq!(
-            copy_out("s", "t", &cols, Some("WHERE id > 5")),
-            r#"copy (select "id", "Na me" from only "s"."t" WHERE id > 5) to stdout"#
-        );
-        assert_eq!(
-            copy_in("s", "t", &[], true),
-            r#"copy "s"."t" from stdin with (freeze)"#
-        );
-    }
-}
 
 /// Boundaries that cut a table into parts of about equal rows along an integer key: the
 /// key's quantiles, over a sample of the table when it is big.
@@ -403,3 +361,46 @@ pub const LIST_EXTENSIONS: &str = "select e.oid::int8, e.extname::text, e.extver
             n.nspname::text, coalesce(pg_catalog.array_length(e.extconfig, 1), 0)::int8 \
      from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace \
      order by e.extname";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(ident(r#"we"ird"#), r#""we""ird""#);
+        assert_eq!(qualified("My Schema", "t"), r#""My Schema"."t""#);
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal(r"a\b'"), r"E'a\\b'''");
+    }
+
+    #[test]
+    fn database_settings() {
+        assert_eq!(
+            alter_database_set("db", "work_mem=8MB").unwrap(),
+            r#"alter database "db" set "work_mem" = '8MB'"#
+        );
+        assert_eq!(
+            alter_database_set("db", r#"search_path=public, "x y""#).unwrap(),
+            r#"alter database "db" set "search_path" = public, "x y""#
+        );
+        assert!(alter_database_set("db", "nonsense").is_none());
+    }
+
+    #[test]
+    fn copy_statements() {
+        let cols = vec!["id".to_string(), "Na me".to_string()];
+        assert_eq!(
+            copy_out("s", "t", &cols, None),
+            r#"copy "s"."t" ("id", "Na me") to stdout"#
+        );
+        assert_eq!(
+            copy_out("s", "t", &cols, Some("WHERE id > 5")),
+            r#"copy (select "id", "Na me" from only "s"."t" WHERE id > 5) to stdout"#
+        );
+        assert_eq!(
+            copy_in("s", "t", &[], true),
+            r#"copy "s"."t" from stdin with (freeze)"#
+        );
+    }
+}

@@ -3,5 +3,6 @@
 
 mod objects;
 mod options;
+mod progress;
 mod safety;
 mod support;

@@ -1,0 +1,412 @@
+//! Run state and reporting: list progress during and after a clone, the summary, logging
+//! without a terminal, and the list commands against the source catalog.
+
+use crate::support::*;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn list(args: &[&str], dir: Option<&std::path::Path>) -> std::process::Output {
+    let mut all: Vec<String> = vec!["list".into()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    if let Some(d) = dir {
+        all.push("--dir".into());
+        all.push(d.display().to_string());
+    }
+    neoncopy(&all, &[])
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+const STEPS: [&str; 12] = [
+    "Catalog Queries (table ordering, filtering, etc)",
+    "Dump Schema",
+    "Prepare Schema",
+    "COPY, INDEX, CONSTRAINTS, VACUUM (wall clock)",
+    "COPY (cumulative)",
+    "CREATE INDEX (cumulative)",
+    "CONSTRAINTS (cumulative)",
+    "VACUUM (cumulative)",
+    "Reset Sequences",
+    "Large Objects (cumulative)",
+    "Finalize Schema",
+    "Total Wall Clock Duration",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_during_a_clone_only_grows_and_ends_complete() {
+    let pair = fresh_pair("live_progress", false);
+    source().psql(
+        &pair.src,
+        "create table big_a (id int primary key, pad text); \
+         insert into big_a select g, repeat(md5(g::text), 6) from generate_series(1, 700000) g; \
+         create table big_b (id int primary key, pad text); \
+         insert into big_b select g, repeat(md5(g::text), 6) from generate_series(1, 500000) g; \
+         create index on big_b (pad); \
+         create table small (id int primary key); insert into small values (1);",
+    );
+    source().psql(&pair.src, &fixture("users"));
+    let dir = pair.workdir.path().to_path_buf();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_neoncopy"))
+        .args([
+            "clone",
+            "--source",
+            &pair.source_uri(),
+            "--target",
+            &pair.target_uri(false),
+            "--dir",
+            &dir.display().to_string(),
+            "--table-jobs",
+            "1",
+            "--index-jobs",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut snapshots: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        if dir.join("state.db").exists() {
+            let out = list(&["progress", "--json"], Some(&dir));
+            if out.status.success() {
+                snapshots.push(json_of(&out));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let running: Vec<&Value> = snapshots
+        .iter()
+        .filter(|s| s["status"] == "running")
+        .collect();
+    assert!(
+        running.len() >= 3,
+        "too few snapshots while running: {}",
+        running.len()
+    );
+    assert!(
+        running.iter().any(
+            |s| s["workers"].as_array().is_some_and(|w| w
+                .iter()
+                .any(|w| w["doing"].as_str().unwrap_or("").starts_with("COPY")))
+        ),
+        "some snapshot shows a worker copying"
+    );
+    assert!(
+        running
+            .iter()
+            .any(|s| s["bytes_copied"].as_u64().unwrap() > 0
+                && s["tables"]["done"].as_u64().unwrap() < 4),
+        "some snapshot shows bytes copied before all tables are done"
+    );
+    for key in [
+        ("bytes_copied", ""),
+        ("rows_copied", ""),
+        ("tables", "done"),
+        ("indexes", "done"),
+    ] {
+        let values: Vec<u64> = snapshots
+            .iter()
+            .map(|s| {
+                let v = if key.1.is_empty() {
+                    &s[key.0]
+                } else {
+                    &s[key.0][key.1]
+                };
+                v.as_u64().unwrap()
+            })
+            .collect();
+        assert!(
+            values.windows(2).all(|w| w[0] <= w[1]),
+            "{key:?} went down: {values:?}"
+        );
+    }
+    let last = json_of(&list(&["progress", "--json"], Some(&dir)));
+    assert_eq!(last["status"], "done");
+    assert_eq!(last["tables"]["done"], last["tables"]["total"]);
+    assert_eq!(last["tables"]["total"], 4);
+    assert_eq!(last["indexes"]["done"], last["indexes"]["total"]);
+    assert_eq!(last["rows_copied"], 1_200_003);
+    assert_faithful(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn summary_has_every_step_and_the_numbers_add_up() {
+    let pair = fresh_pair("summary", false);
+    for f in ["users", "large_objects", "constraints", "indexes"] {
+        source().psql(&pair.src, &fixture(f));
+    }
+    let out = pair.clone_ok(false, &[]);
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let s = json_of(&list(
+        &["progress", "--summary", "--json"],
+        Some(pair.workdir.path()),
+    ));
+    assert_eq!(s["status"], "done");
+    let steps = s["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|l| l["step"].as_str().unwrap()).collect();
+    assert_eq!(names, STEPS);
+    let total = steps[11]["duration_secs"].as_f64().unwrap();
+    assert!(total > 0.0);
+    for l in steps {
+        let d = l["duration_secs"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no duration for {l}"));
+        assert!(d >= 0.0, "{l}");
+        let cumulative = l["step"].as_str().unwrap().contains("(cumulative)");
+        if !cumulative {
+            assert!(d <= total + 0.001, "{l} longer than the whole run");
+        }
+        assert!(
+            printed.contains(l["step"].as_str().unwrap()),
+            "clone's own summary lacks {l}"
+        );
+    }
+    // The wall clock of the data step covers no more than the run; COPY moved bytes.
+    let tables = s["tables"].as_array().unwrap();
+    let table_bytes: u64 = tables.iter().map(|t| t["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(steps[4]["transfer_bytes"].as_u64().unwrap(), table_bytes);
+    assert!(table_bytes > 100_000);
+    let lo = steps[9]["transfer_bytes"].as_u64().unwrap();
+    assert_eq!(lo, 2_400_000 + 18, "large object bytes");
+    let t = target().client(&pair.dst).await;
+    let n_tables: i64 = t
+        .query_one(
+            "select count(*) from pg_tables where schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables.len() as i64, n_tables);
+    assert!(tables.iter().all(|t| t["state"] == "done"));
+    let rows: u64 = tables.iter().map(|t| t["rows"].as_u64().unwrap()).sum();
+    let s_rows: i64 = source()
+        .client(&pair.src)
+        .await
+        .query_one(
+            "select (select count(*) from users) + (select count(*) from lo_refs) + (select count(*) from rooms) \
+             + (select count(*) from bookings) + (select count(*) from tree) + (select count(*) from pairs) \
+             + (select count(*) from legacy) + (select count(*) from child_of_rooms) + (select count(*) from docs)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows as i64, s_rows);
+    let idx: u64 = tables.iter().map(|t| t["indexes"].as_u64().unwrap()).sum();
+    let p = json_of(&list(&["progress", "--json"], Some(pair.workdir.path())));
+    assert_eq!(p["indexes"]["total"].as_u64().unwrap(), idx);
+    assert_eq!(p["indexes"]["done"], p["indexes"]["total"]);
+    // The text form of the same.
+    let text = list(&["progress", "--summary"], Some(pair.workdir.path()));
+    let text = String::from_utf8_lossy(&text.stdout);
+    for name in STEPS {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_terminal_there_are_no_escape_codes_and_quiet_and_verbose_work() {
+    let pair = fresh_pair("no_tty", false);
+    source().psql(&pair.src, &fixture("users"));
+    let out = pair.clone_ok(false, &[]);
+    let all = [out.stdout.clone(), out.stderr.clone()].concat();
+    assert!(
+        !all.contains(&0x1b),
+        "escape codes in output without a terminal"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("copied public.users: 2 rows"),
+        "one line per table:\n{err}"
+    );
+    assert!(
+        err.contains("Dump Schema: done in"),
+        "one line per step:\n{err}"
+    );
+
+    let quiet = pair.clone_with(false, &["--drop-if-exists", "--quiet"]);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    assert!(!stderr(&quiet).contains(" INFO "), "{}", stderr(&quiet));
+    let verbose = pair.clone_with(false, &["--drop-if-exists", "--verbose"]);
+    assert!(verbose.status.success());
+    assert!(stderr(&verbose).contains(" DEBUG "), "{}", stderr(&verbose));
+    let out = neoncopy(
+        &[
+            "clone".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--target".into(),
+            pair.target_uri(false),
+            "--dir".into(),
+            pair.workdir.path().display().to_string(),
+            "--drop-if-exists".into(),
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    assert!(out.status.success());
+    assert!(!stderr(&out).contains(" INFO "), "RUST_LOG=warn hides info");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_commands_agree_with_the_source_catalog() {
+    let pair = fresh_pair("lists", false);
+    for f in [
+        "users",
+        "names",
+        "columns",
+        "indexes",
+        "partitions",
+        "extensions",
+    ] {
+        source().psql(&pair.src, &fixture(f));
+    }
+    source().psql(&pair.src, "analyze");
+    let src = pair.source_uri();
+    let s = source().client(&pair.src).await;
+
+    let tables = json_of(&list(&["tables", "--json", "--source", &src], None));
+    let mut listed: Vec<String> = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}.{}",
+                t["schema"].as_str().unwrap(),
+                t["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    listed.sort();
+    let expected: Vec<String> = s
+        .query(
+            "select n.nspname || '.' || c.relname from pg_class c \
+             join pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema') \
+             order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(listed, expected);
+    let docs = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "docs")
+        .unwrap();
+    assert_eq!(docs["split_key"], "id");
+
+    let indexes = json_of(&list(&["indexes", "--json", "--source", &src], None));
+    let n: i64 = s
+        .query_one(
+            "select count(*) from pg_indexes \
+             where schemaname not in ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(indexes.as_array().unwrap().len() as i64, n);
+    let by_restore = indexes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["built_by"] == "pg_restore")
+        .count();
+    assert!(by_restore > 0, "partitioned indexes are left to pg_restore");
+
+    let seqs = json_of(&list(&["sequences", "--json", "--source", &src], None));
+    let free = seqs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "free_standing")
+        .unwrap();
+    assert_eq!(free["last_value"], 1010);
+    assert_eq!(free["is_called"], true);
+
+    let exts = json_of(&list(&["extensions", "--json", "--source", &src], None));
+    let names: Vec<&str> = exts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for e in ["citext", "hstore", "pg_trgm", "pgcrypto", "plpgsql"] {
+        assert!(names.contains(&e), "{e} not in {names:?}");
+    }
+
+    // The parts of a table cover each row exactly once, by key and by pages.
+    for (table, arg) in [("docs", "public.docs"), ("events_us", "events_us")] {
+        let parts = json_of(&list(
+            &[
+                "table-parts",
+                "--json",
+                "--source",
+                &src,
+                "--split-tables-larger-than",
+                "16kB",
+                "--split-max-parts",
+                "3",
+                "--table",
+                arg,
+            ],
+            None,
+        ));
+        let parts = parts.as_array().unwrap();
+        assert!(parts.len() >= 2, "{table} should be split: {parts:?}");
+        let mut sum = 0i64;
+        for p in parts {
+            let cond = p["condition"].as_str().unwrap();
+            let n: i64 = s
+                .query_one(&format!("select count(*) from {table} where {cond}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            sum += n;
+        }
+        let total: i64 = s
+            .query_one(&format!("select count(*) from {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(sum, total, "parts of {table} must cover every row once");
+    }
+    let bad = list(
+        &[
+            "table-parts",
+            "--source",
+            &src,
+            "--split-tables-larger-than",
+            "lots",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("invalid size"), "{}", stderr(&bad));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_progress_without_a_run_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = list(&["progress"], Some(dir.path()));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no clone has run in"),
+        "{}",
+        stderr(&out)
+    );
+}
