@@ -214,4 +214,37 @@ pub struct CloneArgs {
     /// caller keeps open) instead of exporting one
     #[arg(long, value_name = "ID")]
     pub snapshot: Option<String>,
+
+    /// Continue the interrupted clone recorded in --dir: what is done is skipped, what was
+    /// under way is redone from scratch. Its snapshot ended with it, so add --not-consistent
+    /// (or --snapshot ID) unless it was not consistent itself
+    #[arg(long, conflicts_with_all = ["restart", "drop_if_exists"])]
+    pub resume: bool,
+
+    /// Forget the clone recorded in --dir and start over
+    #[arg(long)]
+    pub restart: bool,
+
+    /// How many times a failed step, table or index is tried again after a transient error
+    /// (lost connection, server restart, a serverless compute waking up)
+    #[arg(long, default_value_t = 6, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
+
+    /// Seconds to wait before the first retry; the wait doubles each time (with jitter)
+    #[arg(long, default_value_t = 0.5, value_name = "SECS", value_parser = parse_seconds)]
+    pub retry_delay: f64,
+
+    /// Longest wait between two retries, in seconds
+    #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_seconds)]
+    pub retry_max_delay: f64,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('s').parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "invalid number of seconds \"{s}\": write it like 0.5 or 30"
+        )),
+    }
 }

@@ -2,7 +2,9 @@
 
 use crate::cli::{CloneArgs, ConnectionArgs};
 use crate::pg::connstr::ConnParams;
+use crate::pg::retry::RetryPolicy;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A mistake in how neoncopy was called: reported in one line, exit code 2.
 #[derive(Debug)]
@@ -39,6 +41,9 @@ pub struct CloneConfig {
     pub snapshot: SnapshotMode,
     /// Draw progress bars (a terminal, and not --quiet).
     pub show_bars: bool,
+    pub resume: bool,
+    pub restart: bool,
+    pub retry: RetryPolicy,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +127,13 @@ impl CloneConfig {
             drop_if_exists: args.drop_if_exists,
             snapshot,
             show_bars: false,
+            resume: args.resume,
+            restart: args.restart,
+            retry: RetryPolicy {
+                retries: args.retries,
+                first_delay: Duration::from_secs_f64(args.retry_delay),
+                max_delay: Duration::from_secs_f64(args.retry_max_delay.max(args.retry_delay)),
+            },
         })
     }
 }

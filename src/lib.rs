@@ -12,6 +12,7 @@ pub mod list;
 pub mod pg;
 pub mod progress;
 pub mod report;
+pub mod signals;
 pub mod split;
 pub mod state;
 pub mod workdir;

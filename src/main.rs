@@ -70,6 +70,8 @@ fn main() -> ExitCode {
             eprintln!("neoncopy: error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
+            } else if e.downcast_ref::<neoncopy::clone::Interrupted>().is_some() {
+                ExitCode::from(130)
             } else {
                 ExitCode::from(1)
             }

@@ -179,6 +179,40 @@ impl Store {
         tx.commit()
     }
 
+    /// The settings recorded by the run (JSON).
+    pub fn settings(&self) -> Result<Option<String>> {
+        self.conn
+            .query_row("select settings from run where id = 1", [], |r| r.get(0))
+            .optional()
+            .context("read run settings")
+    }
+
+    /// What an earlier run finished, for --resume.
+    pub fn progress_so_far(&self) -> Result<Done> {
+        let strings = |sql: &str| -> Result<std::collections::HashSet<String>> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        let oids = |sql: &str| -> Result<std::collections::HashSet<u32>> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| r.get::<_, u32>(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        let mut stmt = self
+            .conn
+            .prepare("select table_oid, part from unit where state = 'done'")?;
+        let units = stmt
+            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Done {
+            steps: strings("select name from step where ended_at is not null")?,
+            units,
+            indexes: oids("select oid from idx where state = 'done'")?,
+            tables: oids("select table_oid from vacuum where state = 'done'")?,
+        })
+    }
+
     pub fn run_info(&self) -> Result<Option<RunRow>> {
         self.conn
             .query_row(
@@ -205,6 +239,17 @@ impl Store {
             .optional()
             .context("read run state")
     }
+}
+
+/// What a run has finished.
+#[derive(Debug, Default, Clone)]
+pub struct Done {
+    pub steps: std::collections::HashSet<String>,
+    /// (table oid, part)
+    pub units: std::collections::HashSet<(u32, u32)>,
+    pub indexes: std::collections::HashSet<u32>,
+    /// Tables whose indexes, constraints and ANALYZE are all done.
+    pub tables: std::collections::HashSet<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +301,8 @@ pub enum Event {
         snapshot: Option<String>,
         jobs: (usize, usize, usize),
     },
+    /// A run continued with --resume: running again, by this process.
+    RunResume,
     RunEnd {
         status: &'static str,
         error: Option<String>,
@@ -296,6 +343,8 @@ pub enum Event {
     },
     VacuumStart(u32),
     VacuumDone(u32),
+    /// All of a table's work is done (its indexes, constraints and, unless skipped, ANALYZE).
+    TableFinished(u32),
     Count {
         name: &'static str,
         value: u64,
@@ -332,6 +381,12 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                 ],
             )?;
         }
+        Event::RunResume => {
+            tx.execute(
+                "update run set status = 'running', ended_at = null, error = null, pid = ?1 where id = 1",
+                params![std::process::id()],
+            )?;
+        }
         Event::RunEnd { status, error } => {
             tx.execute(
                 "update run set ended_at = ?1, status = ?2, error = ?3 where id = 1",
@@ -354,7 +409,7 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
         Event::Plan { units, indexes } => {
             for u in units {
                 tx.execute(
-                    "insert or replace into unit (table_oid, part, parts, schema_name, table_name, \
+                    "insert or ignore into unit (table_oid, part, parts, schema_name, table_name, \
                      est_bytes, est_rows, range) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
                         u.table_oid,
@@ -370,7 +425,7 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             }
             for i in indexes {
                 tx.execute(
-                    "insert or replace into idx (oid, table_oid, schema_name, name, kind) \
+                    "insert or ignore into idx (oid, table_oid, schema_name, name, kind) \
                      values (?1, ?2, ?3, ?4, ?5)",
                     params![i.oid, i.table_oid, i.schema, i.name, i.kind],
                 )?;
@@ -439,6 +494,13 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             tx.execute(
                 "update vacuum set state = 'done', ended_at = ?2 where table_oid = ?1",
                 params![table_oid, t],
+            )?;
+        }
+        Event::TableFinished(table_oid) => {
+            tx.execute(
+                "insert into vacuum (table_oid, state) values (?1, 'done') \
+                 on conflict (table_oid) do update set state = 'done'",
+                params![table_oid],
             )?;
         }
         Event::Count { name, value } => {

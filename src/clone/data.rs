@@ -7,6 +7,7 @@
 use super::Ctx;
 use crate::catalog::{Index, IndexKind, Table};
 use crate::fmt;
+use crate::pg::retry::is_transient;
 use crate::pg::{sql, DbResultExt};
 use crate::state::Event;
 use anyhow::{Context, Result};
@@ -18,7 +19,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 #[derive(Debug, Default)]
 pub struct DataSummary {
@@ -60,6 +61,7 @@ fn built_first(index: &Index) -> bool {
 
 pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
     let tables = &ctx.catalog.tables;
+    let done = &ctx.done;
     let position: HashMap<u32, usize> =
         tables.iter().enumerate().map(|(i, t)| (t.oid, i)).collect();
     let mut by_table: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -69,28 +71,60 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
         by_table.entry(t).or_default().push(j);
         table_of_index.push(t);
     }
+    // Index builds still to do, per table (all of them, unless an earlier run built some).
+    let builds_left = |t: usize| -> Vec<usize> {
+        by_table
+            .get(&t)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(|j| {
+                let index = &ctx.catalog.indexes[*j];
+                built_first(index) && !done.indexes.contains(&index.oid)
+            })
+            .collect()
+    };
     let (tx, rx) = mpsc::unbounded_channel();
+    let mut queue = VecDeque::new();
+    let mut remaining = HashMap::new();
+    // Tables are already ordered largest first by the catalog query.
+    for (i, t) in tables.iter().enumerate() {
+        let builds = builds_left(i);
+        remaining.insert(i, AtomicUsize::new(builds.len()));
+        if !done.units.contains(&(t.oid, 1)) {
+            queue.push_back(i);
+        } else if !done.tables.contains(&t.oid) {
+            // Copied by an earlier run: only its indexes, constraints or ANALYZE are left.
+            dispatch(
+                &tx,
+                i,
+                builds,
+                by_table.contains_key(&i),
+                ctx.cfg.skip_vacuum,
+                true,
+            );
+        }
+    }
+    if !done.units.is_empty() {
+        info!(
+            "resuming: {} of {} tables were copied before, {} are left",
+            tables.len() - queue.len(),
+            tables.len(),
+            queue.len()
+        );
+    }
     let index_queue = Arc::new(IndexQueue {
         rx: tokio::sync::Mutex::new(rx),
-        remaining: by_table
-            .iter()
-            .map(|(t, idx)| {
-                let builds = idx
-                    .iter()
-                    .filter(|j| built_first(&ctx.catalog.indexes[**j]))
-                    .count();
-                (*t, AtomicUsize::new(builds))
-            })
-            .collect(),
+        remaining,
         table_of_index,
         by_table,
     });
-    // Tables are already ordered largest first by the catalog query.
-    let queue = Arc::new(Mutex::new((0..tables.len()).collect::<VecDeque<usize>>()));
+    let copy_workers = ctx.cfg.table_jobs.min(queue.len());
+    let queue = Arc::new(Mutex::new(queue));
     let counters = Arc::new(Counters::default());
 
     let mut set = JoinSet::new();
-    let copy_workers = ctx.cfg.table_jobs.min(tables.len());
     for w in 0..copy_workers {
         let (ctx, queue, tx, index_queue, counters) = (
             ctx.clone(),
@@ -124,6 +158,33 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
     })
 }
 
+/// Hands a copied table to the index workers: its index builds, or straight to the finishing
+/// step when there is nothing to build.
+fn dispatch(
+    tx: &mpsc::UnboundedSender<IndexJob>,
+    table: usize,
+    builds: Vec<usize>,
+    has_indexes: bool,
+    skip_vacuum: bool,
+    resumed: bool,
+) {
+    if !builds.is_empty() {
+        for j in builds {
+            let _ = tx.send(IndexJob::Build(j));
+        }
+    } else if has_indexes || !skip_vacuum || resumed {
+        let _ = tx.send(IndexJob::Finish(table));
+    }
+}
+
+/// A source reader and a target writer, opened again after a transient failure.
+type Pair = (Client, Client);
+
+async fn connect_pair(ctx: &Ctx, worker: usize) -> Result<Pair> {
+    tokio::try_join!(ctx.source_reader(), ctx.target_writer())
+        .with_context(|| format!("start COPY worker {}", worker + 1))
+}
+
 async fn copy_worker(
     worker: usize,
     ctx: Arc<Ctx>,
@@ -132,35 +193,57 @@ async fn copy_worker(
     index_queue: Arc<IndexQueue>,
     counters: Arc<Counters>,
 ) -> Result<()> {
-    let (source, target) = tokio::try_join!(ctx.source_reader(), ctx.target_writer())
-        .with_context(|| format!("start COPY worker {worker}"))?;
+    let mut conns: Option<Pair> = None;
     let name = format!("copy {}", worker + 1);
     let live = &ctx.rec.live;
+    let policy = ctx.cfg.retry;
     loop {
         let next = queue.lock().expect("queue lock").pop_front();
         let Some(i) = next else { break };
         let table = &ctx.catalog.tables[i];
         let start = Instant::now();
-        let unit_bytes = live
-            .busy(&name, format!("COPY {}", table.display()), true)
-            .unwrap_or_default();
-        ctx.rec.send(Event::UnitStart {
-            table_oid: table.oid,
-            part: 1,
-        });
-        let result = copy_table(&source, &target, table, &unit_bytes, &live.copied_bytes)
+        let mut attempt = 0;
+        let (rows, bytes) = loop {
+            let unit_bytes = live
+                .busy(&name, format!("COPY {}", table.display()), true)
+                .unwrap_or_default();
+            ctx.rec.send(Event::UnitStart {
+                table_oid: table.oid,
+                part: 1,
+            });
+            let result = async {
+                if conns.is_none() {
+                    conns = Some(connect_pair(&ctx, worker).await?);
+                }
+                let (source, target) = conns.as_ref().expect("connected above");
+                copy_table(source, target, table, &unit_bytes, &live.copied_bytes).await
+            }
             .await
             .with_context(|| format!("copy table {}", table.display()));
-        live.idle(&name);
-        let (rows, bytes) = match result {
-            Ok(counts) => counts,
-            Err(e) => {
-                ctx.rec.send(Event::UnitFailed {
-                    table_oid: table.oid,
-                    part: 1,
-                    error: format!("{e:#}"),
-                });
-                return Err(e);
+            live.idle(&name);
+            match result {
+                Ok(counts) => break counts,
+                Err(e) if attempt < policy.retries && is_transient(&e) => {
+                    attempt += 1;
+                    let wait = policy.delay(attempt);
+                    warn!(
+                        "{e:#}; the table is copied again from scratch in {:.1}s (attempt {} of {})",
+                        wait.as_secs_f64(),
+                        attempt + 1,
+                        policy.retries + 1
+                    );
+                    // The connections may be dead; the transaction rolled back with them.
+                    conns = None;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    ctx.rec.send(Event::UnitFailed {
+                        table_oid: table.oid,
+                        part: 1,
+                        error: format!("{e:#}"),
+                    });
+                    return Err(e);
+                }
             }
         };
         live.copied_rows.fetch_add(rows, Ordering::Relaxed);
@@ -181,23 +264,24 @@ async fn copy_worker(
         counters.rows.fetch_add(rows, Ordering::Relaxed);
         counters.bytes.fetch_add(bytes, Ordering::Relaxed);
         // The table's rows are committed: its indexes may be built now.
-        let indexes = index_queue
+        let builds: Vec<usize> = index_queue
             .by_table
             .get(&i)
             .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let builds: Vec<usize> = indexes
+            .unwrap_or(&[])
             .iter()
             .copied()
             .filter(|j| built_first(&ctx.catalog.indexes[*j]))
             .collect();
-        if !builds.is_empty() {
-            for j in builds {
-                let _ = index_tx.send(IndexJob::Build(j));
-            }
-        } else if !indexes.is_empty() || !ctx.cfg.skip_vacuum {
-            let _ = index_tx.send(IndexJob::Finish(i));
-        }
+        index_queue.remaining[&i].store(builds.len(), Ordering::Release);
+        dispatch(
+            &index_tx,
+            i,
+            builds,
+            index_queue.by_table.contains_key(&i),
+            ctx.cfg.skip_vacuum,
+            false,
+        );
     }
     Ok(())
 }
@@ -287,52 +371,91 @@ async fn index_worker(
 ) -> Result<()> {
     let mut conn: Option<Client> = None;
     let name = format!("index {}", worker + 1);
-    let live = &ctx.rec.live;
+    let policy = ctx.cfg.retry;
     loop {
         let job = queue.rx.lock().await.recv().await;
         let Some(job) = job else { break };
-        if conn.is_none() {
-            conn = Some(
-                ctx.target_writer()
-                    .await
-                    .with_context(|| format!("start index worker {worker}"))?,
-            );
-        }
-        let client = conn.as_ref().expect("connected above");
-        let table_to_finish = match job {
-            IndexJob::Build(j) => {
-                let index = &ctx.catalog.indexes[j];
-                let t = queue.table_of_index[j];
-                live.busy(&name, format!("CREATE INDEX {}", index.display()), false);
-                ctx.rec.send(Event::IndexStart(index.oid));
-                let start = Instant::now();
-                for stmt in build_statements(index) {
-                    client
-                        .batch_execute(&stmt)
-                        .await
-                        .db()
-                        .with_context(|| format!("build index {}", index.display()))?;
+        let mut attempt = 0;
+        loop {
+            let result = async {
+                if conn.is_none() {
+                    conn = Some(
+                        ctx.target_writer()
+                            .await
+                            .with_context(|| format!("start index worker {}", worker + 1))?,
+                    );
                 }
-                let index_secs = start.elapsed().as_secs_f64();
-                ctx.rec.send(Event::IndexDone {
-                    oid: index.oid,
-                    index_secs,
-                    constraint_secs: 0.0,
-                });
-                debug!("built {} in {}", index.display(), fmt::duration(index_secs));
-                counters.indexes.fetch_add(1, Ordering::Relaxed);
-                live.indexes_done.fetch_add(1, Ordering::Relaxed);
-                let left = queue.remaining[&t].fetch_sub(1, Ordering::AcqRel) - 1;
-                (left == 0).then_some(t)
+                let client = conn.as_ref().expect("connected above");
+                index_job(&ctx, client, &name, &queue, &counters, &job, attempt > 0).await
             }
-            IndexJob::Finish(t) => Some(t),
-        };
-        if let Some(t) = table_to_finish {
-            let table = &ctx.catalog.tables[t];
-            let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
-            finish_table(&ctx, client, &name, table, indexes, &counters).await?;
+            .await;
+            ctx.rec.live.idle(&name);
+            match result {
+                Ok(()) => break,
+                Err(e) if attempt < policy.retries && is_transient(&e) => {
+                    attempt += 1;
+                    let wait = policy.delay(attempt);
+                    warn!(
+                        "{e:#}; trying again in {:.1}s (attempt {} of {})",
+                        wait.as_secs_f64(),
+                        attempt + 1,
+                        policy.retries + 1
+                    );
+                    conn = None;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        live.idle(&name);
+    }
+    Ok(())
+}
+
+/// One job of an index worker. `again` is set when an earlier attempt may have done part of
+/// it (so existing objects are looked for first).
+async fn index_job(
+    ctx: &Ctx,
+    client: &Client,
+    worker: &str,
+    queue: &IndexQueue,
+    counters: &Counters,
+    job: &IndexJob,
+    again: bool,
+) -> Result<()> {
+    let live = &ctx.rec.live;
+    let table_to_finish = match job {
+        IndexJob::Build(j) => {
+            let index = &ctx.catalog.indexes[*j];
+            let t = queue.table_of_index[*j];
+            live.busy(worker, format!("CREATE INDEX {}", index.display()), false);
+            ctx.rec.send(Event::IndexStart(index.oid));
+            let start = Instant::now();
+            for stmt in build_statements(index) {
+                client
+                    .batch_execute(&stmt)
+                    .await
+                    .db()
+                    .with_context(|| format!("build index {}", index.display()))?;
+            }
+            let index_secs = start.elapsed().as_secs_f64();
+            ctx.rec.send(Event::IndexDone {
+                oid: index.oid,
+                index_secs,
+                constraint_secs: 0.0,
+            });
+            debug!("built {} in {}", index.display(), fmt::duration(index_secs));
+            counters.indexes.fetch_add(1, Ordering::Relaxed);
+            live.indexes_done.fetch_add(1, Ordering::Relaxed);
+            let left = queue.remaining[&t].fetch_sub(1, Ordering::AcqRel) - 1;
+            (left == 0).then_some(t)
+        }
+        IndexJob::Finish(t) => Some(*t),
+    };
+    if let Some(t) = table_to_finish {
+        let table = &ctx.catalog.tables[t];
+        let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
+        let again = again || !ctx.done.units.is_empty();
+        finish_table(ctx, client, worker, table, indexes, counters, again).await?;
     }
     Ok(())
 }
@@ -346,6 +469,7 @@ async fn finish_table(
     table: &Table,
     indexes: &[usize],
     counters: &Counters,
+    again: bool,
 ) -> Result<()> {
     let live = &ctx.rec.live;
     for j in indexes {
@@ -353,6 +477,9 @@ async fn finish_table(
         let Some(stmts) = constraint_statements(index, table) else {
             continue;
         };
+        if again && constraint_exists(client, index, table).await? {
+            continue;
+        }
         live.busy(worker, format!("ADD CONSTRAINT {}", index.display()), false);
         let exclusion = !built_first(index);
         if exclusion {
@@ -394,12 +521,33 @@ async fn finish_table(
         analyze(client, table).await?;
         ctx.rec.send(Event::VacuumDone(table.oid));
     }
+    ctx.rec.send(Event::TableFinished(table.oid));
     Ok(())
 }
 
-/// CREATE INDEX (unique for a constraint's index) and per-column statistics targets.
+/// Whether the constraint an index stands for is already on the target (an earlier attempt
+/// added it, and the answer was lost with the connection or the process).
+async fn constraint_exists(client: &Client, index: &Index, table: &Table) -> Result<bool> {
+    let name = match &index.kind {
+        IndexKind::Plain => return Ok(false),
+        IndexKind::Constraint { name, .. } | IndexKind::Exclusion { name, .. } => name,
+    };
+    let row = client
+        .query_one(
+            sql::CONSTRAINT_EXISTS,
+            &[&table.qualified(), &name.as_str()],
+        )
+        .await
+        .db()
+        .with_context(|| format!("look for constraint {name} on {}", table.display()))?;
+    Ok(row.get(0))
+}
+
+/// CREATE INDEX (unique for a constraint's index) and per-column statistics targets. The
+/// index is created IF NOT EXISTS: CREATE INDEX is atomic, so an index that exists is whole,
+/// built by an attempt whose answer was lost.
 fn build_statements(index: &Index) -> Vec<String> {
-    let mut stmts = vec![index.definition.clone()];
+    let mut stmts = vec![sql::if_not_exists(&index.definition)];
     stmts.extend(statistics_statements(index));
     stmts
 }

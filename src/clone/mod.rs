@@ -9,15 +9,16 @@ mod sequences;
 mod snapshot;
 
 use crate::catalog::{Catalog, IndexKind};
-use crate::config::CloneConfig;
+use crate::config::{CloneConfig, SnapshotMode, UsageError};
 use crate::fmt;
+use crate::pg::retry::with_retries;
 use crate::pg::tools::{self, PgTools};
 use crate::pg::{Endpoint, Side};
 use crate::report::{
     self, STEP_CATALOG, STEP_DATA, STEP_DUMP, STEP_FINALIZE, STEP_LARGE_OBJECTS, STEP_PREPARE,
     STEP_SEQUENCES,
 };
-use crate::state::{Event, Live, PlannedIndex, PlannedUnit, Recorder, Store, STATE_FILE};
+use crate::state::{Done, Event, Live, PlannedIndex, PlannedUnit, Recorder, Store, STATE_FILE};
 use crate::workdir::WorkDir;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct Ctx {
     pub catalog: Catalog,
     /// The run's record in the work directory, and what workers are doing right now.
     pub rec: Arc<Recorder>,
+    /// What an interrupted run had finished, when this one resumes it (empty otherwise).
+    pub done: Done,
 }
 
 impl Ctx {
@@ -86,14 +89,11 @@ async fn plain<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<(
     Ok((fut.await?, None))
 }
 
-/// The settings of a run as recorded in the work directory: no password.
-fn recorded_settings(cfg: &CloneConfig) -> String {
+/// The settings a resumed run must share with the run it continues (no password).
+fn identity_settings(cfg: &CloneConfig) -> serde_json::Value {
     serde_json::json!({
         "source": cfg.source.redacted(),
         "target": cfg.target.redacted(),
-        "table_jobs": cfg.table_jobs,
-        "index_jobs": cfg.index_jobs,
-        "restore_jobs": cfg.restore_jobs,
         "no_owner": cfg.no_owner,
         "no_acl": cfg.no_acl,
         "no_comments": cfg.no_comments,
@@ -101,42 +101,169 @@ fn recorded_settings(cfg: &CloneConfig) -> String {
         "skip_large_objects": cfg.skip_large_objects,
         "skip_vacuum": cfg.skip_vacuum,
         "skip_db_properties": cfg.skip_db_properties,
-        "drop_if_exists": cfg.drop_if_exists,
-        "snapshot": format!("{:?}", cfg.snapshot),
     })
-    .to_string()
 }
 
-/// Runs a clone, recording it in the work directory; returns the summary to print.
+/// The settings of a run as recorded in the work directory: no password.
+fn recorded_settings(cfg: &CloneConfig) -> String {
+    let mut v = identity_settings(cfg);
+    v["table_jobs"] = cfg.table_jobs.into();
+    v["index_jobs"] = cfg.index_jobs.into();
+    v["restore_jobs"] = cfg.restore_jobs.into();
+    v["drop_if_exists"] = cfg.drop_if_exists.into();
+    v["consistent"] = (cfg.snapshot != SnapshotMode::None).into();
+    v.to_string()
+}
+
+/// The clone was stopped by a signal; the message says how to continue.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub message: String,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+fn resume_hint(cfg: &CloneConfig) -> String {
+    let consistent = if cfg.snapshot == SnapshotMode::None {
+        ""
+    } else {
+        " --not-consistent"
+    };
+    format!(
+        "neoncopy clone --resume{consistent} --dir {} (with the same --source and --target)",
+        cfg.dir.display()
+    )
+}
+
+/// What an earlier run left, when this one resumes it.
+fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
+    let previous = store.run_info()?;
+    if cfg.restart {
+        store.reset()?;
+        return Ok(None);
+    }
+    if !cfg.resume {
+        if let Some(run) = previous.filter(|r| r.status != "done") {
+            return Err(UsageError(format!(
+                "the work directory {} holds an unfinished clone ({}): continue it with --resume, or start over with --restart",
+                cfg.dir.display(),
+                run.status
+            ))
+            .into());
+        }
+        store.reset()?;
+        return Ok(None);
+    }
+    let Some(run) = previous else {
+        return Err(UsageError(format!(
+            "nothing to resume in {}: no clone was recorded there (drop --resume to start one)",
+            cfg.dir.display()
+        ))
+        .into());
+    };
+    if run.status == "done" {
+        return Err(UsageError(format!(
+            "the clone recorded in {} is already done: nothing to resume",
+            cfg.dir.display()
+        ))
+        .into());
+    }
+    let recorded: serde_json::Value =
+        serde_json::from_str(&store.settings()?.unwrap_or_default()).unwrap_or_default();
+    let wanted = identity_settings(cfg);
+    for (key, value) in wanted.as_object().into_iter().flatten() {
+        if recorded.get(key) != Some(value) {
+            return Err(UsageError(format!(
+                "cannot resume: the interrupted clone ran with {key} = {}, this one with {key} = {value}; \
+                 resume with the same settings, or start over with --restart",
+                recorded.get(key).map(|v| v.to_string()).unwrap_or_else(|| "nothing".into())
+            ))
+            .into());
+        }
+    }
+    let was_consistent = recorded.get("consistent") != Some(&serde_json::Value::Bool(false));
+    if was_consistent && cfg.snapshot == SnapshotMode::Export {
+        return Err(UsageError(
+            "cannot resume consistently: the snapshot of the interrupted clone ended with its process; \
+             add --not-consistent (what is left is read as of now) or --snapshot ID"
+                .into(),
+        )
+        .into());
+    }
+    Ok(Some(store.progress_so_far()?))
+}
+
+/// Runs a clone, recording it in the work directory; returns the summary to print. Stops
+/// cleanly, with the state recorded, on the first SIGINT or SIGTERM.
 pub async fn run(cfg: CloneConfig) -> Result<report::Summary> {
     let workdir = WorkDir::open(&cfg.dir)?;
     let state_path = workdir.file(STATE_FILE);
     let store = Store::open(&state_path)?;
-    store.reset()?;
+    let done = check_resume(&store, &cfg)?;
     let rec = Arc::new(Recorder::start(store, Arc::new(Live::default()))?);
-    rec.send(Event::RunStart {
-        command: "clone".into(),
-        source: cfg.source.redacted(),
-        target: cfg.target.redacted(),
-        settings: recorded_settings(&cfg),
-        snapshot: None,
-        jobs: (cfg.table_jobs, cfg.index_jobs, cfg.restore_jobs),
-    });
-    let result = pipeline(cfg, workdir, rec.clone()).await;
+    // Recorded once the safety checks pass: a refused run leaves the directory as it was.
+    let begin = if done.is_some() {
+        info!("resuming the clone recorded in {}", cfg.dir.display());
+        Event::RunResume
+    } else {
+        Event::RunStart {
+            command: "clone".into(),
+            source: cfg.source.redacted(),
+            target: cfg.target.redacted(),
+            settings: recorded_settings(&cfg),
+            snapshot: None,
+            jobs: (cfg.table_jobs, cfg.index_jobs, cfg.restore_jobs),
+        }
+    };
+    let hint = resume_hint(&cfg);
+    let result = tokio::select! {
+        r = pipeline(cfg, workdir, rec.clone(), begin, done.unwrap_or_default()) => r,
+        signal = crate::signals::first() => Err(Interrupted {
+            message: format!("interrupted by {signal}: work under way was rolled back; continue with: {hint}"),
+        }.into()),
+    };
+    // Whatever was in flight has been dropped with the pipeline: its transactions roll back and
+    // its child processes are killed.
     let (status, error) = match &result {
         Ok(()) => ("done", None),
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            ("interrupted", Some(format!("{e:#}")))
+        }
         Err(e) => ("failed", Some(format!("{e:#}"))),
     };
     rec.send(Event::RunEnd { status, error });
     rec.flush();
-    result?;
-    report::summary(&Store::open_read_only(&state_path)?)
+    match result {
+        Ok(()) => report::summary(&Store::open_read_only(&state_path)?),
+        Err(e)
+            if e.downcast_ref::<Interrupted>().is_some()
+                || e.downcast_ref::<UsageError>().is_some() =>
+        {
+            Err(e)
+        }
+        Err(e) => Err(e.context(format!(
+            "clone failed; after fixing the cause, continue with: {hint}"
+        ))),
+    }
 }
 
-async fn pipeline(cfg: CloneConfig, workdir: WorkDir, rec: Arc<Recorder>) -> Result<()> {
+async fn pipeline(
+    cfg: CloneConfig,
+    workdir: WorkDir,
+    rec: Arc<Recorder>,
+    begin: Event,
+    done: Done,
+) -> Result<()> {
     let total = Instant::now();
-    let source = Endpoint::new(Side::Source, cfg.source.clone())?;
-    let target = Endpoint::new(Side::Target, cfg.target.clone())?;
+    let resuming = cfg.resume;
+    let source = Endpoint::new(Side::Source, cfg.source.clone())?.with_retry(cfg.retry);
+    let target = Endpoint::new(Side::Target, cfg.target.clone())?.with_retry(cfg.retry);
     info!(
         "clone from {} to {}, work directory {}",
         source.params.redacted(),
@@ -145,7 +272,8 @@ async fn pipeline(cfg: CloneConfig, workdir: WorkDir, rec: Arc<Recorder>) -> Res
     );
 
     // Before anything is written: both ends reachable, distinct, the target fit to receive.
-    let (src_client, tgt_client) = tokio::try_join!(source.connect(), target.connect())?;
+    let (src_client, tgt_client) =
+        tokio::try_join!(source.connect_preflight(), target.connect_preflight())?;
     safety::refuse_same_database(&src_client, &tgt_client).await?;
     let source_version = safety::server_version(&src_client, Side::Source).await?;
     let pg_tools = tools::find((source_version / 10000) as u32)?;
@@ -155,9 +283,12 @@ async fn pipeline(cfg: CloneConfig, workdir: WorkDir, rec: Arc<Recorder>) -> Res
         pg_tools.version,
         source_version / 10000
     );
-    safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
+    if !resuming {
+        safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
+    }
     drop(tgt_client);
     drop(src_client);
+    rec.send(begin);
 
     let holder = snapshot::Holder::open(&source, &cfg.snapshot).await?;
     let catalog = step(
@@ -186,10 +317,34 @@ async fn pipeline(cfg: CloneConfig, workdir: WorkDir, rec: Arc<Recorder>) -> Res
         snapshot,
         catalog,
         rec: rec.clone(),
+        done,
     });
+    let is_done = |name: &str| resuming && ctx.done.steps.contains(name);
 
-    step(&rec, STEP_DUMP, plain(schema::dump(&ctx))).await?;
-    step(&rec, STEP_PREPARE, plain(schema::prepare(&ctx))).await?;
+    if is_done(STEP_DUMP) && schema::archive_ready(&ctx) {
+        info!("{STEP_DUMP}: done before, skipped");
+    } else {
+        step(
+            &rec,
+            STEP_DUMP,
+            plain(retrying(&ctx, "dump schema", |_| schema::dump(&ctx))),
+        )
+        .await?;
+    }
+    if is_done(STEP_PREPARE) {
+        info!("{STEP_PREPARE}: done before, skipped");
+    } else {
+        // A pre-data restore that was cut short is redone from scratch: no data has been
+        // loaded yet, so dropping what it created loses nothing.
+        step(
+            &rec,
+            STEP_PREPARE,
+            plain(retrying(&ctx, "prepare schema", |attempt| {
+                schema::prepare(&ctx, resuming || attempt > 0)
+            })),
+        )
+        .await?;
+    }
     let bars = ctx.cfg.show_bars.then(|| {
         crate::progress::DataBars::start(
             rec.live.clone(),
@@ -201,30 +356,57 @@ async fn pipeline(cfg: CloneConfig, workdir: WorkDir, rec: Arc<Recorder>) -> Res
             ctx.catalog.indexes.len() as u64,
         )
     });
-    let data = step(&rec, STEP_DATA, plain(data::run(&ctx))).await;
+    let data = if is_done(STEP_DATA) {
+        info!("{STEP_DATA}: done before, skipped");
+        Ok(data::DataSummary::default())
+    } else {
+        step(&rec, STEP_DATA, plain(data::run(&ctx))).await
+    };
     drop(bars);
     let data = data?;
-    let sequences = step(
-        &rec,
-        STEP_SEQUENCES,
-        plain(sequences::run(&ctx, holder.client())),
-    )
-    .await?;
-    let los = step(&rec, STEP_LARGE_OBJECTS, large_objects::run(&ctx)).await?;
+    // Every unit's state is on disk before anything that depends on it.
+    rec.flush();
+    let sequences = if is_done(STEP_SEQUENCES) {
+        0
+    } else {
+        step(
+            &rec,
+            STEP_SEQUENCES,
+            plain(sequences::run(&ctx, holder.client())),
+        )
+        .await?
+    };
+    let los = if is_done(STEP_LARGE_OBJECTS) {
+        0
+    } else {
+        step(
+            &rec,
+            STEP_LARGE_OBJECTS,
+            retrying_with_transfer(&ctx, "copy large objects", || large_objects::run(&ctx)),
+        )
+        .await?
+    };
     // Every read of the source is done: let the snapshot go.
     holder.close().await?;
-    step(
-        &rec,
-        STEP_FINALIZE,
-        plain(async {
-            schema::finalize(&ctx).await?;
-            if !ctx.cfg.skip_db_properties {
-                db_properties::run(&ctx).await?;
-            }
-            Ok(())
-        }),
-    )
-    .await?;
+    if is_done(STEP_FINALIZE) {
+        info!("{STEP_FINALIZE}: done before, skipped");
+    } else {
+        step(
+            &rec,
+            STEP_FINALIZE,
+            plain(retrying(&ctx, "finalize schema", |attempt| {
+                let ctx = &ctx;
+                async move {
+                    schema::finalize(ctx, resuming || attempt > 0).await?;
+                    if !ctx.cfg.skip_db_properties {
+                        db_properties::run(ctx).await?;
+                    }
+                    Ok(())
+                }
+            })),
+        )
+        .await?;
+    }
     info!(
         "clone done in {}: {} tables, {} rows, {}, {} indexes and constraints, {sequences} sequences, {los} large objects",
         fmt::duration(total.elapsed().as_secs_f64()),
@@ -234,6 +416,28 @@ async fn pipeline(cfg: CloneConfig, workdir: WorkDir, rec: Arc<Recorder>) -> Res
         data.indexes,
     );
     Ok(())
+}
+
+/// Runs a whole step again after a transient failure; the attempt number (0 first) lets the
+/// step clean up after a partial earlier attempt.
+async fn retrying<T, F, Fut>(ctx: &Ctx, what: &str, op: F) -> Result<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    with_retries(&ctx.cfg.retry, what, |_, _| {}, op).await
+}
+
+async fn retrying_with_transfer<T, F, Fut>(
+    ctx: &Ctx,
+    what: &str,
+    mut op: F,
+) -> Result<(T, Option<u64>)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(T, Option<u64>)>>,
+{
+    with_retries(&ctx.cfg.retry, what, |_, _| {}, |_| op()).await
 }
 
 /// The units and indexes of the run, as the catalog found them.

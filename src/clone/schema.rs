@@ -12,7 +12,6 @@ const ARCHIVE: &str = "schema.dump";
 const PRE_DATA_LIST: &str = "pre-data.list";
 const POST_DATA_LIST: &str = "post-data.list";
 const DROP_LIST: &str = "drop.list";
-const DROP_SQL: &str = "drop.sql";
 
 /// `pg_dump -Fc --section=pre-data --section=post-data` in the clone's snapshot, then the
 /// restore lists.
@@ -157,10 +156,18 @@ fn restore_args(ctx: &Ctx, list: &str) -> Vec<String> {
     args
 }
 
-/// Creates schemas, types, functions, tables... (pre-data) on the target.
-pub async fn prepare(ctx: &Ctx) -> Result<()> {
-    if ctx.cfg.drop_if_exists {
-        drop_existing(ctx).await?;
+/// Whether an earlier run's archive and lists are all there.
+pub fn archive_ready(ctx: &Ctx) -> bool {
+    [ARCHIVE, PRE_DATA_LIST, POST_DATA_LIST, DROP_LIST]
+        .iter()
+        .all(|f| ctx.workdir.file(f).is_file())
+}
+
+/// Creates schemas, types, functions, tables... (pre-data) on the target. `clean` first drops
+/// what an earlier, interrupted attempt created (as --drop-if-exists does).
+pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
+    if ctx.cfg.drop_if_exists || clean {
+        drop_existing(ctx, DROP_LIST, "drop.sql").await?;
     }
     let mut args = restore_args(ctx, PRE_DATA_LIST);
     args.push(ctx.workdir.file(ARCHIVE).display().to_string());
@@ -175,8 +182,12 @@ pub async fn prepare(ctx: &Ctx) -> Result<()> {
 }
 
 /// Foreign keys, triggers, rules, policies, materialized view data, comments and whatever else
-/// post-data holds that neoncopy did not build itself.
-pub async fn finalize(ctx: &Ctx) -> Result<()> {
+/// post-data holds that neoncopy did not build itself. `clean` first drops what an earlier,
+/// interrupted attempt created of these.
+pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
+    if clean {
+        drop_existing(ctx, POST_DATA_LIST, "drop-post-data.sql").await?;
+    }
     let mut args = restore_args(ctx, POST_DATA_LIST);
     args.push(format!("--jobs={}", ctx.cfg.restore_jobs));
     args.push(ctx.workdir.file(ARCHIVE).display().to_string());
@@ -190,16 +201,15 @@ pub async fn finalize(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// --drop-if-exists: the DROP ... IF EXISTS statements pg_restore --clean would run, taken from
-/// its script output and run in one transaction before the pre-data restore.
-async fn drop_existing(ctx: &Ctx) -> Result<()> {
-    let sql_path = ctx.workdir.file(DROP_SQL);
+/// The DROP ... IF EXISTS statements pg_restore --clean would run for the entries of `list`,
+/// taken from its script output and run in one transaction (for --drop-if-exists, and before
+/// redoing an interrupted schema step).
+async fn drop_existing(ctx: &Ctx, list: &str, script: &str) -> Result<()> {
+    let sql_path = ctx.workdir.file(script);
     let args = vec![
         "--clean".to_string(),
         "--if-exists".into(),
-        "--section=pre-data".into(),
-        "--section=post-data".into(),
-        format!("--use-list={}", ctx.workdir.file(DROP_LIST).display()),
+        format!("--use-list={}", ctx.workdir.file(list).display()),
         format!("--file={}", sql_path.display()),
         ctx.workdir.file(ARCHIVE).display().to_string(),
     ];
@@ -220,8 +230,8 @@ async fn drop_existing(ctx: &Ctx) -> Result<()> {
         .batch_execute(&format!("begin;\n{drops}\ncommit;"))
         .await
         .db()
-        .context("drop existing objects on the target (--drop-if-exists)")?;
-    info!("dropped the source's objects from the target where they existed");
+        .context("drop existing objects on the target")?;
+    info!("dropped the archive's objects ({list}) from the target where they existed");
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! statement per thousand sequences.
 
 use super::Ctx;
+use crate::pg::retry::with_retries;
 use crate::pg::{sql, DbResultExt};
 use anyhow::{Context, Result};
 use tokio_postgres::Client;
@@ -13,7 +14,7 @@ pub async fn run(ctx: &Ctx, source: &Client) -> Result<usize> {
     if seqs.is_empty() {
         return Ok(0);
     }
-    let target = ctx.target.connect().await?;
+    let mut batches = Vec::new();
     for chunk in seqs.chunks(BATCH) {
         let names: Vec<(String, String)> = chunk
             .iter()
@@ -34,12 +35,25 @@ pub async fn run(ctx: &Ctx, source: &Client) -> Result<usize> {
             values.push(r.get::<_, i64>(1));
             called.push(r.get::<_, bool>(2));
         }
-        target
-            .query_one(sql::SET_SEQUENCES, &[&qualified, &values, &called])
-            .await
-            .db()
-            .context("set sequence values on the target")?;
+        batches.push((qualified, values, called));
     }
+    with_retries(
+        &ctx.cfg.retry,
+        "set sequences",
+        |_, _| {},
+        |_| async {
+            let target = ctx.target.connect().await?;
+            for (qualified, values, called) in &batches {
+                target
+                    .query_one(sql::SET_SEQUENCES, &[qualified, values, called])
+                    .await
+                    .db()
+                    .context("set sequence values on the target")?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
     tracing::info!("set {} sequences", seqs.len());
     Ok(seqs.len())
 }

@@ -2,6 +2,7 @@
 //! libpq's sslmode means it, keepalives on every connection.
 
 use super::connstr::ConnParams;
+use super::retry::{with_retries, RetryPolicy};
 use anyhow::{bail, Context, Result};
 use native_tls::{Certificate, Identity, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
@@ -33,6 +34,7 @@ pub struct Endpoint {
     pub params: ConnParams,
     config: Config,
     tls: MakeTlsConnector,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -50,17 +52,48 @@ impl Endpoint {
             params,
             config,
             tls,
+            retry: RetryPolicy::none(),
         })
+    }
+
+    /// Retries connections that fail transiently with this policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Endpoint {
+        self.retry = retry;
+        self
+    }
+
+    /// Opens a connection, retrying transient failures (a server restarting, a serverless
+    /// compute waking up, a connection reset).
+    pub async fn connect(&self) -> Result<Client> {
+        let what = format!("connect to {}", self.side);
+        with_retries(&self.retry, &what, |_, _| {}, |_| self.connect_once()).await
+    }
+
+    /// The first connection of a run: retried only while the server itself answers that it
+    /// is not ready (starting up, a compute waking), so that a wrong host or port fails at once.
+    pub async fn connect_preflight(&self) -> Result<Client> {
+        let mut attempt = 0;
+        loop {
+            match self.connect_once().await {
+                Err(e) if attempt < self.retry.retries && server_not_ready(&e) => {
+                    attempt += 1;
+                    let wait = self.retry.delay(attempt);
+                    tracing::warn!("{e:#}; retrying in {:.1}s", wait.as_secs_f64());
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Opens one connection; the connection task is spawned on the runtime and ends with the
     /// client.
-    pub async fn connect(&self) -> Result<Client> {
+    async fn connect_once(&self) -> Result<Client> {
         let (client, connection) = self
             .config
             .connect(self.tls.clone())
             .await
-            .map_err(|e| anyhow::anyhow!("{}", super::describe_error(&e)))
+            .map_err(super::db_err)
             .with_context(|| format!("connect to {} ({})", self.side, self.params.redacted()))?;
         let side = self.side;
         tokio::spawn(async move {
@@ -91,6 +124,14 @@ impl Endpoint {
             .with_context(|| format!("prepare {} session", self.side))?;
         Ok(client)
     }
+}
+
+/// A connection the server itself refused for now (starting up, a compute waking).
+fn server_not_ready(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<super::PgError>()
+            .is_some_and(|pg| pg.transient && pg.from_server)
+    })
 }
 
 fn build_config(p: &ConnParams) -> Result<Config> {

@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod connstr;
+pub mod retry;
 pub mod sql;
 pub mod tools;
 
@@ -42,9 +43,62 @@ pub fn describe_error(e: &tokio_postgres::Error) -> String {
     s
 }
 
+/// A database error reduced to one line, remembering whether trying again may succeed.
+#[derive(Debug)]
+pub struct PgError {
+    pub message: String,
+    pub transient: bool,
+    /// The server sent the error (rather than the connection failing).
+    pub from_server: bool,
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PgError {}
+
+/// Whether an error from the server or the connection is worth retrying: the connection was
+/// lost or refused, the server is shutting down, restarting or recovering, a serverless compute
+/// is waking up, or a transaction lost a serialization race.
+pub fn is_transient_pg(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let msg = db.message().to_ascii_lowercase();
+        return code.starts_with("08")
+            || matches!(
+                code,
+                "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300"
+            )
+            || (msg.contains("compute") && (msg.contains("wak") || msg.contains("start")))
+            || msg.contains("endpoint is disabled")
+            || msg.contains("terminating connection");
+    }
+    if e.is_closed() {
+        return true;
+    }
+    // Not a server error: an I/O failure or a timeout is transient, a type mismatch is not.
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        source = cause.source();
+    }
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("timed out") || text.contains("timeout") || text.contains("connection")
+}
+
 /// Converts a tokio-postgres error into anyhow with the one-line description above.
 pub fn db_err(e: tokio_postgres::Error) -> anyhow::Error {
-    anyhow::anyhow!(describe_error(&e))
+    PgError {
+        message: describe_error(&e),
+        transient: is_transient_pg(&e),
+        from_server: e.as_db_error().is_some(),
+    }
+    .into()
 }
 
 /// `.db()` on a tokio-postgres result: the error becomes a one-line anyhow error.

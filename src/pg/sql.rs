@@ -307,7 +307,6 @@ pub fn index_column_statistics(schema: &str, index: &str, attnum: i32, target: i
     )
 }
 
-
 /// Boundaries that cut a table into parts of about equal rows along an integer key: the
 /// key's quantiles, over a sample of the table when it is big.
 pub fn key_quantiles(schema: &str, table: &str, key: &str, sample_percent: Option<f64>) -> String {
@@ -362,6 +361,22 @@ pub const LIST_EXTENSIONS: &str = "select e.oid::int8, e.extname::text, e.extver
      from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace \
      order by e.extname";
 
+/// `CREATE [UNIQUE] INDEX name ...` as `CREATE [UNIQUE] INDEX IF NOT EXISTS name ...`.
+pub fn if_not_exists(index_definition: &str) -> String {
+    for prefix in ["CREATE UNIQUE INDEX ", "CREATE INDEX "] {
+        if let Some(rest) = index_definition.strip_prefix(prefix) {
+            if !rest.starts_with("IF NOT EXISTS ") {
+                return format!("{prefix}IF NOT EXISTS {rest}");
+            }
+        }
+    }
+    index_definition.to_string()
+}
+
+/// Whether a table ($1, qualified and quoted) has a constraint named $2.
+pub const CONSTRAINT_EXISTS: &str = "select exists (select 1 from pg_catalog.pg_constraint \
+     where conrelid = $1::text::regclass and conname = $2)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +400,18 @@ mod tests {
             r#"alter database "db" set "search_path" = public, "x y""#
         );
         assert!(alter_database_set("db", "nonsense").is_none());
+    }
+
+    #[test]
+    fn index_if_not_exists() {
+        assert_eq!(
+            if_not_exists("CREATE UNIQUE INDEX a ON s.t USING btree (x)"),
+            "CREATE UNIQUE INDEX IF NOT EXISTS a ON s.t USING btree (x)"
+        );
+        assert_eq!(
+            if_not_exists("CREATE INDEX \"b c\" ON s.t USING gin (y)"),
+            "CREATE INDEX IF NOT EXISTS \"b c\" ON s.t USING gin (y)"
+        );
     }
 
     #[test]

@@ -131,6 +131,45 @@ fn find_in(dirs: Vec<PathBuf>, source_major: u32) -> Result<PgTools> {
     }
 }
 
+/// A client program that failed, with whether its failure looks like a lost connection (worth
+/// running it again) rather than a problem with what it was asked to do.
+#[derive(Debug)]
+pub struct ToolError {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+/// Messages of libpq and the server that mean the connection, not the work, failed.
+const CONNECTION_LOST: &[&str] = &[
+    "server closed the connection unexpectedly",
+    "could not connect to server",
+    "connection to server at",
+    "terminating connection due to administrator command",
+    "terminating connection because of crash of another server process",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "could not receive data from server",
+    "could not send data to server",
+    "no connection to the server",
+    "connection reset by peer",
+    "ssl syscall error",
+    "connection timed out",
+];
+
+fn looks_transient(stderr: &str) -> bool {
+    let lower = stderr.to_ascii_lowercase();
+    CONNECTION_LOST.iter().any(|p| lower.contains(p))
+}
+
 /// Runs a PostgreSQL client program. `conn` supplies the secrets through the environment;
 /// `args` must hold no secret. Returns standard output; on failure the error carries the
 /// program's last lines of standard error.
@@ -178,7 +217,11 @@ pub async fn run(program: &Path, args: &[String], conn: &ConnParams, what: &str)
             Some(c) => format!("exit code {c}"),
             None => "killed by a signal".to_string(),
         };
-        bail!("{what} failed ({status}): {}", tail.join(" / "));
+        return Err(ToolError {
+            message: format!("{what} failed ({status}): {}", tail.join(" / ")),
+            transient: looks_transient(&err),
+        }
+        .into());
     }
     Ok(out)
 }

@@ -176,7 +176,14 @@ async fn skip_extensions_uses_the_ones_already_on_the_target() {
         &pair.dst,
         "drop table if exists t; create extension citext;",
     );
-    pair.clone_ok(true, &["--skip-extensions", "--drop-if-exists"]);
+    // The failed run is recorded in the work directory: start over explicitly.
+    let out = pair.clone_with(true, &["--skip-extensions", "--drop-if-exists"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--restart"), "{}", stderr(&out));
+    pair.clone_ok(
+        true,
+        &["--skip-extensions", "--drop-if-exists", "--restart"],
+    );
     assert_faithful(&pair).await;
 }
 
