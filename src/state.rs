@@ -37,6 +37,7 @@ create table if not exists run (
     settings text not null,
     snapshot text,
     pid integer not null,
+    run_id text not null,
     table_jobs integer not null,
     index_jobs integer not null,
     restore_jobs integer not null
@@ -179,6 +180,14 @@ impl Store {
         tx.commit()
     }
 
+    /// The id of the recorded run (its connections' application_name is neoncopy-<id>).
+    pub fn run_id(&self) -> Result<Option<String>> {
+        self.conn
+            .query_row("select run_id from run where id = 1", [], |r| r.get(0))
+            .optional()
+            .context("read run id")
+    }
+
     /// The settings recorded by the run (JSON).
     pub fn settings(&self) -> Result<Option<String>> {
         self.conn
@@ -294,6 +303,7 @@ pub struct PlannedIndex {
 #[derive(Debug)]
 pub enum Event {
     RunStart {
+        run_id: String,
         command: String,
         source: String,
         target: String,
@@ -302,7 +312,9 @@ pub enum Event {
         jobs: (usize, usize, usize),
     },
     /// A run continued with --resume: running again, by this process.
-    RunResume,
+    RunResume {
+        run_id: String,
+    },
     RunEnd {
         status: &'static str,
         error: Option<String>,
@@ -356,6 +368,7 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
     let t = now();
     match e {
         Event::RunStart {
+            run_id,
             command,
             source,
             target,
@@ -365,8 +378,8 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
         } => {
             tx.execute(
                 "insert or replace into run (id, command, started_at, status, source, target, settings, \
-                 snapshot, pid, table_jobs, index_jobs, restore_jobs) \
-                 values (1, ?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 snapshot, pid, table_jobs, index_jobs, restore_jobs, run_id) \
+                 values (1, ?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     command,
                     t,
@@ -377,14 +390,16 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                     std::process::id(),
                     jobs.0 as i64,
                     jobs.1 as i64,
-                    jobs.2 as i64
+                    jobs.2 as i64,
+                    run_id
                 ],
             )?;
         }
-        Event::RunResume => {
+        Event::RunResume { run_id } => {
             tx.execute(
-                "update run set status = 'running', ended_at = null, error = null, pid = ?1 where id = 1",
-                params![std::process::id()],
+                "update run set status = 'running', ended_at = null, error = null, pid = ?1, \
+                 run_id = ?2 where id = 1",
+                params![std::process::id(), run_id],
             )?;
         }
         Event::RunEnd { status, error } => {

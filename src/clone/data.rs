@@ -7,6 +7,7 @@
 use super::Ctx;
 use crate::catalog::{Index, IndexKind, Table};
 use crate::fmt;
+use crate::pg::connect::{backend_pid, terminate_backend};
 use crate::pg::retry::is_transient;
 use crate::pg::{sql, DbResultExt};
 use crate::state::Event;
@@ -177,12 +178,39 @@ fn dispatch(
     }
 }
 
-/// A source reader and a target writer, opened again after a transient failure.
-type Pair = (Client, Client);
+/// A connection and the server process behind it.
+struct Session {
+    client: Client,
+    pid: i32,
+}
 
-async fn connect_pair(ctx: &Ctx, worker: usize) -> Result<Pair> {
-    tokio::try_join!(ctx.source_reader(), ctx.target_writer())
-        .with_context(|| format!("start COPY worker {}", worker + 1))
+impl Session {
+    /// Opens a session; `stale` is the server process of the connection this one replaces,
+    /// which is ended first (it may still be running the statement that failed).
+    async fn open(
+        connect: impl std::future::Future<Output = Result<Client>>,
+        stale: Option<i32>,
+    ) -> Result<Session> {
+        let client = connect.await?;
+        let pid = backend_pid(&client).await?;
+        if let Some(old) = stale {
+            if let Err(e) = terminate_backend(&client, old).await {
+                warn!("{e:#}");
+            }
+        }
+        Ok(Session { client, pid })
+    }
+}
+
+/// A source reader and a target writer, opened again after a transient failure.
+type Pair = (Session, Session);
+
+async fn connect_pair(ctx: &Ctx, worker: usize, stale: Option<(i32, i32)>) -> Result<Pair> {
+    tokio::try_join!(
+        Session::open(ctx.source_reader(), stale.map(|s| s.0)),
+        Session::open(ctx.target_writer(), stale.map(|s| s.1))
+    )
+    .with_context(|| format!("start COPY worker {}", worker + 1))
 }
 
 async fn copy_worker(
@@ -194,6 +222,7 @@ async fn copy_worker(
     counters: Arc<Counters>,
 ) -> Result<()> {
     let mut conns: Option<Pair> = None;
+    let mut stale: Option<(i32, i32)> = None;
     let name = format!("copy {}", worker + 1);
     let live = &ctx.rec.live;
     let policy = ctx.cfg.retry;
@@ -213,10 +242,18 @@ async fn copy_worker(
             });
             let result = async {
                 if conns.is_none() {
-                    conns = Some(connect_pair(&ctx, worker).await?);
+                    conns = Some(connect_pair(&ctx, worker, stale).await?);
+                    stale = None;
                 }
                 let (source, target) = conns.as_ref().expect("connected above");
-                copy_table(source, target, table, &unit_bytes, &live.copied_bytes).await
+                copy_table(
+                    &source.client,
+                    &target.client,
+                    table,
+                    &unit_bytes,
+                    &live.copied_bytes,
+                )
+                .await
             }
             .await
             .with_context(|| format!("copy table {}", table.display()));
@@ -232,8 +269,9 @@ async fn copy_worker(
                         attempt + 1,
                         policy.retries + 1
                     );
-                    // The connections may be dead; the transaction rolled back with them.
-                    conns = None;
+                    // The connections may be dead; the transaction rolled back with them (their
+                    // server processes are ended when the new connections are made).
+                    stale = conns.take().map(|(s, t)| (s.pid, t.pid)).or(stale);
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
@@ -369,94 +407,129 @@ async fn index_worker(
     queue: Arc<IndexQueue>,
     counters: Arc<Counters>,
 ) -> Result<()> {
-    let mut conn: Option<Client> = None;
+    let mut conn: Option<Session> = None;
+    let mut stale: Option<i32> = None;
     let name = format!("index {}", worker + 1);
-    let policy = ctx.cfg.retry;
     loop {
         let job = queue.rx.lock().await.recv().await;
         let Some(job) = job else { break };
-        let mut attempt = 0;
-        loop {
-            let result = async {
-                if conn.is_none() {
-                    conn = Some(
-                        ctx.target_writer()
-                            .await
-                            .with_context(|| format!("start index worker {}", worker + 1))?,
-                    );
-                }
-                let client = conn.as_ref().expect("connected above");
-                index_job(&ctx, client, &name, &queue, &counters, &job, attempt > 0).await
+        // Two phases, each retried on its own, so that a retry never repeats a finished phase
+        // (nor counts an index twice).
+        let table_to_finish = match job {
+            IndexJob::Build(j) => {
+                let op = IndexOp::Build(j);
+                run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op, &counters)
+                    .await?;
+                counters.indexes.fetch_add(1, Ordering::Relaxed);
+                let t = queue.table_of_index[j];
+                let before = queue.remaining[&t].fetch_sub(1, Ordering::AcqRel);
+                (before == 1).then_some(t)
             }
-            .await;
-            ctx.rec.live.idle(&name);
-            match result {
-                Ok(()) => break,
-                Err(e) if attempt < policy.retries && is_transient(&e) => {
-                    attempt += 1;
-                    let wait = policy.delay(attempt);
-                    warn!(
-                        "{e:#}; trying again in {:.1}s (attempt {} of {})",
-                        wait.as_secs_f64(),
-                        attempt + 1,
-                        policy.retries + 1
-                    );
-                    conn = None;
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-            }
+            IndexJob::Finish(t) => Some(t),
+        };
+        if let Some(t) = table_to_finish {
+            let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
+            let op = IndexOp::Finish(t, indexes);
+            run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op, &counters)
+                .await?;
         }
+        ctx.rec.live.idle(&name);
     }
     Ok(())
 }
 
-/// One job of an index worker. `again` is set when an earlier attempt may have done part of
-/// it (so existing objects are looked for first).
-async fn index_job(
+/// What an index worker does in one go.
+enum IndexOp<'a> {
+    Build(usize),
+    Finish(usize, &'a [usize]),
+}
+
+/// Runs `op` on the worker's target session, opening one if needed; after a transient failure
+/// the session is replaced (ending the old server process) and `op` runs again.
+async fn run_on_fresh_session(
     ctx: &Ctx,
-    client: &Client,
-    worker: &str,
-    queue: &IndexQueue,
+    worker: usize,
+    name: &str,
+    conn: &mut Option<Session>,
+    stale: &mut Option<i32>,
+    op: &IndexOp<'_>,
     counters: &Counters,
-    job: &IndexJob,
-    again: bool,
 ) -> Result<()> {
-    let live = &ctx.rec.live;
-    let table_to_finish = match job {
-        IndexJob::Build(j) => {
-            let index = &ctx.catalog.indexes[*j];
-            let t = queue.table_of_index[*j];
-            live.busy(worker, format!("CREATE INDEX {}", index.display()), false);
-            ctx.rec.send(Event::IndexStart(index.oid));
-            let start = Instant::now();
-            for stmt in build_statements(index) {
-                client
-                    .batch_execute(&stmt)
-                    .await
-                    .db()
-                    .with_context(|| format!("build index {}", index.display()))?;
+    let resumed = !ctx.done.units.is_empty();
+    let policy = ctx.cfg.retry;
+    let mut attempt = 0;
+    loop {
+        if conn.is_none() {
+            match Session::open(ctx.target_writer(), *stale).await {
+                Ok(session) => {
+                    *stale = None;
+                    *conn = Some(session);
+                }
+                Err(e) if attempt < policy.retries && is_transient(&e) => {
+                    attempt += 1;
+                    let wait = policy.delay(attempt);
+                    warn!(
+                        "start index worker {}: {e:#}; trying again in {:.1}s",
+                        worker + 1,
+                        wait.as_secs_f64()
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => return Err(e.context(format!("start index worker {}", worker + 1))),
             }
-            let index_secs = start.elapsed().as_secs_f64();
-            ctx.rec.send(Event::IndexDone {
-                oid: index.oid,
-                index_secs,
-                constraint_secs: 0.0,
-            });
-            debug!("built {} in {}", index.display(), fmt::duration(index_secs));
-            counters.indexes.fetch_add(1, Ordering::Relaxed);
-            live.indexes_done.fetch_add(1, Ordering::Relaxed);
-            let left = queue.remaining[&t].fetch_sub(1, Ordering::AcqRel) - 1;
-            (left == 0).then_some(t)
         }
-        IndexJob::Finish(t) => Some(*t),
-    };
-    if let Some(t) = table_to_finish {
-        let table = &ctx.catalog.tables[t];
-        let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
-        let again = again || !ctx.done.units.is_empty();
-        finish_table(ctx, client, worker, table, indexes, counters, again).await?;
+        let client = &conn.as_ref().expect("connected above").client;
+        let result = match op {
+            IndexOp::Build(j) => build_index(ctx, client, name, *j).await,
+            IndexOp::Finish(t, indexes) => {
+                // After a failed attempt, or in a resumed run, constraints may exist already.
+                let again = resumed || attempt > 0;
+                let table = &ctx.catalog.tables[*t];
+                finish_table(ctx, client, name, table, indexes, counters, again).await
+            }
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < policy.retries && is_transient(&e) => {
+                attempt += 1;
+                let wait = policy.delay(attempt);
+                warn!(
+                    "{e:#}; trying again in {:.1}s (attempt {} of {})",
+                    wait.as_secs_f64(),
+                    attempt + 1,
+                    policy.retries + 1
+                );
+                *stale = conn.take().map(|c| c.pid).or(*stale);
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
+}
+
+/// CREATE INDEX of one index (and its statistics targets).
+async fn build_index(ctx: &Ctx, client: &Client, worker: &str, j: usize) -> Result<()> {
+    let live = &ctx.rec.live;
+    let index = &ctx.catalog.indexes[j];
+    live.busy(worker, format!("CREATE INDEX {}", index.display()), false);
+    ctx.rec.send(Event::IndexStart(index.oid));
+    let start = Instant::now();
+    for stmt in build_statements(index) {
+        client
+            .batch_execute(&stmt)
+            .await
+            .db()
+            .with_context(|| format!("build index {}", index.display()))?;
+    }
+    let index_secs = start.elapsed().as_secs_f64();
+    ctx.rec.send(Event::IndexDone {
+        oid: index.oid,
+        index_secs,
+        constraint_secs: 0.0,
+    });
+    debug!("built {} in {}", index.display(), fmt::duration(index_secs));
+    live.indexes_done.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 

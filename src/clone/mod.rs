@@ -115,6 +115,23 @@ fn recorded_settings(cfg: &CloneConfig) -> String {
     v.to_string()
 }
 
+fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}{:x}",
+        (nanos & 0xffff_ffff_ffff) as u64,
+        std::process::id()
+    )
+}
+
+/// The application_name of a run's sessions.
+fn session_name(run_id: &str) -> String {
+    format!("neoncopy-{run_id}")
+}
+
 /// The clone was stopped by a signal; the message says how to continue.
 #[derive(Debug)]
 pub struct Interrupted {
@@ -201,18 +218,32 @@ fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
 
 /// Runs a clone, recording it in the work directory; returns the summary to print. Stops
 /// cleanly, with the state recorded, on the first SIGINT or SIGTERM.
-pub async fn run(cfg: CloneConfig) -> Result<report::Summary> {
+pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
     let workdir = WorkDir::open(&cfg.dir)?;
     let state_path = workdir.file(STATE_FILE);
     let store = Store::open(&state_path)?;
     let done = check_resume(&store, &cfg)?;
+    let previous_run = if done.is_some() {
+        store.run_id()?
+    } else {
+        None
+    };
+    // Every session of this run, its children's too, is named after it, so that a later
+    // --resume can end what this process leaves running on the servers if it is killed.
+    let run_id = new_run_id();
+    for params in [&mut cfg.source, &mut cfg.target] {
+        params.set("fallback_application_name", &session_name(&run_id));
+    }
     let rec = Arc::new(Recorder::start(store, Arc::new(Live::default()))?);
     // Recorded once the safety checks pass: a refused run leaves the directory as it was.
     let begin = if done.is_some() {
         info!("resuming the clone recorded in {}", cfg.dir.display());
-        Event::RunResume
+        Event::RunResume {
+            run_id: run_id.clone(),
+        }
     } else {
         Event::RunStart {
+            run_id: run_id.clone(),
             command: "clone".into(),
             source: cfg.source.redacted(),
             target: cfg.target.redacted(),
@@ -223,7 +254,7 @@ pub async fn run(cfg: CloneConfig) -> Result<report::Summary> {
     };
     let hint = resume_hint(&cfg);
     let result = tokio::select! {
-        r = pipeline(cfg, workdir, rec.clone(), begin, done.unwrap_or_default()) => r,
+        r = pipeline(cfg, workdir, rec.clone(), begin, previous_run, done.unwrap_or_default()) => r,
         signal = crate::signals::first() => Err(Interrupted {
             message: format!("interrupted by {signal}: work under way was rolled back; continue with: {hint}"),
         }.into()),
@@ -258,6 +289,7 @@ async fn pipeline(
     workdir: WorkDir,
     rec: Arc<Recorder>,
     begin: Event,
+    previous_run: Option<String>,
     done: Done,
 ) -> Result<()> {
     let total = Instant::now();
@@ -285,6 +317,18 @@ async fn pipeline(
     );
     if !resuming {
         safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
+    }
+    if let Some(old) = previous_run {
+        // A killed run's statements may still be running on the servers (a CREATE INDEX, an
+        // orphaned pg_restore): end them before redoing their work.
+        let name = session_name(&old);
+        let (a, b) = tokio::try_join!(
+            crate::pg::connect::terminate_run(&src_client, &name),
+            crate::pg::connect::terminate_run(&tgt_client, &name)
+        )?;
+        if a + b > 0 {
+            info!("ended {} sessions left by the interrupted run", a + b);
+        }
     }
     drop(tgt_client);
     drop(src_client);

@@ -297,3 +297,59 @@ fn build_tls(p: &ConnParams) -> Result<MakeTlsConnector> {
     let connector = b.build().context("set up TLS")?;
     Ok(MakeTlsConnector::new(connector))
 }
+
+/// The server process of a connection, to end it should the connection be lost.
+pub async fn backend_pid(client: &Client) -> Result<i32> {
+    Ok(client
+        .query_one(super::sql::BACKEND_PID, &[])
+        .await
+        .map_err(super::db_err)
+        .context("read backend pid")?
+        .get(0))
+}
+
+/// Ends a server process left behind by a lost connection (it may still be running a
+/// statement, such as a CREATE INDEX, that would collide with its retry) and waits until it is
+/// gone.
+pub async fn terminate_backend(client: &Client, pid: i32) -> Result<()> {
+    client
+        .query_one(super::sql::TERMINATE_BACKEND, &[&pid])
+        .await
+        .map_err(super::db_err)
+        .context("end the session of the lost connection")?;
+    for _ in 0..600 {
+        let alive: bool = client
+            .query_one(super::sql::BACKEND_ALIVE, &[&pid])
+            .await
+            .map_err(super::db_err)?
+            .get(0);
+        if !alive {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the session (pid {pid}) of the lost connection did not end within 30s")
+}
+
+/// Ends every session an earlier run left on this server (named neoncopy-<run id>), and waits
+/// until they are gone: a process killed with SIGKILL leaves its statements running.
+pub async fn terminate_run(client: &Client, application_name: &str) -> Result<i64> {
+    let n: i64 = client
+        .query_one(super::sql::TERMINATE_RUN, &[&application_name])
+        .await
+        .map_err(super::db_err)
+        .context("end the sessions of the interrupted run")?
+        .get(0);
+    for _ in 0..600 {
+        let left: i64 = client
+            .query_one(super::sql::RUN_SESSIONS, &[&application_name])
+            .await
+            .map_err(super::db_err)?
+            .get(0);
+        if left == 0 {
+            return Ok(n);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("sessions of the interrupted run ({application_name}) did not end within 30s")
+}

@@ -169,6 +169,12 @@ impl ConnParams {
         if let Some(pw) = self.password() {
             env.push(("PGPASSWORD", pw.to_string()));
         }
+        // Children name their sessions like ours, unless the user named them.
+        if self.get("application_name").is_none() {
+            if let Some(name) = self.get("fallback_application_name") {
+                env.push(("PGAPPNAME", name.to_string()));
+            }
+        }
         env
     }
 
@@ -181,6 +187,11 @@ impl ConnParams {
             self.dbname(),
             self.user()
         )
+    }
+
+    /// Sets a parameter (not a secret).
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.params.insert(key.to_string(), value.to_string());
     }
 
     /// The same settings with another database name (used by tests and tools that need a

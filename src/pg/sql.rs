@@ -377,6 +377,18 @@ pub fn if_not_exists(index_definition: &str) -> String {
 pub const CONSTRAINT_EXISTS: &str = "select exists (select 1 from pg_catalog.pg_constraint \
      where conrelid = $1::text::regclass and conname = $2)";
 
+pub const BACKEND_PID: &str = "select pg_catalog.pg_backend_pid()";
+pub const TERMINATE_BACKEND: &str = "select pg_catalog.pg_terminate_backend($1)";
+pub const BACKEND_ALIVE: &str =
+    "select exists (select 1 from pg_catalog.pg_stat_activity where pid = $1)";
+/// Ends the sessions of an earlier run of neoncopy (and of its pg_dump/pg_restore children),
+/// found by their application_name; returns how many were signalled.
+pub const TERMINATE_RUN: &str = "select count(pg_catalog.pg_terminate_backend(pid))::int8 \
+     from pg_catalog.pg_stat_activity \
+     where application_name = $1 and pid <> pg_catalog.pg_backend_pid()";
+pub const RUN_SESSIONS: &str = "select count(*)::int8 from pg_catalog.pg_stat_activity \
+     where application_name = $1 and pid <> pg_catalog.pg_backend_pid()";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,9 +43,13 @@ fn version_of(pg_dump: &Path) -> Option<(u32, String)> {
     parse_version(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Directories that may hold pg_dump: PATH first, then pg_config's bindir, then the usual
-/// package locations.
+/// Directories that may hold pg_dump: $NEONCOPY_PG_BINDIR alone when set; else PATH first, then
+/// pg_config's bindir, then the usual package locations.
 fn candidate_dirs() -> Vec<PathBuf> {
+    // An explicit choice wins over any search.
+    if let Some(dir) = std::env::var_os("NEONCOPY_PG_BINDIR").filter(|d| !d.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
@@ -177,6 +181,7 @@ pub async fn run(program: &Path, args: &[String], conn: &ConnParams, what: &str)
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_remove("PGPASSWORD")
+        .env_remove("PGAPPNAME")
         .envs(conn.child_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -300,3 +300,114 @@ async fn unwritable_work_directory_is_refused() {
     assert_one_line_error(&out, 1, "create work directory");
     assert_eq!(target_tables(&pair.dst).trim(), "");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_and_missing_database_fail_clearly() {
+    let pair = fresh_pair("bad_login", false);
+    source().psql(&pair.src, &fixture("users"));
+    let wrong = format!(
+        "postgresql://{PASSWORD_ROLE}:not-it-s3cr3t@127.0.0.1:{}/{}",
+        source().port,
+        pair.src
+    );
+    let run = |src: String, dst: String| {
+        neoncopy(
+            &[
+                "clone".into(),
+                "--source".into(),
+                src,
+                "--target".into(),
+                dst,
+                "--dir".into(),
+                pair.workdir.path().display().to_string(),
+            ],
+            &[],
+        )
+    };
+    let out = run(wrong, pair.target_uri(false));
+    assert_one_line_error(
+        &out,
+        1,
+        "password authentication failed for user \"pw_user\"",
+    );
+    assert!(stderr(&out).contains("connect to source"));
+    assert!(!stderr(&out).contains("not-it-s3cr3t"));
+    assert_eq!(target_tables(&pair.dst).trim(), "");
+
+    let missing = format!(
+        "postgresql://postgres@127.0.0.1:{}/no_such_db",
+        target().port
+    );
+    let out = run(pair.source_uri(), missing);
+    assert_one_line_error(&out, 1, "database \"no_such_db\" does not exist");
+    assert!(stderr(&out).contains("connect to target"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_password_reaches_pg_dump_through_the_environment() {
+    let pair = fresh_pair("password_login", false);
+    source().psql(&pair.src, &fixture("users"));
+    source().psql(&pair.src, &fixture("types"));
+    // The password has characters that need percent-encoding in a URI.
+    let src = format!(
+        "postgresql://{PASSWORD_ROLE}:{}@127.0.0.1:{}/{}",
+        PASSWORD.replace('%', "%25"),
+        source().port,
+        pair.src
+    );
+    let out = neoncopy(
+        &[
+            "clone".into(),
+            "--source".into(),
+            src,
+            "--target".into(),
+            pair.target_uri(false),
+            "--dir".into(),
+            pair.workdir.path().display().to_string(),
+            "--no-owner".into(),
+            "--no-acl".into(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(PASSWORD));
+    assert_faithful(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_or_too_old_pg_dump_is_refused_before_writing() {
+    let pair = fresh_pair("no_pg_dump", false);
+    source().psql(&pair.src, &fixture("users"));
+    let empty = tempfile::tempdir().unwrap();
+    let run = |bindir: &std::path::Path| {
+        neoncopy(
+            &[
+                "clone".into(),
+                "--source".into(),
+                pair.source_uri(),
+                "--target".into(),
+                pair.target_uri(false),
+                "--dir".into(),
+                pair.workdir.path().display().to_string(),
+            ],
+            &[("NEONCOPY_PG_BINDIR", &bindir.display().to_string())],
+        )
+    };
+    let out = run(empty.path());
+    assert_one_line_error(&out, 1, "pg_dump and pg_restore not found");
+    assert!(stderr(&out).contains("apt-get install postgresql-client-"));
+    let old = tempfile::tempdir().unwrap();
+    for tool in ["pg_dump", "pg_restore"] {
+        let path = old.path().join(tool);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho '{tool} (PostgreSQL) 9.6.24'\n"),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = run(old.path());
+    assert_one_line_error(&out, 1, "every pg_dump found is older");
+    assert_eq!(target_tables(&pair.dst).trim(), "");
+}

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +18,10 @@ use tokio_postgres::{Client, NoTls};
 /// The role a managed service gives its users: no superuser, but CREATEDB, CREATEROLE, the
 /// data-access roles, and ownership of the database.
 pub const MANAGED_ROLE: &str = "neon_owner";
+
+/// A role that must log in with a password (scram-sha-256), and its password.
+pub const PASSWORD_ROLE: &str = "pw_user";
+pub const PASSWORD: &str = "Right-pw%42";
 
 pub struct Cluster {
     pub name: &'static str,
@@ -153,6 +159,14 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // One role must give a password over TCP (scram-sha-256); everyone else is trusted.
+        let hba = data.join("pg_hba.conf");
+        let rest = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!("host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n{rest}"),
+        )
+        .expect("write pg_hba.conf");
         STARTED.lock().unwrap().push((bin.clone(), dir.clone()));
         if STARTED.lock().unwrap().len() == 1 {
             unsafe {
@@ -194,7 +208,9 @@ impl Cluster {
                     &format!(
                         "create role {MANAGED_ROLE} login createdb createrole; \
                      grant pg_read_all_data, pg_write_all_data to {MANAGED_ROLE}; \
-                     create role app_owner login; create role app_reader login;"
+                     create role app_owner login; create role app_reader login; \
+                     create role {PASSWORD_ROLE} login password '{PASSWORD}'; \
+                     grant pg_read_all_data, pg_write_all_data to {PASSWORD_ROLE};"
                     ),
                 );
                 return c;
