@@ -178,6 +178,23 @@ fn dispatch(
     }
 }
 
+/// Logs a retry about to happen and returns how long to wait first.
+fn announce_retry(
+    policy: &crate::pg::retry::RetryPolicy,
+    attempt: u32,
+    e: &anyhow::Error,
+    what: &str,
+) -> std::time::Duration {
+    let wait = policy.delay(attempt);
+    warn!(
+        "{e:#}; {what} in {:.1}s (attempt {} of {})",
+        wait.as_secs_f64(),
+        attempt + 1,
+        policy.retries + 1
+    );
+    wait
+}
+
 /// A connection and the server process behind it.
 struct Session {
     client: Client,
@@ -262,12 +279,11 @@ async fn copy_worker(
                 Ok(counts) => break counts,
                 Err(e) if attempt < policy.retries && is_transient(&e) => {
                     attempt += 1;
-                    let wait = policy.delay(attempt);
-                    warn!(
-                        "{e:#}; the table is copied again from scratch in {:.1}s (attempt {} of {})",
-                        wait.as_secs_f64(),
-                        attempt + 1,
-                        policy.retries + 1
+                    let wait = announce_retry(
+                        &policy,
+                        attempt,
+                        &e,
+                        "the table is copied again from scratch",
                     );
                     // The connections may be dead; the transaction rolled back with them (their
                     // server processes are ended when the new connections are made).
@@ -467,12 +483,7 @@ async fn run_on_fresh_session(
                 }
                 Err(e) if attempt < policy.retries && is_transient(&e) => {
                     attempt += 1;
-                    let wait = policy.delay(attempt);
-                    warn!(
-                        "start index worker {}: {e:#}; trying again in {:.1}s",
-                        worker + 1,
-                        wait.as_secs_f64()
-                    );
+                    let wait = announce_retry(&policy, attempt, &e, "trying again");
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -493,13 +504,7 @@ async fn run_on_fresh_session(
             Ok(()) => return Ok(()),
             Err(e) if attempt < policy.retries && is_transient(&e) => {
                 attempt += 1;
-                let wait = policy.delay(attempt);
-                warn!(
-                    "{e:#}; trying again in {:.1}s (attempt {} of {})",
-                    wait.as_secs_f64(),
-                    attempt + 1,
-                    policy.retries + 1
-                );
+                let wait = announce_retry(&policy, attempt, &e, "trying again");
                 *stale = conn.take().map(|c| c.pid).or(*stale);
                 tokio::time::sleep(wait).await;
             }

@@ -8,14 +8,11 @@ async fn users_table_of_the_neon_guide() {
     let pair = clone_fixture("users", &["users"], false).await;
     let t = target().client(&pair.dst).await;
     // The sequence continues where the source's stopped.
-    let next: i32 = t
-        .query_one(
-            "insert into users (username, email) values ('carol', 'carol@example.com') returning id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let next: i32 = scalar(
+        &t,
+        "insert into users (username, email) values ('carol', 'carol@example.com') returning id",
+    )
+    .await;
     assert_eq!(next, 3);
     // The unique constraints are real constraints on the target.
     let dup = t
@@ -36,14 +33,11 @@ async fn quoted_mixed_case_space_quote_and_unicode_names() {
 async fn enums_domains_composites_and_icu_collations() {
     let pair = clone_fixture("types", &["types"], false).await;
     let t = target().client(&pair.dst).await;
-    let provider: String = t
-        .query_one(
-            "select collprovider::text from pg_collation where collname = 'german_icu'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let provider: String = scalar(
+        &t,
+        "select collprovider::text from pg_collation where collname = 'german_icu'",
+    )
+    .await;
     assert_eq!(provider, "i");
     assert!(
         t.execute("insert into people (name, age) values ('x', -1)", &[])
@@ -90,14 +84,11 @@ async fn serial_identity_generated_columns_and_free_sequences() {
         assert_eq!(a, b, "{q}");
     }
     // Generated values are computed on the target, not copied.
-    let total: String = t
-        .query_one(
-            "insert into counters (price, qty) values (2.5, 4) returning total::text",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let total: String = scalar(
+        &t,
+        "insert into counters (price, qty) values (2.5, 4) returning total::text",
+    )
+    .await;
     assert_eq!(total, "10.00");
 }
 
@@ -105,17 +96,9 @@ async fn serial_identity_generated_columns_and_free_sequences() {
 async fn multi_level_partitions_with_default_partitions() {
     let pair = clone_fixture("partitions", &["partitions"], false).await;
     let t = target().client(&pair.dst).await;
-    let n: i64 = t
-        .query_one("select count(*) from events", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = scalar(&t, "select count(*) from events").await;
     assert_eq!(n, 3000);
-    let n: i64 = t
-        .query_one("select count(*) from events_eu_rest", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = scalar(&t, "select count(*) from events_eu_rest").await;
     assert!(
         n > 0,
         "rows must reach the sub-partition's default partition"
@@ -126,11 +109,7 @@ async fn multi_level_partitions_with_default_partitions() {
 async fn inheritance_carries_each_row_once() {
     let pair = clone_fixture("inheritance", &["inheritance"], false).await;
     let t = target().client(&pair.dst).await;
-    let n: i64 = t
-        .query_one("select count(*) from vehicles", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = scalar(&t, "select count(*) from vehicles").await;
     assert_eq!(n, 4);
 }
 
@@ -138,20 +117,13 @@ async fn inheritance_carries_each_row_once() {
 async fn unlogged_keyless_duplicate_empty_and_wide_tables() {
     let pair = clone_fixture("tables", &["tables"], false).await;
     let t = target().client(&pair.dst).await;
-    let p: String = t
-        .query_one(
-            "select relpersistence::text from pg_class where relname = 'scratch'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let p: String = scalar(
+        &t,
+        "select relpersistence::text from pg_class where relname = 'scratch'",
+    )
+    .await;
     assert_eq!(p, "u");
-    let dups: i64 = t
-        .query_one("select count(*) from log_lines where line = 'dup'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let dups: i64 = scalar(&t, "select count(*) from log_lines where line = 'dup'").await;
     assert_eq!(dups, 3);
 }
 
@@ -160,51 +132,34 @@ async fn views_functions_triggers_rules_and_policies() {
     let pair = clone_fixture("code", &["code"], false).await;
     let t = target().client(&pair.dst).await;
     // The insert trigger did not fire during the load: audit holds the source's rows only.
-    let audit: i64 = t
-        .query_one("select count(*) from audit", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let audit: i64 = scalar(&t, "select count(*) from audit").await;
     assert_eq!(audit, 100);
-    let populated: bool = t
-        .query_one(
-            "select ispopulated from pg_matviews where matviewname = 'balance_by_decade'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let populated: bool = scalar(
+        &t,
+        "select ispopulated from pg_matviews where matviewname = 'balance_by_decade'",
+    )
+    .await;
     assert!(
         populated,
         "materialized view must be populated on the target"
     );
-    let unpopulated: bool = t
-        .query_one(
-            "select ispopulated from pg_matviews where matviewname = 'never_filled'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let unpopulated: bool = scalar(
+        &t,
+        "select ispopulated from pg_matviews where matviewname = 'never_filled'",
+    )
+    .await;
     assert!(!unpopulated, "a matview unpopulated on the source stays so");
     // The triggers work on the target afterwards.
     t.execute("insert into accounts values (1000, 'new', 1)", &[])
         .await
         .unwrap();
-    let audit: i64 = t
-        .query_one("select count(*) from audit", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let audit: i64 = scalar(&t, "select count(*) from audit").await;
     assert_eq!(audit, 101);
-    let product: String = t
-        .query_one(
-            "select product(x)::text from (values (2), (3), (7)) v(x)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let product: String = scalar(
+        &t,
+        "select product(x)::text from (values (2), (3), (7)) v(x)",
+    )
+    .await;
     assert_eq!(product, "42");
 }
 

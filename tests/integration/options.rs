@@ -13,11 +13,7 @@ async fn given_snapshot_is_what_every_reader_and_pg_dump_see() {
         .batch_execute("begin isolation level repeatable read")
         .await
         .unwrap();
-    let id: String = holder
-        .query_one("select pg_export_snapshot()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let id: String = scalar(&holder, "select pg_export_snapshot()").await;
     source().psql(
         &pair.src,
         "insert into users (username, email) values ('late', 'late@example.com'); \
@@ -26,32 +22,21 @@ async fn given_snapshot_is_what_every_reader_and_pg_dump_see() {
     );
     pair.clone_ok(false, &["--snapshot", &id]);
     let t = target().client(&pair.dst).await;
-    let users: i64 = t
-        .query_one("select count(*) from users", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let users: i64 = scalar(&t, "select count(*) from users").await;
     assert_eq!(
         users, 2,
         "rows written after the snapshot must not be copied"
     );
-    let refs: i64 = t
-        .query_one("select count(*) from lo_refs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let refs: i64 = scalar(&t, "select count(*) from lo_refs").await;
     assert_eq!(
         refs, 2,
         "rows deleted after the snapshot must still be copied"
     );
-    let later: i64 = t
-        .query_one(
-            "select count(*) from pg_class where relname = 'appeared_later'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let later: i64 = scalar(
+        &t,
+        "select count(*) from pg_class where relname = 'appeared_later'",
+    )
+    .await;
     assert_eq!(later, 0, "pg_dump must read the same snapshot");
     holder.batch_execute("commit").await.unwrap();
 }

@@ -177,14 +177,11 @@ async fn summary_has_every_step_and_the_numbers_add_up() {
     let lo = steps[9]["transfer_bytes"].as_u64().unwrap();
     assert_eq!(lo, 2_400_000 + 18, "large object bytes");
     let t = target().client(&pair.dst).await;
-    let n_tables: i64 = t
-        .query_one(
-            "select count(*) from pg_tables where schemaname = 'public'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let n_tables: i64 = scalar(
+        &t,
+        "select count(*) from pg_tables where schemaname = 'public'",
+    )
+    .await;
     assert_eq!(tables.len() as i64, n_tables);
     assert!(tables.iter().all(|t| t["state"] == "done"));
     let rows: u64 = tables.iter().map(|t| t["rows"].as_u64().unwrap()).sum();
@@ -371,18 +368,10 @@ async fn list_commands_agree_with_the_source_catalog() {
         let mut sum = 0i64;
         for p in parts {
             let cond = p["condition"].as_str().unwrap();
-            let n: i64 = s
-                .query_one(&format!("select count(*) from {table} where {cond}"), &[])
-                .await
-                .unwrap()
-                .get(0);
+            let n: i64 = scalar(&s, &format!("select count(*) from {table} where {cond}")).await;
             sum += n;
         }
-        let total: i64 = s
-            .query_one(&format!("select count(*) from {table}"), &[])
-            .await
-            .unwrap()
-            .get(0);
+        let total: i64 = scalar(&s, &format!("select count(*) from {table}")).await;
         assert_eq!(sum, total, "parts of {table} must cover every row once");
     }
     let bad = list(

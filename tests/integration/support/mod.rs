@@ -419,6 +419,14 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
+/// The first column of the only row a query returns.
+pub async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql: &str) -> T {
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get(0)
+}
+
 /// Every relation whose rows the clone must carry: tables (own rows only) and materialized
 /// views, by qualified name.
 async fn relations(c: &Client) -> Vec<(String, String, String)> {
