@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
-scripts/ensure-postgres.sh
+scripts/ensure-deps.sh
 bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 
 echo "== building neoncopy (release)"

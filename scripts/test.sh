@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ensure-postgres.sh
+scripts/ensure-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL server binaries (initdb, pg_ctl, postgres) and the client programs
-# (pg_dump, pg_restore, psql) are installed. As root it installs Debian's packages with
-# apt-get; otherwise it prints the exact command and fails.
+# Makes sure PostgreSQL server binaries (initdb, pg_ctl, postgres), the client programs
+# (pg_dump, pg_restore, psql), OpenSSL's headers (native-tls builds against them) and the
+# openssl program (the TLS tests make certificates with it) are installed. As root it installs
+# Debian's packages with apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 
 PG_MAJOR="${PG_MAJOR:-15}"
@@ -15,13 +16,17 @@ have_server() {
     return 1
 }
 
-if have_server; then
+packages=""
+have_server || packages="postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR"
+if ! command -v pkg-config >/dev/null || ! pkg-config --exists openssl; then
+    packages="$packages pkg-config libssl-dev"
+fi
+command -v openssl >/dev/null || packages="$packages openssl"
+if [ -z "$packages" ]; then
     exit 0
 fi
-
-packages="postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR"
 if [ "$(id -u)" -ne 0 ]; then
-    echo "PostgreSQL server binaries are missing. Install them with:" >&2
+    echo "Packages needed to build and test neoncopy are missing. Install them with:" >&2
     echo "  sudo apt-get update && sudo apt-get install -y $packages" >&2
     exit 1
 fi
@@ -36,3 +41,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q -o Dpkg::Options::=--force-confold $packages
 have_server || { echo "PostgreSQL binaries still missing after apt-get install" >&2; exit 1; }
+pkg-config --exists openssl || { echo "OpenSSL headers still missing after apt-get install" >&2; exit 1; }
