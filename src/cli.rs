@@ -29,6 +29,69 @@ pub enum Command {
     /// Show a clone's progress, or what the source database holds
     #[command(subcommand)]
     List(ListCommand),
+
+    /// Check before cloning: connections, versions, pg_dump, extensions, roles, connection
+    /// limits, poolers; prints each check with a fix and exits 1 if any fails
+    #[command(long_about = CHECK_LONG_ABOUT)]
+    Check(CheckArgs),
+}
+
+const CHECK_LONG_ABOUT: &str = "\
+Check that a clone from --source to --target can work, before the first byte moves: both
+connections (and whether they are encrypted), server and pg_dump versions, pooler endpoints,
+whether the target is empty, the target role and the --no-owner/--no-acl it needs, roles the
+target lacks, extensions the target cannot create, large objects, and the target's
+max_connections against the job counts. Give it the same options as the clone.
+
+Each check prints pass, warning or FAIL with a fix; the exit code is 1 when any check fails.
+clone runs the cheap checks itself and stops at the first failure.
+
+Example:
+  neoncopy check --source \"$SRC\" --target \"$DST\" --no-owner --no-acl --table-jobs 8";
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    /// As for clone: tables copied at the same time
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub table_jobs: u32,
+
+    /// As for clone: indexes built at the same time
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub index_jobs: u32,
+
+    /// As for clone: pg_restore jobs for the final schema step
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub restore_jobs: u32,
+
+    /// As for clone: objects will belong to the target role
+    #[arg(long)]
+    pub no_owner: bool,
+
+    /// As for clone: privileges are not copied
+    #[arg(long)]
+    pub no_acl: bool,
+
+    /// As for clone: extensions must already exist on the target
+    #[arg(long)]
+    pub skip_extensions: bool,
+
+    /// As for clone: large objects are not copied
+    #[arg(long)]
+    pub skip_large_objects: bool,
+
+    /// As for clone: a target holding tables is accepted
+    #[arg(long)]
+    pub drop_if_exists: bool,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

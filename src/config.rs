@@ -98,6 +98,20 @@ pub fn default_dir() -> PathBuf {
 }
 
 impl CloneConfig {
+    /// What the pre-flight checks need to know.
+    pub fn check_options(&self) -> crate::check::Options {
+        crate::check::Options {
+            table_jobs: self.table_jobs,
+            index_jobs: self.index_jobs,
+            restore_jobs: self.restore_jobs,
+            no_owner: self.no_owner,
+            no_acl: self.no_acl,
+            skip_extensions: self.skip_extensions,
+            skip_large_objects: self.skip_large_objects,
+            drop_if_exists: self.drop_if_exists,
+        }
+    }
+
     pub fn from_args(args: &CloneArgs) -> anyhow::Result<CloneConfig> {
         let (source, target) = connections(&args.conn)?;
         let snapshot = match (&args.snapshot, args.not_consistent) {

@@ -4,6 +4,7 @@
 //! runs the pipeline, `pg` talks to PostgreSQL.
 
 pub mod catalog;
+pub mod check;
 pub mod cli;
 pub mod clone;
 pub mod config;

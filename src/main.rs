@@ -34,6 +34,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::List(cmd) => neoncopy::list::run(cmd).await,
+        Command::Check(args) => {
+            let (source, target) = neoncopy::config::connections(&args.conn)?;
+            let opts = neoncopy::check::Options {
+                table_jobs: args.table_jobs as usize,
+                index_jobs: args.index_jobs as usize,
+                restore_jobs: args.restore_jobs as usize,
+                no_owner: args.no_owner,
+                no_acl: args.no_acl,
+                skip_extensions: args.skip_extensions,
+                skip_large_objects: args.skip_large_objects,
+                drop_if_exists: args.drop_if_exists,
+            };
+            let source = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Source, source)?;
+            let target = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Target, target)?;
+            let checks = neoncopy::check::all(&source, &target, &opts).await;
+            if args.json {
+                neoncopy::fmt::out(&format!("{}\n", serde_json::to_string_pretty(&checks)?))?;
+            } else {
+                neoncopy::fmt::out(&neoncopy::check::render(&checks))?;
+            }
+            if checks
+                .iter()
+                .any(|c| c.status == neoncopy::check::Status::Fail)
+            {
+                return Err(neoncopy::check::ChecksFailed.into());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -66,6 +94,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<neoncopy::check::ChecksFailed>().is_some() => ExitCode::from(1),
         Err(e) => {
             eprintln!("neoncopy: error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {

@@ -8,6 +8,8 @@ mod schema;
 mod sequences;
 mod snapshot;
 
+pub use safety::{same_database, target_tables};
+
 use crate::catalog::{Catalog, IndexKind};
 use crate::config::{CloneConfig, SnapshotMode, UsageError};
 use crate::fmt;
@@ -304,6 +306,7 @@ async fn pipeline(
     );
 
     // Before anything is written: both ends reachable, distinct, the target fit to receive.
+    crate::check::first_failure(&crate::check::pooler_names(&source, &target))?;
     let (src_client, tgt_client) =
         tokio::try_join!(source.connect_preflight(), target.connect_preflight())?;
     safety::refuse_same_database(&src_client, &tgt_client).await?;
@@ -318,6 +321,10 @@ async fn pipeline(
     if !resuming {
         safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
     }
+    let checks = crate::check::on_connections(&src_client, &tgt_client, &cfg.check_options())
+        .await
+        .context("run pre-flight checks")?;
+    crate::check::first_failure(&checks)?;
     if let Some(old) = previous_run {
         // A killed run's statements may still be running on the servers (a CREATE INDEX, an
         // orphaned pg_restore): end them before redoing their work.

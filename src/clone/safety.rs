@@ -13,8 +13,9 @@ pub async fn server_version(client: &Client, side: Side) -> Result<i32> {
         .get(0))
 }
 
-/// Refuses to copy a database onto itself.
-pub async fn refuse_same_database(source: &Client, target: &Client) -> Result<()> {
+/// The database's name when source and target are the same database: same server (system
+/// identifier where readable, and postmaster start time) and same database OID.
+pub async fn same_database(source: &Client, target: &Client) -> Result<Option<String>> {
     let (s, t) = tokio::try_join!(
         source.query_one(sql::DATABASE_IDENTITY, &[]),
         target.query_one(sql::DATABASE_IDENTITY, &[])
@@ -28,28 +29,38 @@ pub async fn refuse_same_database(source: &Client, target: &Client) -> Result<()
         (Some(a), Some(b)) => a == b && started(&s) == started(&t),
         _ => started(&s) == started(&t),
     };
-    if same_server && dboid(&s) == dboid(&t) {
-        bail!(
-            "source and target are the same database ({}): give a different --target",
-            s.get::<_, String>(3)
-        );
+    Ok((same_server && dboid(&s) == dboid(&t)).then(|| s.get::<_, String>(3)))
+}
+
+/// Refuses to copy a database onto itself.
+pub async fn refuse_same_database(source: &Client, target: &Client) -> Result<()> {
+    if let Some(db) = same_database(source, target).await? {
+        bail!("source and target are the same database ({db}): give a different --target");
     }
     Ok(())
 }
 
-/// Refuses a target that already holds user tables, unless asked to drop them.
-pub async fn refuse_non_empty_target(target: &Client, drop_if_exists: bool) -> Result<()> {
+/// How many user tables the target holds, and the first few names.
+pub async fn target_tables(target: &Client) -> Result<(i64, String)> {
     let row = target
         .query_one(&sql::target_user_tables(), &[])
         .await
         .db()
         .context("look for existing tables on the target")?;
     let count: i64 = row.get(0);
-    let names: String = row.get(1);
+    let mut names: String = row.get(1);
+    if count > 5 {
+        names.push_str(", ...");
+    }
+    Ok((count, names))
+}
+
+/// Refuses a target that already holds user tables, unless asked to drop them.
+pub async fn refuse_non_empty_target(target: &Client, drop_if_exists: bool) -> Result<()> {
+    let (count, names) = target_tables(target).await?;
     if count > 0 && !drop_if_exists {
-        let more = if count > 5 { ", ..." } else { "" };
         bail!(
-            "the target database already holds {count} table(s) ({names}{more}): \
+            "the target database already holds {count} table(s) ({names}): \
              clone into an empty database, or pass --drop-if-exists to replace the source's objects"
         );
     }

@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod connstr;
+pub mod pooler;
 pub mod retry;
 pub mod sql;
 pub mod tools;

@@ -389,6 +389,79 @@ pub const TERMINATE_RUN: &str = "select count(pg_catalog.pg_terminate_backend(pi
 pub const RUN_SESSIONS: &str = "select count(*)::int8 from pg_catalog.pg_stat_activity \
      where application_name = $1 and pid <> pg_catalog.pg_backend_pid()";
 
+/// The connected role: name, superuser, CREATEDB, CREATEROLE.
+pub const CURRENT_ROLE: &str =
+    "select r.rolname::text, r.rolsuper, r.rolcreatedb, r.rolcreaterole \
+     from pg_catalog.pg_roles r where r.rolname = current_user";
+
+/// Roles that own the user's objects (schemas, relations, functions, types, large objects).
+pub fn object_owners() -> String {
+    format!(
+        "select distinct pg_catalog.pg_get_userbyid(o)::text from ( \
+           select n.nspowner as o from pg_catalog.pg_namespace n where {SYSTEM_SCHEMA_FILTER} \
+           union select c.relowner from pg_catalog.pg_class c \
+             join pg_catalog.pg_namespace n on n.oid = c.relnamespace where {SYSTEM_SCHEMA_FILTER} \
+           union select p.proowner from pg_catalog.pg_proc p \
+             join pg_catalog.pg_namespace n on n.oid = p.pronamespace where {SYSTEM_SCHEMA_FILTER} \
+           union select t.typowner from pg_catalog.pg_type t \
+             join pg_catalog.pg_namespace n on n.oid = t.typnamespace where {SYSTEM_SCHEMA_FILTER} \
+           union select lomowner from pg_catalog.pg_largeobject_metadata) x \
+         where pg_catalog.pg_get_userbyid(o) not in ('pg_database_owner') order by 1"
+    )
+}
+
+/// Roles that privileges on the user's schemas, relations and functions are granted to.
+pub fn grantees() -> String {
+    format!(
+        "select distinct pg_catalog.pg_get_userbyid(a.grantee)::text from ( \
+           select n.nspacl as acl from pg_catalog.pg_namespace n where {SYSTEM_SCHEMA_FILTER} \
+           union all select c.relacl from pg_catalog.pg_class c \
+             join pg_catalog.pg_namespace n on n.oid = c.relnamespace where {SYSTEM_SCHEMA_FILTER} \
+           union all select p.proacl from pg_catalog.pg_proc p \
+             join pg_catalog.pg_namespace n on n.oid = p.pronamespace where {SYSTEM_SCHEMA_FILTER}) x, \
+           pg_catalog.aclexplode(x.acl) a \
+         where x.acl is not null and a.grantee <> 0 \
+           and pg_catalog.pg_get_userbyid(a.grantee) not in ('pg_database_owner') order by 1"
+    )
+}
+
+/// Which of the roles in $1 do not exist here.
+pub const MISSING_ROLES: &str = "select r from unnest($1::text[]) r \
+     where not exists (select 1 from pg_catalog.pg_roles where rolname = r) order by 1";
+
+pub const SOURCE_EXTENSIONS: &str = "select extname::text, extversion::text \
+     from pg_catalog.pg_extension where extname <> 'plpgsql' order by 1";
+
+/// For extensions $1 at versions $2: available here, trusted, installed version, and whether
+/// that exact version is available.
+pub const EXTENSION_AVAILABILITY: &str = "select n.name, a.name is not null, \
+       coalesce((select bool_or(v.trusted) from pg_catalog.pg_available_extension_versions v \
+                 where v.name = n.name), false), \
+       (select x.extversion::text from pg_catalog.pg_extension x where x.extname = n.name), \
+       exists (select 1 from pg_catalog.pg_available_extension_versions v \
+               where v.name = n.name and v.version = n.version) \
+     from unnest($1::text[], $2::text[]) as n(name, version) \
+     left join pg_catalog.pg_available_extensions a on a.name = n.name order by 1";
+
+/// max_connections, the slots reserved for superusers (and, from PostgreSQL 16, for roles with
+/// pg_use_reserved_connections), and the sessions open now.
+pub const CONNECTION_LIMITS: &str = "select current_setting('max_connections')::int4, \
+       current_setting('superuser_reserved_connections')::int4, \
+       coalesce(current_setting('reserved_connections', true)::int4, 0), \
+       (select count(*) from pg_catalog.pg_stat_activity where backend_type = 'client backend')::int4";
+
+pub const LARGE_OBJECT_COUNT: &str =
+    "select count(*)::int8 from pg_catalog.pg_largeobject_metadata";
+pub const DATABASE_SIZE: &str = "select pg_catalog.pg_database_size(current_database())::int8";
+pub const WAL_AND_SLOTS: &str = "select current_setting('wal_level'), \
+       (select count(*) from pg_catalog.pg_replication_slots)::int8";
+pub const SERVER_VERSION_TEXT: &str = "select current_setting('server_version')";
+/// Whether this session is encrypted, and with what.
+pub const SESSION_TLS: &str = "select coalesce((select s.ssl from pg_catalog.pg_stat_ssl s \
+       where s.pid = pg_catalog.pg_backend_pid()), false), \
+       coalesce((select s.version from pg_catalog.pg_stat_ssl s \
+       where s.pid = pg_catalog.pg_backend_pid()), '')";
+
 #[cfg(test)]
 mod tests {
     use super::*;

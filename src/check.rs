@@ -1,0 +1,581 @@
+//! Pre-flight checks: what would make a clone fail or go wrong, found before the first byte
+//! moves. `neoncopy check` prints them all; `clone` runs the cheap ones and stops at a failure.
+
+use crate::fmt;
+use crate::pg::{pooler, sql, DbResultExt, Endpoint};
+use anyhow::Result;
+use serde::Serialize;
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "pass",
+            Status::Warn => "warning",
+            Status::Fail => "FAIL",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub status: Status,
+    pub detail: String,
+    /// What to do about a warning or failure.
+    pub fix: Option<String>,
+}
+
+fn pass(check: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        check,
+        status: Status::Pass,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn warn(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        check,
+        status: Status::Warn,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        check,
+        status: Status::Fail,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// The clone settings the checks depend on.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub table_jobs: usize,
+    pub index_jobs: usize,
+    pub restore_jobs: usize,
+    pub no_owner: bool,
+    pub no_acl: bool,
+    pub skip_extensions: bool,
+    pub skip_large_objects: bool,
+    pub drop_if_exists: bool,
+}
+
+/// Pooler host names, known before connecting.
+pub fn pooler_names(source: &Endpoint, target: &Endpoint) -> Vec<Check> {
+    let mut out = Vec::new();
+    for ep in [source, target] {
+        for host in ep.params.hosts() {
+            if let Some(direct) = pooler::direct_host(&host) {
+                out.push(fail(
+                    "pooler",
+                    format!(
+                        "the {} host {host} is a connection pooler in transaction mode: it cannot hold the \
+                         clone's snapshot nor keep session settings",
+                        ep.side
+                    ),
+                    format!("connect to the direct host {direct} instead"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Checks on open connections to both servers: the ones clone runs before it writes.
+pub async fn on_connections(
+    source: &Client,
+    target: &Client,
+    opts: &Options,
+) -> Result<Vec<Check>> {
+    let mut out = Vec::new();
+    for (side, client) in [("source", source), ("target", target)] {
+        if pooler::session_changes(client).await? {
+            out.push(fail(
+                "pooler",
+                format!(
+                    "the {side} connection reaches a different server session from one transaction to \
+                     the next: it goes through a transaction-mode pooler"
+                ),
+                "connect to the database server directly, not through the pooler",
+            ));
+        }
+    }
+    out.push(target_role(source, target, opts).await?);
+    out.extend(roles(source, target, opts).await?);
+    out.push(extensions(source, target, opts).await?);
+    out.push(connections(source, target, opts).await?);
+    Ok(out)
+}
+
+async fn target_role(source: &Client, target: &Client, opts: &Options) -> Result<Check> {
+    let row = target.query_one(sql::CURRENT_ROLE, &[]).await.db()?;
+    let (name, superuser): (String, bool) = (row.get(0), row.get(1));
+    if superuser {
+        return Ok(pass(
+            "target role",
+            format!("{name} is a superuser: owners and privileges can be copied"),
+        ));
+    }
+    let owners: Vec<String> = source
+        .query(&sql::object_owners(), &[])
+        .await
+        .db()?
+        .into_iter()
+        .map(|r| r.get(0))
+        .filter(|o: &String| o != &name)
+        .collect();
+    let detail = format!("{name} is not a superuser (as on Neon and other managed services)");
+    if !opts.no_owner && !owners.is_empty() {
+        return Ok(fail(
+            "target role",
+            format!(
+                "{detail}, and the source's objects belong to {} other role(s) ({})",
+                owners.len(),
+                preview(&owners)
+            ),
+            "add --no-owner (objects will belong to the target role), or connect as a superuser",
+        ));
+    }
+    if !opts.no_acl {
+        return Ok(warn(
+            "target role",
+            detail,
+            "add --no-acl if granting the source's privileges fails (roles must exist on the target)",
+        ));
+    }
+    Ok(pass(
+        "target role",
+        format!("{detail}; --no-owner and --no-acl are set"),
+    ))
+}
+
+fn preview(names: &[String]) -> String {
+    let mut s = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        s.push_str(", ...");
+    }
+    s
+}
+
+async fn missing_on_target(target: &Client, roles: &[String]) -> Result<Vec<String>> {
+    Ok(target
+        .query(sql::MISSING_ROLES, &[&roles])
+        .await
+        .db()?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+async fn roles(source: &Client, target: &Client, opts: &Options) -> Result<Vec<Check>> {
+    let mut out = Vec::new();
+    if !opts.no_owner {
+        let owners: Vec<String> = source
+            .query(&sql::object_owners(), &[])
+            .await
+            .db()?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        let missing = missing_on_target(target, &owners).await?;
+        out.push(if missing.is_empty() {
+            pass(
+                "owner roles",
+                format!("all {} owner role(s) exist on the target", owners.len()),
+            )
+        } else {
+            fail(
+                "owner roles",
+                format!(
+                    "roles owning source objects are missing on the target: {}",
+                    preview(&missing)
+                ),
+                "create them on the target first, or add --no-owner",
+            )
+        });
+    }
+    if !opts.no_acl {
+        let grantees: Vec<String> = source
+            .query(&sql::grantees(), &[])
+            .await
+            .db()?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        let missing = missing_on_target(target, &grantees).await?;
+        out.push(if missing.is_empty() {
+            pass(
+                "granted roles",
+                format!(
+                    "all {} role(s) with privileges exist on the target",
+                    grantees.len()
+                ),
+            )
+        } else {
+            fail(
+                "granted roles",
+                format!(
+                    "roles holding privileges on source objects are missing on the target: {}",
+                    preview(&missing)
+                ),
+                "create them on the target first, or add --no-acl",
+            )
+        });
+    }
+    Ok(out)
+}
+
+async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<Check> {
+    let rows = source.query(sql::SOURCE_EXTENSIONS, &[]).await.db()?;
+    if rows.is_empty() {
+        return Ok(pass(
+            "extensions",
+            "the source uses no extension besides plpgsql",
+        ));
+    }
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let versions: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
+    let superuser: bool = target.query_one(sql::CURRENT_ROLE, &[]).await.db()?.get(1);
+    let mut unavailable = Vec::new();
+    let mut untrusted = Vec::new();
+    let mut other_version = Vec::new();
+    for r in target
+        .query(sql::EXTENSION_AVAILABILITY, &[&names, &versions])
+        .await
+        .db()?
+    {
+        let (name, available, trusted, installed, version_ok): (
+            String,
+            bool,
+            bool,
+            Option<String>,
+            bool,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        if installed.is_some() {
+            continue;
+        }
+        if !available {
+            unavailable.push(name);
+        } else if opts.skip_extensions {
+            unavailable.push(name);
+        } else {
+            if !superuser && !trusted {
+                untrusted.push(name.clone());
+            }
+            if !version_ok {
+                other_version.push(name);
+            }
+        }
+    }
+    if !unavailable.is_empty() {
+        let (detail, fix) = if opts.skip_extensions {
+            (
+                format!(
+                    "--skip-extensions, but the target lacks: {}",
+                    preview(&unavailable)
+                ),
+                "create them on the target first",
+            )
+        } else {
+            (
+                format!("the target cannot create these source extensions: {}", preview(&unavailable)),
+                "install them on the target server (on Neon, check the supported extensions), or drop them from the source",
+            )
+        };
+        return Ok(fail("extensions", detail, fix));
+    }
+    if !untrusted.is_empty() {
+        return Ok(fail(
+            "extensions",
+            format!(
+                "these extensions are not trusted, so only a superuser can create them on the target: {}",
+                preview(&untrusted)
+            ),
+            "have an administrator create them on the target first, or connect as a superuser",
+        ));
+    }
+    if !other_version.is_empty() {
+        return Ok(warn(
+            "extensions",
+            format!(
+                "the target offers other versions of: {} (the source's version will not be available)",
+                preview(&other_version)
+            ),
+            "check that the extensions' objects restore; ALTER EXTENSION ... UPDATE afterwards if needed",
+        ));
+    }
+    Ok(pass(
+        "extensions",
+        format!(
+            "the target can create all {} source extension(s)",
+            names.len()
+        ),
+    ))
+}
+
+async fn connections(source: &Client, target: &Client, opts: &Options) -> Result<Check> {
+    let superuser: bool = target.query_one(sql::CURRENT_ROLE, &[]).await.db()?.get(1);
+    let row = target.query_one(sql::CONNECTION_LIMITS, &[]).await.db()?;
+    let (max, su_reserved, reserved, open): (i32, i32, i32, i32) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let free = if superuser {
+        max - open
+    } else {
+        max - su_reserved - reserved - open
+    };
+    // At the busiest: every COPY and index worker, plus a few of neoncopy's own.
+    let need = (opts.table_jobs + opts.index_jobs).max(opts.restore_jobs) as i32 + 3;
+    let src = source.query_one(sql::CONNECTION_LIMITS, &[]).await.db()?;
+    let src_free =
+        src.get::<_, i32>(0) - src.get::<_, i32>(1) - src.get::<_, i32>(2) - src.get::<_, i32>(3);
+    let src_need = opts.table_jobs as i32 + 3;
+    if need > free {
+        return Ok(fail(
+            "connections",
+            format!(
+                "--table-jobs {} and --index-jobs {} need about {need} target connections; \
+                 the target allows {max} and about {free} are free",
+                opts.table_jobs, opts.index_jobs
+            ),
+            "lower --table-jobs and --index-jobs (or use a bigger compute)",
+        ));
+    }
+    if src_need > src_free {
+        return Ok(fail(
+            "connections",
+            format!("--table-jobs {} needs about {src_need} source connections; about {src_free} are free", opts.table_jobs),
+            "lower --table-jobs, or free connections on the source",
+        ));
+    }
+    Ok(pass(
+        "connections",
+        format!("need about {need} of {free} free target connections and {src_need} of {src_free} on the source"),
+    ))
+}
+
+/// Everything, for `neoncopy check`: connects to both servers itself and never fails because
+/// of what it finds (only the report says so).
+pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Check> {
+    let mut out = pooler_names(source, target);
+    let src = match source.connect_preflight().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            out.push(fail(
+                "source connection",
+                format!("{e:#}"),
+                "check the source connection string, network and password",
+            ));
+            None
+        }
+    };
+    let tgt = match target.connect_preflight().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            out.push(fail(
+                "target connection",
+                format!("{e:#}"),
+                "check the target connection string, network and password",
+            ));
+            None
+        }
+    };
+    for (name, client) in [("source connection", &src), ("target connection", &tgt)] {
+        if let Some(c) = client {
+            out.push(match describe_connection(c).await {
+                Ok((version, tls)) => {
+                    let local = name.starts_with("source")
+                        && source.params.hosts().iter().all(|h| is_local(h))
+                        || name.starts_with("target")
+                            && target.params.hosts().iter().all(|h| is_local(h));
+                    if tls.is_empty() && !local {
+                        warn(
+                            name,
+                            format!("PostgreSQL {version}, not encrypted"),
+                            "add sslmode=require (Neon requires it)",
+                        )
+                    } else if tls.is_empty() {
+                        pass(name, format!("PostgreSQL {version}, local, not encrypted"))
+                    } else {
+                        pass(name, format!("PostgreSQL {version}, {tls}"))
+                    }
+                }
+                Err(e) => fail(name, format!("{e:#}"), "check the role's privileges"),
+            });
+        }
+    }
+    let (Some(src), Some(tgt)) = (src, tgt) else {
+        return out;
+    };
+    let mut more = Vec::new();
+    let result: Result<()> = async {
+        more.push(match crate::clone::same_database(&src, &tgt).await? {
+            Some(db) => fail("same database", format!("source and target are the same database ({db})"), "give a different --target"),
+            None => pass("same database", "source and target are different databases"),
+        });
+        let sv: i32 = src.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
+        let tv: i32 = tgt.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
+        more.push(match crate::pg::tools::find((sv / 10000) as u32) {
+            Ok(t) => pass("pg_dump", format!("{} {} (source is PostgreSQL {})", t.pg_dump.display(), t.version, sv / 10000)),
+            Err(e) => fail("pg_dump", format!("{e:#}"), format!("install postgresql-client-{} or newer", sv / 10000)),
+        });
+        more.push(if tv / 10000 < sv / 10000 {
+            warn(
+                "versions",
+                format!("the target (PostgreSQL {}) is older than the source ({})", tv / 10000, sv / 10000),
+                "objects using newer features may fail to restore: prefer a target at least as new as the source",
+            )
+        } else {
+            pass("versions", format!("PostgreSQL {} to {}", sv / 10000, tv / 10000))
+        });
+        more.push(match crate::clone::target_tables(&tgt).await? {
+            (0, _) => pass("target empty", "the target database holds no tables"),
+            (n, names) if opts.drop_if_exists => warn(
+                "target empty",
+                format!("the target holds {n} table(s) ({names}); --drop-if-exists drops those the source also has"),
+                "make sure nothing on the target is needed",
+            ),
+            (n, names) => fail(
+                "target empty",
+                format!("the target holds {n} table(s) ({names})"),
+                "clone into an empty database, or add --drop-if-exists",
+            ),
+        });
+        more.extend(on_connections(&src, &tgt, opts).await?);
+        let los: i64 = src.query_one(sql::LARGE_OBJECT_COUNT, &[]).await.db()?.get(0);
+        more.push(if los == 0 {
+            pass("large objects", "none on the source")
+        } else if opts.skip_large_objects {
+            warn("large objects", format!("{los} on the source will not be copied (--skip-large-objects)"), "drop --skip-large-objects to copy them")
+        } else {
+            pass("large objects", format!("{los} on the source, copied after the tables"))
+        });
+        let size: i64 = src.query_one(sql::DATABASE_SIZE, &[]).await.db()?.get(0);
+        more.push(pass(
+            "size",
+            format!(
+                "the source database takes {} (with indexes); the target needs about as much room \
+                 (free space cannot be read over SQL: check the server or your plan's storage limit)",
+                fmt::bytes(size.max(0) as u64)
+            ),
+        ));
+        let wal = src.query_one(sql::WAL_AND_SLOTS, &[]).await.db()?;
+        more.push(pass(
+            "wal",
+            format!(
+                "source wal_level={}, {} replication slot(s); clone needs neither",
+                wal.get::<_, String>(0),
+                wal.get::<_, i64>(1)
+            ),
+        ));
+        Ok(())
+    }
+    .await;
+    out.extend(more);
+    if let Err(e) = result {
+        out.push(fail(
+            "checks",
+            format!("{e:#}"),
+            "check the roles' privileges on both servers",
+        ));
+    }
+    out
+}
+
+fn is_local(host: &str) -> bool {
+    host.starts_with('/') || host == "localhost" || host.starts_with("127.") || host == "::1"
+}
+
+async fn describe_connection(c: &Client) -> Result<(String, String)> {
+    let version: String = c
+        .query_one(sql::SERVER_VERSION_TEXT, &[])
+        .await
+        .db()?
+        .get(0);
+    let tls = c.query_one(sql::SESSION_TLS, &[]).await.db()?;
+    let tls = if tls.get::<_, bool>(0) {
+        format!("encrypted ({})", tls.get::<_, String>(1))
+    } else {
+        String::new()
+    };
+    Ok((version, tls))
+}
+
+/// One clear error for the first failed check (pointing at `neoncopy check` for the rest),
+/// after logging the warnings.
+pub fn first_failure(checks: &[Check]) -> Result<()> {
+    for c in checks.iter().filter(|c| c.status == Status::Warn) {
+        tracing::warn!(
+            "{}: {}{}",
+            c.check,
+            c.detail,
+            c.fix
+                .as_deref()
+                .map(|f| format!("; {f}"))
+                .unwrap_or_default()
+        );
+    }
+    let fails: Vec<&Check> = checks.iter().filter(|c| c.status == Status::Fail).collect();
+    if let Some(c) = fails.first() {
+        let more = if fails.len() > 1 {
+            format!(" ({} more problem(s): run neoncopy check)", fails.len() - 1)
+        } else {
+            String::new()
+        };
+        anyhow::bail!(
+            "{}: {}; {}{more}",
+            c.check,
+            c.detail,
+            c.fix.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `neoncopy check` found a failing check (the report says which): exit 1 without another line.
+#[derive(Debug)]
+pub struct ChecksFailed;
+
+impl std::fmt::Display for ChecksFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("some checks failed")
+    }
+}
+
+impl std::error::Error for ChecksFailed {}
+
+pub fn render(checks: &[Check]) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.check.to_string(),
+                c.status.to_string(),
+                c.detail.clone(),
+                c.fix.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut out = fmt::table(&["Check", "Result", "Details", "Fix"], &[false; 4], &rows);
+    let fails = checks.iter().filter(|c| c.status == Status::Fail).count();
+    let warns = checks.iter().filter(|c| c.status == Status::Warn).count();
+    out.push_str(&format!(
+        "\n{} check(s): {} passed, {warns} warning(s), {fails} failed\n",
+        checks.len(),
+        checks.len() - fails - warns
+    ));
+    out
+}
