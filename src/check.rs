@@ -268,9 +268,7 @@ async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<
         if installed.is_some() {
             continue;
         }
-        if !available {
-            unavailable.push(name);
-        } else if opts.skip_extensions {
+        if !available || opts.skip_extensions {
             unavailable.push(name);
         } else {
             if !superuser && !trusted {

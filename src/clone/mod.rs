@@ -255,8 +255,10 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
         }
     };
     let hint = resume_hint(&cfg);
+    // Set once the run is recorded (after the checks that refuse a clone without writing).
+    let started = std::sync::atomic::AtomicBool::new(false);
     let result = tokio::select! {
-        r = pipeline(cfg, workdir, rec.clone(), begin, previous_run, done.unwrap_or_default()) => r,
+        r = pipeline(cfg, workdir, rec.clone(), begin, previous_run, done.unwrap_or_default(), &started) => r,
         signal = crate::signals::first() => Err(Interrupted {
             message: format!("interrupted by {signal}: work under way was rolled back; continue with: {hint}"),
         }.into()),
@@ -274,9 +276,11 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
     rec.flush();
     match result {
         Ok(()) => report::summary(&Store::open_read_only(&state_path)?),
+        // Refused before anything was written (or stopped): there is nothing to resume.
         Err(e)
             if e.downcast_ref::<Interrupted>().is_some()
-                || e.downcast_ref::<UsageError>().is_some() =>
+                || e.downcast_ref::<UsageError>().is_some()
+                || !started.load(std::sync::atomic::Ordering::SeqCst) =>
         {
             Err(e)
         }
@@ -293,6 +297,7 @@ async fn pipeline(
     begin: Event,
     previous_run: Option<String>,
     done: Done,
+    started: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
     let total = Instant::now();
     let resuming = cfg.resume;
@@ -340,6 +345,7 @@ async fn pipeline(
     drop(tgt_client);
     drop(src_client);
     rec.send(begin);
+    started.store(true, std::sync::atomic::Ordering::SeqCst);
 
     let holder = snapshot::Holder::open(&source, &cfg.snapshot).await?;
     let catalog = step(

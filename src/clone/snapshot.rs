@@ -17,13 +17,15 @@ impl Holder {
     /// the mode, exports or imports the snapshot in it.
     pub async fn open(source: &Endpoint, mode: &SnapshotMode) -> Result<Holder> {
         let client = source.connect().await?;
-        // The holder sits idle in its transaction while the data is copied: a server-side
-        // idle timeout must not end it. An empty search_path makes pg_get_indexdef() and
+        // The holder sits idle in its transaction while the data is copied: no server-side
+        // idle timeout (idle_session_timeout exists from PostgreSQL 14) may end it. An empty search_path makes pg_get_indexdef() and
         // friends qualify every name, whatever the database's own search_path.
         client
             .batch_execute(
                 "set idle_in_transaction_session_timeout = 0; set statement_timeout = 0; \
-                 select pg_catalog.set_config('search_path', '', false)",
+                 select pg_catalog.set_config('search_path', '', false); \
+                 select pg_catalog.set_config(name, '0', false) from pg_catalog.pg_settings \
+                 where name = 'idle_session_timeout'",
             )
             .await
             .db()

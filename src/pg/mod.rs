@@ -73,7 +73,10 @@ pub fn is_transient_pg(e: &tokio_postgres::Error) -> bool {
                 code,
                 "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300"
             )
-            || (msg.contains("compute") && (msg.contains("wak") || msg.contains("start")))
+            || (msg.contains("compute")
+                && ["wak", "start", "connect", "not ready", "suspend"]
+                    .iter()
+                    .any(|w| msg.contains(w)))
             || msg.contains("endpoint is disabled")
             || msg.contains("terminating connection");
     }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -56,7 +57,7 @@ extern "C" fn stop_clusters() {
     }
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -118,7 +119,7 @@ fn free_port() -> u16 {
         .expect("find a free loopback port")
 }
 
-fn postgres_uid() -> Option<(u32, u32)> {
+pub fn postgres_uid() -> Option<(u32, u32)> {
     let id = |flag: &str| -> Option<u32> {
         let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
@@ -128,6 +129,12 @@ fn postgres_uid() -> Option<(u32, u32)> {
 
 impl Cluster {
     fn start(name: &'static str) -> Cluster {
+        Cluster::start_with(name, |_, _| String::new())
+    }
+
+    /// Starts a cluster; `prepare` gets the cluster's directory and data directory after
+    /// initdb and returns extra server options.
+    pub fn start_with(name: &'static str, prepare: impl FnOnce(&Path, &Path) -> String) -> Cluster {
         let bin = server_bin();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir =
@@ -167,6 +174,7 @@ impl Cluster {
             format!("host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n{rest}"),
         )
         .expect("write pg_hba.conf");
+        let extra = prepare(&dir, &data);
         STARTED.lock().unwrap().push((bin.clone(), dir.clone()));
         if STARTED.lock().unwrap().len() == 1 {
             unsafe {
@@ -178,7 +186,7 @@ impl Cluster {
             let opts = format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off \
                  -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-                 -c max_wal_size=2GB -c shared_buffers=64MB",
+                 -c max_wal_size=2GB -c shared_buffers=64MB {extra}",
                 dir.display()
             );
             let status = as_postgres(Command::new(bin.join("pg_ctl")).args([
