@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod clone;
+pub mod compare;
 pub mod config;
 pub mod fmt;
 pub mod list;

@@ -34,6 +34,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::List(cmd) => neoncopy::list::run(cmd).await,
+        Command::Compare(cmd) => neoncopy::compare::run(cmd).await,
         Command::Check(args) => {
             let (source, target) = neoncopy::config::connections(&args.conn)?;
             let opts = neoncopy::check::Options {
@@ -94,10 +95,18 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<neoncopy::check::ChecksFailed>().is_some() => ExitCode::from(1),
+        Err(e)
+            if e.downcast_ref::<neoncopy::check::ChecksFailed>().is_some()
+                || e.downcast_ref::<neoncopy::compare::Differences>().is_some() =>
+        {
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("neoncopy: error: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() {
+            if e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<neoncopy::compare::CouldNotCompare>()
+                    .is_some()
+            {
                 ExitCode::from(2)
             } else if e.downcast_ref::<neoncopy::clone::Interrupted>().is_some() {
                 ExitCode::from(130)

@@ -95,6 +95,14 @@ create table if not exists sample (
     bytes integer not null,
     rows integer not null
 );
+create table if not exists compare_result (
+    kind text not null,
+    object text not null,
+    status text not null,
+    source text,
+    target text,
+    at real not null
+);
 create table if not exists counter (
     name text primary key,
     value integer not null
@@ -178,6 +186,32 @@ impl Store {
         )?;
         tx.execute("delete from sample where at < ?1", params![t - 120.0])?;
         tx.commit()
+    }
+
+    /// Replaces the recorded results of one kind of comparison ("schema" or "data"): rows of
+    /// (object, status, source, target).
+    pub fn record_compare(
+        &self,
+        kind: &str,
+        rows: &[(String, String, Option<String>, Option<String>)],
+    ) -> Result<()> {
+        let at = now();
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("delete from compare_result where kind = ?1", params![kind])?;
+        for (object, status, source, target) in rows {
+            tx.execute(
+                "insert into compare_result (kind, object, status, source, target, at) \
+                 values (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![kind, object, status, source, target, at],
+            )?;
+        }
+        if rows.is_empty() {
+            tx.execute(
+                "insert into compare_result (kind, object, status, at) values (?1, '', 'identical', ?2)",
+                params![kind, at],
+            )?;
+        }
+        tx.commit().context("record comparison")
     }
 
     /// The id of the recorded run (its connections' application_name is neoncopy-<id>).

@@ -11,27 +11,33 @@ pub struct WorkDir {
     _lock: File,
 }
 
+/// Creates a directory (and its parents) readable by its owner only.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).with_context(|| {
+        format!(
+            "create work directory {}: choose another with --dir",
+            path.display()
+        )
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
 impl WorkDir {
     /// Creates (or reuses) the directory and takes its lock.
     pub fn open(path: &Path) -> Result<WorkDir> {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        builder.create(path).with_context(|| {
-            format!(
-                "create work directory {}: choose another with --dir",
-                path.display()
-            )
-        })?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
-        }
+        create_private_dir(path)?;
         let lock_path = path.join("neoncopy.lock");
         let mut lock = OpenOptions::new()
             .read(true)

@@ -9,6 +9,7 @@ mod sequences;
 mod snapshot;
 
 pub use safety::{same_database, target_tables};
+pub use snapshot::{import as import_snapshot, Holder as SnapshotHolder};
 
 use crate::catalog::{Catalog, IndexKind};
 use crate::config::{CloneConfig, SnapshotMode, UsageError};

@@ -1,6 +1,7 @@
 //! Everything that talks to PostgreSQL: connection strings, connecting, SQL texts and
 //! identifier quoting, the pg_dump/pg_restore children.
 
+pub mod compare_sql;
 pub mod connect;
 pub mod connstr;
 pub mod pooler;

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, so the source and target clusters are started once.
 //! Every test gets fresh databases on them (see support/).
 
+mod compare;
 mod connections;
 mod faults;
 mod objects;

@@ -460,11 +460,12 @@ fn qident(s: &str) -> String {
 }
 
 /// All rows of a relation as text, sorted: a multiset compare that sees a changed byte, a
-/// missing row and a duplicated row.
+/// missing row and a duplicated row. (`alias.*`, not the bare alias, which would mean a column
+/// of that name if the table has one.)
 pub async fn rows_of(c: &Client, schema: &str, name: &str, kind: &str) -> Vec<String> {
     let only = if kind == "r" { "only " } else { "" };
     let q = format!(
-        "select t::text from {only}{}.{} t order by 1",
+        "select (nc_row.*)::text from {only}{}.{} nc_row order by 1",
         qident(schema),
         qident(name)
     );

@@ -1,0 +1,300 @@
+//! `compare data`: per table, the row count and an order-independent checksum computed on each
+//! server (two differently seeded 64-bit hashes of every row's text, each summed), the source
+//! read in one snapshot. Big tables are cut into parts on each side independently (the sums add up), so
+//! that `--table-jobs` sessions on each server share the work.
+
+use crate::catalog::{Catalog, Table};
+use crate::pg::{compare_sql as q, DbResultExt, Endpoint};
+use crate::split;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinSet;
+use tokio_postgres::Client;
+
+/// Count and the two sums of one side of one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Sums {
+    pub rows: i64,
+    #[serde(skip)]
+    pub high: i128,
+    #[serde(skip)]
+    pub low: i128,
+}
+
+impl Sums {
+    fn add(&mut self, other: Sums) {
+        self.rows += other.rows;
+        self.high = self.high.wrapping_add(other.high);
+        self.low = self.low.wrapping_add(other.low);
+    }
+
+    /// A short fingerprint for display; matching compares all of count and sums.
+    pub fn checksum(&self) -> String {
+        let mixed = (self.high as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
+            ^ (self.low as u128)
+            ^ (self.rows as u128).rotate_left(64);
+        format!("{:016x}", (mixed >> 64) as u64 ^ mixed as u64)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableResult {
+    pub table: String,
+    pub source_rows: Option<i64>,
+    pub target_rows: Option<i64>,
+    pub source_checksum: Option<String>,
+    pub target_checksum: Option<String>,
+    pub matches: bool,
+}
+
+/// A unit of work on one side: a table, or a part of one.
+struct Task {
+    key: String,
+    table: Table,
+    condition: Option<String>,
+}
+
+pub struct Options {
+    pub table_jobs: usize,
+    pub split_threshold: u64,
+    pub max_parts: u32,
+    pub lc_monetary: String,
+}
+
+fn key_of(t: &Table) -> String {
+    t.display()
+}
+
+async fn plan(client: &Client, catalog: &Catalog, opts: &Options) -> Result<Vec<Task>> {
+    let mut tasks = Vec::new();
+    for t in &catalog.tables {
+        for part in split::plan_table(client, t, opts.split_threshold, opts.max_parts).await? {
+            tasks.push(Task {
+                key: key_of(t),
+                table: t.clone(),
+                condition: part.condition.clone(),
+            });
+        }
+    }
+    Ok(tasks)
+}
+
+fn parse_sum(s: &str) -> Result<i128> {
+    s.parse()
+        .with_context(|| format!("unexpected checksum sum {s:?} from the server"))
+}
+
+async fn checksum(client: &Client, task: &Task) -> Result<Sums> {
+    let sql = q::table_checksum(
+        &task.table.schema,
+        &task.table.name,
+        true,
+        task.condition.as_deref(),
+    );
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .db()
+        .with_context(|| format!("checksum {}", task.key))?;
+    Ok(Sums {
+        rows: row.get(0),
+        high: parse_sum(&row.get::<_, String>(1))?,
+        low: parse_sum(&row.get::<_, String>(2))?,
+    })
+}
+
+/// Runs the tasks of one side on `jobs` sessions; returns the sums per table.
+async fn run_side(
+    tasks: Vec<Task>,
+    jobs: usize,
+    connect: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<Client>> + Send + Sync>,
+) -> Result<BTreeMap<String, Sums>> {
+    let workers = jobs.min(tasks.len()).max(1);
+    let queue = Arc::new(Mutex::new(tasks.into_iter().collect::<VecDeque<_>>()));
+    let results = Arc::new(Mutex::new(BTreeMap::<String, Sums>::new()));
+    let mut set = JoinSet::new();
+    for _ in 0..workers {
+        let (queue, results, connect) = (queue.clone(), results.clone(), connect.clone());
+        set.spawn(async move {
+            let client = connect().await?;
+            loop {
+                let next = queue.lock().expect("queue").pop_front();
+                let Some(task) = next else { break };
+                let sums = checksum(&client, &task).await?;
+                results
+                    .lock()
+                    .expect("results")
+                    .entry(task.key.clone())
+                    .or_default()
+                    .add(sums);
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined.context("a compare worker stopped unexpectedly")? {
+            set.abort_all();
+            return Err(e);
+        }
+    }
+    let map = std::mem::take(&mut *results.lock().expect("results"));
+    Ok(map)
+}
+
+async fn large_objects(client: &Client) -> Result<Sums> {
+    let row = client
+        .query_one(q::LARGE_OBJECTS_CHECKSUM, &[])
+        .await
+        .db()
+        .context("checksum large objects")?;
+    Ok(Sums {
+        rows: row.get(0),
+        high: parse_sum(&row.get::<_, String>(1))?,
+        low: parse_sum(&row.get::<_, String>(2))?,
+    })
+}
+
+/// Compares every table's rows (and the large objects). `holder` is a source connection
+/// inside `snapshot` (when there is one); `target_catalog_client` a plain target connection.
+pub async fn compare(
+    source: &Endpoint,
+    target: &Endpoint,
+    holder: &Client,
+    snapshot: Option<String>,
+    target_client: &Client,
+    opts: &Options,
+) -> Result<Vec<TableResult>> {
+    let (s_catalog, t_catalog) = tokio::try_join!(
+        async {
+            Catalog::read(holder, false)
+                .await
+                .context("read the source catalog")
+        },
+        async {
+            Catalog::read(target_client, false)
+                .await
+                .context("read the target catalog")
+        }
+    )?;
+    let (s_tasks, t_tasks) = tokio::try_join!(
+        plan(holder, &s_catalog, opts),
+        plan(target_client, &t_catalog, opts)
+    )?;
+    let lc = opts.lc_monetary.clone();
+    let src = source.clone();
+    let snap = snapshot.clone();
+    let lc2 = lc.clone();
+    let source_connect: Arc<
+        dyn Fn() -> futures::future::BoxFuture<'static, Result<Client>> + Send + Sync,
+    > = Arc::new(move || {
+        let (src, snap, lc) = (src.clone(), snap.clone(), lc2.clone());
+        Box::pin(async move {
+            let c = src.connect_for_data(Some(&lc)).await?;
+            c.batch_execute("set row_security = off").await.db()?;
+            if let Some(id) = snap {
+                crate::clone::import_snapshot(&c, &id).await?;
+            }
+            Ok(c)
+        })
+    });
+    let tgt = target.clone();
+    let target_connect: Arc<
+        dyn Fn() -> futures::future::BoxFuture<'static, Result<Client>> + Send + Sync,
+    > = Arc::new(move || {
+        let (tgt, lc) = (tgt.clone(), lc.clone());
+        Box::pin(async move {
+            let c = tgt.connect_for_data(Some(&lc)).await?;
+            c.batch_execute("set row_security = off").await.db()?;
+            Ok(c)
+        })
+    });
+    let (s_sums, t_sums, s_lo, t_lo) = tokio::try_join!(
+        async {
+            run_side(s_tasks, opts.table_jobs, source_connect)
+                .await
+                .context("checksum the source")
+        },
+        async {
+            run_side(t_tasks, opts.table_jobs, target_connect)
+                .await
+                .context("checksum the target")
+        },
+        large_objects(holder),
+        large_objects(target_client)
+    )?;
+    let mut keys: Vec<String> = s_catalog.tables.iter().map(key_of).collect();
+    for t in &t_catalog.tables {
+        let k = key_of(t);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let s_keys: std::collections::HashSet<String> = s_catalog.tables.iter().map(key_of).collect();
+    let t_keys: std::collections::HashSet<String> = t_catalog.tables.iter().map(key_of).collect();
+    let mut out: Vec<TableResult> = keys
+        .into_iter()
+        .map(|k| {
+            let s = s_keys
+                .contains(&k)
+                .then(|| s_sums.get(&k).copied().unwrap_or_default());
+            let t = t_keys
+                .contains(&k)
+                .then(|| t_sums.get(&k).copied().unwrap_or_default());
+            TableResult {
+                matches: s.is_some() && s == t,
+                source_rows: s.map(|s| s.rows),
+                target_rows: t.map(|t| t.rows),
+                source_checksum: s.map(|s| s.checksum()),
+                target_checksum: t.map(|t| t.checksum()),
+                table: k,
+            }
+        })
+        .collect();
+    if s_lo.rows > 0 || t_lo.rows > 0 {
+        out.push(TableResult {
+            table: "(large objects)".into(),
+            source_rows: Some(s_lo.rows),
+            target_rows: Some(t_lo.rows),
+            source_checksum: Some(s_lo.checksum()),
+            target_checksum: Some(t_lo.checksum()),
+            matches: s_lo == t_lo,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_add_and_fingerprint() {
+        let mut a = Sums {
+            rows: 1,
+            high: 5,
+            low: -3,
+        };
+        a.add(Sums {
+            rows: 2,
+            high: 7,
+            low: 4,
+        });
+        assert_eq!(
+            a,
+            Sums {
+                rows: 3,
+                high: 12,
+                low: 1
+            }
+        );
+        let b = Sums {
+            rows: 3,
+            high: 12,
+            low: 2,
+        };
+        assert_ne!(a.checksum(), b.checksum());
+        assert_eq!(a.checksum().len(), 16);
+    }
+}
