@@ -346,9 +346,9 @@ Example:
   neoncopy compare schema && neoncopy compare data";
 
 const COMPARE_DATA_LONG_ABOUT: &str = "\
-Compare every table's rows: the row count and a checksum computed on each server (two
-differently seeded 64-bit hashes of each row's text, each summed: independent of row order,
-changed by a single changed byte, a missing row or a duplicated row), and the large objects. The source is read in one
+Compare every table's rows: the row count and a checksum computed on each server (a 64-bit
+hash of each row's text, summed exactly: independent of row order, changed by a single
+changed byte, a missing row or a duplicated row), and the large objects. The source is read in one
 snapshot. --table-jobs sessions work on each server at once; tables larger than
 --split-tables-larger-than are checksummed in parts.
 

@@ -1,6 +1,5 @@
 //! `compare data`: per table, the row count and an order-independent checksum computed on each
-//! server (two differently seeded 64-bit hashes of every row's text, each summed), the source
-//! read in one snapshot. Big tables are cut into parts on each side independently (the sums add up), so
+//! server (a 64-bit hash of every row's text, summed exactly), the source read in one snapshot. Big tables are cut into parts on each side independently (the sums add up), so
 //! that `--table-jobs` sessions on each server share the work.
 
 use crate::catalog::{Catalog, Table};
