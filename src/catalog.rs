@@ -139,6 +139,19 @@ fn oid(v: i64) -> u32 {
 }
 
 impl Catalog {
+    /// Keeps what the selection copies: the tables whose rows are copied (extension
+    /// configuration tables too, unless extensions are skipped), the indexes neoncopy builds on
+    /// them (those of tables without copied rows are left to pg_restore), the sequences kept.
+    pub fn apply(&mut self, sel: &crate::filters::Selection, skip_extensions: bool) {
+        self.tables.retain(|t| {
+            sel.copies_rows_of(t.oid) && !(skip_extensions && t.extension_config.is_some())
+        });
+        let kept: std::collections::HashSet<u32> = self.tables.iter().map(|t| t.oid).collect();
+        self.indexes
+            .retain(|i| kept.contains(&i.table_oid) && !sel.excluded_indexes.contains_key(&i.oid));
+        self.sequences.retain(|s| sel.table_selected(s.oid));
+    }
+
     /// Reads everything the clone needs. `client` must already be inside the snapshot (or not,
     /// when the clone is not consistent).
     pub async fn read(client: &Client, with_large_objects: bool) -> Result<Catalog> {

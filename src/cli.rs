@@ -152,6 +152,12 @@ pub struct ProgressArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct SourceListArgs {
+    /// Only what a clone with these filters would copy: an INI file with sections include-only-schema, exclude-schema,
+    /// include-only-table, exclude-table, exclude-index, exclude-table-data,
+    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
+    #[arg(long, value_name = "FILE")]
+    pub filters: Option<PathBuf>,
+
     /// Source connection string; also read from NEONCOPY_SOURCE_PGURI, then
     /// PGCOPYDB_SOURCE_PGURI
     #[arg(long, value_name = "URI")]
@@ -267,6 +273,12 @@ pub struct CloneArgs {
     #[arg(long)]
     pub skip_db_properties: bool,
 
+    /// What to copy: an INI file with sections include-only-schema, exclude-schema,
+    /// include-only-table, exclude-table, exclude-index, exclude-table-data,
+    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
+    #[arg(long, value_name = "FILE")]
+    pub filters: Option<PathBuf>,
+
     /// Drop the source's objects from the target first (DROP ... IF EXISTS), allowing a
     /// target that already holds tables
     #[arg(long)]
@@ -359,6 +371,12 @@ pub struct CompareSchemaArgs {
     #[command(flatten)]
     pub conn: ConnectionArgs,
 
+    /// Compare only what a clone with these filters copies: an INI file with sections include-only-schema, exclude-schema,
+    /// include-only-table, exclude-table, exclude-index, exclude-table-data,
+    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
+    #[arg(long, value_name = "FILE")]
+    pub filters: Option<PathBuf>,
+
     /// Work directory where the result is recorded [default: $TMPDIR/neoncopy]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -380,6 +398,12 @@ pub struct CompareSchemaArgs {
 pub struct CompareDataArgs {
     #[command(flatten)]
     pub conn: ConnectionArgs,
+
+    /// Compare only what a clone with these filters copies: an INI file with sections include-only-schema, exclude-schema,
+    /// include-only-table, exclude-table, exclude-index, exclude-table-data,
+    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
+    #[arg(long, value_name = "FILE")]
+    pub filters: Option<PathBuf>,
 
     /// Work directory where the result is recorded [default: $TMPDIR/neoncopy]
     #[arg(long, value_name = "DIR")]

@@ -44,6 +44,7 @@ pub struct CloneConfig {
     pub resume: bool,
     pub restart: bool,
     pub retry: RetryPolicy,
+    pub filters: Option<crate::filters::Filters>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +144,11 @@ impl CloneConfig {
             show_bars: false,
             resume: args.resume,
             restart: args.restart,
+            filters: args
+                .filters
+                .as_deref()
+                .map(crate::filters::Filters::load)
+                .transpose()?,
             retry: RetryPolicy {
                 retries: args.retries,
                 first_delay: Duration::from_secs_f64(args.retry_delay),

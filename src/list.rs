@@ -70,6 +70,22 @@ fn progress(a: ProgressArgs) -> Result<()> {
     }
 }
 
+/// The source catalog as a clone with the given filters would see it.
+async fn selected_catalog(
+    client: &tokio_postgres::Client,
+    a: &SourceListArgs,
+) -> Result<(Catalog, crate::filters::Selection)> {
+    let filters = a
+        .filters
+        .as_deref()
+        .map(crate::filters::Filters::load)
+        .transpose()?;
+    let sel = crate::filters::Selection::compute(client, filters.as_ref(), false).await?;
+    let mut catalog = Catalog::read(client, false).await?;
+    catalog.apply(&sel, false);
+    Ok((catalog, sel))
+}
+
 async fn source_client(a: &SourceListArgs) -> Result<tokio_postgres::Client> {
     let uri = a
         .source
@@ -101,7 +117,7 @@ struct TableOut {
 
 async fn tables(a: SourceListArgs) -> Result<()> {
     let client = source_client(&a).await?;
-    let catalog = Catalog::read(&client, false).await?;
+    let (catalog, _) = selected_catalog(&client, &a).await?;
     let out: Vec<TableOut> = catalog
         .tables
         .iter()
@@ -199,7 +215,7 @@ struct PartOut {
 async fn table_parts(a: TablePartsArgs) -> Result<()> {
     let wanted = a.table.as_deref().map(parse_table_name).transpose()?;
     let client = source_client(&a.list).await?;
-    let catalog = Catalog::read(&client, false).await?;
+    let (catalog, _) = selected_catalog(&client, &a.list).await?;
     let mut out = Vec::new();
     for t in &catalog.tables {
         if let Some((schema, name)) = &wanted {
@@ -274,7 +290,7 @@ struct IndexOut {
 
 async fn indexes(a: SourceListArgs) -> Result<()> {
     let client = source_client(&a).await?;
-    let catalog = Catalog::read(&client, false).await?;
+    let (catalog, sel) = selected_catalog(&client, &a).await?;
     let ours: HashSet<u32> = catalog.indexes.iter().map(|i| i.oid).collect();
     let rows = client
         .query(sql::LIST_INDEXES, &[])
@@ -283,6 +299,10 @@ async fn indexes(a: SourceListArgs) -> Result<()> {
         .context("list source indexes")?;
     let out: Vec<IndexOut> = rows
         .iter()
+        .filter(|r| {
+            !sel.excluded_indexes
+                .contains_key(&(r.get::<_, i64>(0) as u32))
+        })
         .map(|r| {
             let oid = r.get::<_, i64>(0) as u32;
             IndexOut {
@@ -344,7 +364,7 @@ struct SequenceOut {
 
 async fn sequences(a: SourceListArgs) -> Result<()> {
     let client = source_client(&a).await?;
-    let catalog = Catalog::read(&client, false).await?;
+    let (catalog, _) = selected_catalog(&client, &a).await?;
     let mut out = Vec::new();
     for chunk in catalog.sequences.chunks(1000) {
         let names: Vec<(String, String)> = chunk
@@ -401,12 +421,14 @@ struct ExtensionOut {
 
 async fn extensions(a: SourceListArgs) -> Result<()> {
     let client = source_client(&a).await?;
+    let (_, sel) = selected_catalog(&client, &a).await?;
     let out: Vec<ExtensionOut> = client
         .query(sql::LIST_EXTENSIONS, &[])
         .await
         .db()
         .context("list source extensions")?
         .into_iter()
+        .filter(|r| !sel.excluded_extensions.contains(&r.get::<_, String>(1)))
         .map(|r| ExtensionOut {
             oid: r.get::<_, i64>(0) as u32,
             name: r.get(1),

@@ -42,6 +42,8 @@ pub struct Ctx {
     pub rec: Arc<Recorder>,
     /// What an interrupted run had finished, when this one resumes it (empty otherwise).
     pub done: Done,
+    /// What --filters (and --skip-extensions) select.
+    pub selection: crate::filters::Selection,
 }
 
 impl Ctx {
@@ -104,6 +106,7 @@ fn identity_settings(cfg: &CloneConfig) -> serde_json::Value {
         "skip_large_objects": cfg.skip_large_objects,
         "skip_vacuum": cfg.skip_vacuum,
         "skip_db_properties": cfg.skip_db_properties,
+        "filters": cfg.filters.as_ref().map(|f| f.text.clone()),
     })
 }
 
@@ -349,12 +352,26 @@ async fn pipeline(
     started.store(true, std::sync::atomic::Ordering::SeqCst);
 
     let holder = snapshot::Holder::open(&source, &cfg.snapshot).await?;
-    let catalog = step(
+    let (catalog, selection) = step(
         &rec,
         STEP_CATALOG,
-        plain(Catalog::read(holder.client(), !cfg.skip_large_objects)),
+        plain(async {
+            let selection = crate::filters::Selection::compute(
+                holder.client(),
+                cfg.filters.as_ref(),
+                cfg.skip_extensions,
+            )
+            .await
+            .context("apply --filters")?;
+            let mut catalog = Catalog::read(holder.client(), !cfg.skip_large_objects).await?;
+            catalog.apply(&selection, cfg.skip_extensions);
+            Ok((catalog, selection))
+        }),
     )
     .await?;
+    for w in &selection.warnings {
+        tracing::warn!("{w}");
+    }
     info!(
         "source has {} tables ({}), {} indexes and constraints, {} sequences, {} large objects",
         catalog.tables.len(),
@@ -376,6 +393,7 @@ async fn pipeline(
         catalog,
         rec: rec.clone(),
         done,
+        selection,
     });
     let is_done = |name: &str| resuming && ctx.done.steps.contains(name);
 

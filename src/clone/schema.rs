@@ -2,7 +2,7 @@
 //! restore list, pg_restore of pre-data before the data and of the rest of post-data after it.
 
 use super::Ctx;
-use crate::catalog::Catalog;
+use crate::catalog::{PG_CLASS, PG_CONSTRAINT};
 use crate::pg::{tools, DbResultExt};
 use anyhow::{Context, Result};
 use std::collections::HashSet;
@@ -30,6 +30,7 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
     if ctx.cfg.skip_large_objects {
         args.push("--no-blobs".into());
     }
+    args.extend(ctx.selection.pg_dump_args());
     args.push(format!(
         "--dbname={}",
         ctx.source.params.to_libpq_without_secrets()
@@ -41,8 +42,8 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
     // constraint neoncopy builds would move into pre-data once that constraint is left out.
     // The lists therefore name each section's entries explicitly, as the archive has them.
     let pre_data = entry_ids(&list_archive(ctx, Some("pre-data")).await?);
-    let built_here = built_by_neoncopy(&ctx.catalog);
-    let skip_ext = ctx.cfg.skip_extensions;
+    let built_here = left_out(ctx);
+    let skip_ext = &ctx.selection.excluded_extensions;
     let (pre, skipped_pre) =
         rewrite_list(&list, &|id| pre_data.contains(&id), &built_here, skip_ext);
     let (post, skipped_post) =
@@ -86,19 +87,33 @@ fn list_entries(list: &str) -> usize {
     entry_ids(list).len()
 }
 
-/// Archive entries (catalog table oid, object oid) that neoncopy creates itself.
-fn built_by_neoncopy(catalog: &Catalog) -> HashSet<(u32, u32)> {
-    catalog.indexes.iter().map(|i| i.archive_oid()).collect()
+/// Archive entries (catalog table oid, object oid) not to restore: what neoncopy builds
+/// itself, and the indexes and constraints the filters leave out.
+fn left_out(ctx: &Ctx) -> HashSet<(u32, u32)> {
+    let mut set: HashSet<(u32, u32)> = ctx
+        .catalog
+        .indexes
+        .iter()
+        .map(|i| i.archive_oid())
+        .collect();
+    let sel = &ctx.selection;
+    set.extend(sel.excluded_indexes.keys().map(|oid| (PG_CLASS, *oid)));
+    set.extend(
+        sel.excluded_constraints
+            .iter()
+            .map(|oid| (PG_CONSTRAINT, *oid)),
+    );
+    set
 }
 
-/// Keeps the entries `wanted` selects by dump id, and comments out the others, those
-/// neoncopy builds itself, and extensions when they are skipped. Returns the new list and how
-/// many entries were commented out.
+/// Keeps the entries `wanted` selects by dump id, and comments out the others, those in
+/// `left_out` (by catalog and object oid), and the extensions named in `extensions_left_out`
+/// (with their comments). Returns the new list and how many entries were commented out.
 pub fn rewrite_list(
     list: &str,
     wanted: &dyn Fn(u32) -> bool,
     built_here: &HashSet<(u32, u32)>,
-    skip_extensions: bool,
+    extensions_left_out: &std::collections::BTreeSet<String>,
 ) -> (String, usize) {
     let mut out = String::with_capacity(list.len());
     let mut skipped = 0;
@@ -122,10 +137,16 @@ pub fn rewrite_list(
                     skip = true;
                 }
             }
-            if skip_extensions
-                && (desc.starts_with("EXTENSION ") || desc.starts_with("COMMENT - EXTENSION "))
-            {
-                skip = true;
+            let extension = desc
+                .strip_prefix("EXTENSION - ")
+                .or_else(|| desc.strip_prefix("COMMENT - EXTENSION "))
+                .map(|rest| rest.trim_end());
+            if let Some(name) = extension {
+                // "EXTENSION - name" (no owner), "COMMENT - EXTENSION name owner"
+                let name_only = name.split(' ').next().unwrap_or(name);
+                if extensions_left_out.contains(name) || extensions_left_out.contains(name_only) {
+                    skip = true;
+                }
             }
         }
         if skip {
@@ -270,15 +291,17 @@ mod tests {
     #[test]
     fn rewrites_by_oid() {
         let built = HashSet::from([(2606, 16391), (1259, 16392)]);
-        let (out, n) = rewrite_list(LIST, &|_| true, &built, false);
+        let none = std::collections::BTreeSet::new();
+        let pgcrypto = std::collections::BTreeSet::from(["pgcrypto".to_string()]);
+        let (out, n) = rewrite_list(LIST, &|_| true, &built, &none);
         assert_eq!(n, 2);
         assert!(out.contains("\n;3201; 2606 16391 CONSTRAINT"));
         assert!(out.contains("\n;3202; 1259 16392 INDEX"));
         assert!(out.contains("\n3203; 1259 16399 INDEX"));
         assert!(out.contains("\n214; 1259 16385 TABLE"));
-        let (out, n) = rewrite_list(LIST, &|_| true, &HashSet::new(), true);
+        let (out, n) = rewrite_list(LIST, &|_| true, &HashSet::new(), &pgcrypto);
         assert_eq!(n, 2);
-        let (out2, n) = rewrite_list(LIST, &|id| id == 214, &HashSet::new(), false);
+        let (out2, n) = rewrite_list(LIST, &|id| id == 214, &HashSet::new(), &none);
         assert_eq!(n, 5);
         assert!(out2.contains("\n214; 1259 16385 TABLE"));
         assert!(out2.contains("\n;3203; 1259 16399 INDEX"));

@@ -164,8 +164,9 @@ pub async fn compare(
     snapshot: Option<String>,
     target_client: &Client,
     opts: &Options,
+    selection: &crate::filters::Selection,
 ) -> Result<Vec<TableResult>> {
-    let (s_catalog, t_catalog) = tokio::try_join!(
+    let (mut s_catalog, mut t_catalog) = tokio::try_join!(
         async {
             Catalog::read(holder, false)
                 .await
@@ -177,6 +178,13 @@ pub async fn compare(
                 .context("read the target catalog")
         }
     )?;
+    // Only the tables whose rows a clone with the same filters copies.
+    s_catalog
+        .tables
+        .retain(|t| selection.copies_rows_of_name(&t.schema, &t.name));
+    t_catalog
+        .tables
+        .retain(|t| selection.copies_rows_of_name(&t.schema, &t.name));
     let (s_tasks, t_tasks) = tokio::try_join!(
         plan(holder, &s_catalog, opts),
         plan(target_client, &t_catalog, opts)

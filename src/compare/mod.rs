@@ -80,7 +80,14 @@ async fn compare_schema(a: CompareSchemaArgs) -> Result<bool> {
             .await
             .map_err(crate::pg::db_err)?;
     }
-    let (diffs, compared) = schema::compare(&s, &t, a.compare_owners, a.compare_acl).await?;
+    let filters = a
+        .filters
+        .as_deref()
+        .map(crate::filters::Filters::load)
+        .transpose()?;
+    let selection = crate::filters::Selection::compute(&s, filters.as_ref(), false).await?;
+    let (diffs, compared) =
+        schema::compare(&s, &t, a.compare_owners, a.compare_acl, &selection).await?;
     let dir = a.dir.unwrap_or_else(config::default_dir);
     record(
         &dir,
@@ -134,8 +141,15 @@ async fn compare_data(a: CompareDataArgs) -> Result<bool> {
         (None, true) => SnapshotMode::None,
         (None, false) => SnapshotMode::Export,
     };
+    let filters = a
+        .filters
+        .as_deref()
+        .map(crate::filters::Filters::load)
+        .transpose()?;
     let target_client = target.connect_preflight().await?;
     let holder = crate::clone::SnapshotHolder::open(&source, &mode).await?;
+    let selection =
+        crate::filters::Selection::compute(holder.client(), filters.as_ref(), false).await?;
     let lc_monetary: String = holder
         .client()
         .query_one(crate::pg::sql::LC_MONETARY, &[])
@@ -160,6 +174,7 @@ async fn compare_data(a: CompareDataArgs) -> Result<bool> {
         holder.snapshot_id().map(str::to_string),
         &target_client,
         &opts,
+        &selection,
     )
     .await?;
     holder

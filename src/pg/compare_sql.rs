@@ -254,9 +254,7 @@ pub const DATABASE_SETTINGS: &str = "select 'database setting ' || split_part(c,
 /// the table have one of that name. The second sum is always 0; it keeps the result's shape.
 pub fn table_checksum(schema: &str, table: &str, only: bool, condition: Option<&str>) -> String {
     let only = if only { "only " } else { "" };
-    let condition = condition
-        .map(|c| format!(" where {c}"))
-        .unwrap_or_default();
+    let condition = condition.map(|c| format!(" where {c}")).unwrap_or_default();
     format!(
         "select count(*)::int8, \
                 coalesce(sum(pg_catalog.hashtextextended((nc_row.*)::text, 0)), 0)::text, '0' \

@@ -462,6 +462,78 @@ pub const SESSION_TLS: &str = "select coalesce((select s.ssl from pg_catalog.pg_
        coalesce((select s.version from pg_catalog.pg_stat_ssl s \
        where s.pid = pg_catalog.pg_backend_pid()), '')";
 
+/// Relations a filter can select, with the partition parent or the table owning a sequence.
+pub fn selection_relations() -> String {
+    format!(
+        "select c.oid::int8, n.nspname::text, c.relname::text, c.relkind::text, \
+                coalesce((select i.inhparent::int8 from pg_catalog.pg_inherits i \
+                          where i.inhrelid = c.oid and c.relispartition), \
+                         (select d.refobjid::int8 from pg_catalog.pg_depend d \
+                          where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid \
+                            and d.refclassid = 'pg_catalog.pg_class'::regclass \
+                            and d.deptype in ('a', 'i') and c.relkind = 'S' limit 1)) \
+         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+         where c.relkind in ('r', 'p', 'f', 'm', 'v', 'S') and {SYSTEM_SCHEMA_FILTER} \
+           and not exists (select 1 from pg_catalog.pg_depend d \
+                           where d.classid = 'pg_catalog.pg_class'::regclass \
+                             and d.objid = c.oid and d.deptype = 'e')"
+    )
+}
+
+pub fn selection_schemas() -> String {
+    format!(
+        "select n.nspname::text from pg_catalog.pg_namespace n where {SYSTEM_SCHEMA_FILTER} \
+           and not exists (select 1 from pg_catalog.pg_depend d \
+                           where d.classid = 'pg_catalog.pg_namespace'::regclass \
+                             and d.objid = n.oid and d.deptype = 'e') order by 1"
+    )
+}
+
+pub fn selection_indexes() -> String {
+    format!(
+        "select i.indexrelid::int8, n.nspname::text, ic.relname::text, i.indrelid::int8 \
+         from pg_catalog.pg_index i join pg_catalog.pg_class ic on ic.oid = i.indexrelid \
+         join pg_catalog.pg_namespace n on n.oid = ic.relnamespace where {SYSTEM_SCHEMA_FILTER}"
+    )
+}
+
+/// Primary key, unique and exclusion constraints standing on the indexes $1.
+pub const CONSTRAINTS_OF_INDEXES: &str = "select con.oid::int8 from pg_catalog.pg_constraint con \
+     where con.contype in ('p', 'u', 'x') and con.conindid::int8 = any($1::int8[])";
+
+/// `schema.table.constraint` of the constraints $1, quoted as format('%I') does.
+pub const QUOTED_CONSTRAINT_NAMES: &str = "select pg_catalog.format('%I.%I.%I', n.nspname, c.relname, con.conname) \
+     from pg_catalog.pg_constraint con join pg_catalog.pg_class c on c.oid = con.conrelid \
+     join pg_catalog.pg_namespace n on n.oid = c.relnamespace where con.oid::int8 = any($1::int8[])";
+
+/// Which of the names $1 match the regular expression $2.
+pub const REGEX_MATCHES: &str = "select n from unnest($1::text[]) n where n ~ $2";
+
+pub const QUOTE_IDENTS: &str = "select pg_catalog.quote_ident(n) \
+     from unnest($1::text[]) with ordinality as x(n, i) order by i";
+
+/// Views and materialized views that read (directly or through other views) any of the
+/// relations $1.
+pub const DEPENDENT_VIEWS: &str = "with recursive deps(oid) as ( \
+       select unnest($1::int8[])::oid \
+       union \
+       select r.ev_class from pg_catalog.pg_depend d \
+       join pg_catalog.pg_rewrite r on r.oid = d.objid \
+       join deps on d.refobjid = deps.oid \
+       where d.classid = 'pg_catalog.pg_rewrite'::regclass \
+         and d.refclassid = 'pg_catalog.pg_class'::regclass and r.ev_class <> d.refobjid) \
+     select oid::int8 from deps where not (oid::int8 = any($1::int8[]))";
+
+/// Foreign keys of relations not in $1 that reference a relation in $1 or rely on an index in
+/// $2: (constraint oid, name, table, what it references).
+pub const ORPHANED_FOREIGN_KEYS: &str = "select con.oid::int8, con.conname::text, \
+       con.conrelid::regclass::text, \
+       case when con.confrelid::int8 = any($1::int8[]) then 'table ' || con.confrelid::regclass::text \
+            else 'index ' || con.conindid::regclass::text end \
+     from pg_catalog.pg_constraint con \
+     where con.contype = 'f' and not (con.conrelid::int8 = any($1::int8[])) \
+       and (con.confrelid::int8 = any($1::int8[]) or con.conindid::int8 = any($2::int8[]))";
+
 #[cfg(test)]
 mod tests {
     use super::*;

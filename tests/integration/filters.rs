@@ -1,0 +1,398 @@
+//! --filters: each section alone and a few combined, checking exactly what reached the target;
+//! compare with the same filters is clean; malformed files are refused by line.
+
+use crate::support::*;
+use std::path::PathBuf;
+
+fn write_filters(pair: &Pair, text: &str) -> PathBuf {
+    let path = pair.workdir.path().join("filters.ini");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Relations on the target, as schema.name (kind).
+fn target_relations(pair: &Pair) -> Vec<String> {
+    target()
+        .psql(
+            &pair.dst,
+            "select n.nspname || '.' || c.relname || ' ' || c.relkind::text from pg_class c \
+             join pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind in ('r', 'p', 'v', 'm', 'S') \
+               and n.nspname not in ('pg_catalog', 'information_schema') order by 1",
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn count(pair: &Pair, sql: &str) -> i64 {
+    target().psql(&pair.dst, sql).trim().parse().unwrap()
+}
+
+/// Clones with the filters, then checks compare schema and data agree with the same filters.
+async fn filtered_clone(test: &str, filters: &str) -> (Pair, String) {
+    let pair = fresh_pair(test, false);
+    source().psql(&pair.src, &fixture("filters"));
+    let path = write_filters(&pair, filters);
+    let out = pair.clone_ok(false, &["--filters", &path.display().to_string()]);
+    let err = stderr(&out);
+    for what in ["schema", "data"] {
+        let out = neoncopy(
+            &[
+                "compare".into(),
+                what.into(),
+                "--source".into(),
+                pair.source_uri(),
+                "--target".into(),
+                pair.target_uri(false),
+                "--dir".into(),
+                pair.workdir.path().display().to_string(),
+                "--filters".into(),
+                path.display().to_string(),
+            ],
+            &[],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "compare {what} with the same filters:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+    }
+    (pair, err)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exclude_schema() {
+    let (pair, _) = filtered_clone(
+        "f_exclude_schema",
+        "[exclude-schema]\naudit\n\"Odd Schema\"\n",
+    )
+    .await;
+    let rels = target_relations(&pair);
+    assert!(
+        !rels
+            .iter()
+            .any(|r| r.starts_with("audit.") || r.starts_with("Odd Schema.")),
+        "{rels:?}"
+    );
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_namespace where nspname in ('audit', 'Odd Schema')"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_proc where proname = 'record'"
+        ),
+        0
+    );
+    assert_eq!(count(&pair, "select count(*) from public.orders"), 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn include_only_schema() {
+    let (pair, _) = filtered_clone("f_include_schema", "[include-only-schema]\napp\n").await;
+    let rels = target_relations(&pair);
+    assert_eq!(rels, vec!["app.counter S", "app.settings r"], "{rels:?}");
+    assert_eq!(count(&pair, "select count(*) from app.settings"), 1);
+    assert_eq!(count(&pair, "select last_value from app.counter"), 100);
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_extension where extname = 'hstore'"
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exclude_table_takes_its_dependents_along() {
+    let (pair, err) =
+        filtered_clone("f_exclude_table", "[exclude-table]\npublic.customers\n").await;
+    let rels = target_relations(&pair);
+    for gone in [
+        "public.customers r",
+        "public.customers_id_seq S",
+        "public.customer_view v",
+    ] {
+        assert!(!rels.contains(&gone.to_string()), "{gone} in {rels:?}");
+    }
+    assert!(rels.contains(&"public.notes r".to_string()));
+    assert_eq!(count(&pair, "select count(*) from public.notes"), 30);
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_trigger where tgname = 'customers_touch'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_policy where polname = 'customers_all'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_constraint where conname = 'notes_customer_id_fkey'"
+        ),
+        0
+    );
+    assert!(
+        err.contains("foreign key notes_customer_id_fkey on public.notes is left out"),
+        "{err}"
+    );
+    assert!(
+        err.contains("view public.customer_view is left out"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn include_only_table_with_a_pattern() {
+    let (pair, _) = filtered_clone(
+        "f_include_table",
+        "[include-only-table]\npublic.orders\n~/^public\\.order_l/\n",
+    )
+    .await;
+    let tables: Vec<String> = target_relations(&pair)
+        .into_iter()
+        .filter(|r| r.ends_with(" r") || r.ends_with(" m") || r.ends_with(" v"))
+        .collect();
+    assert_eq!(
+        tables,
+        vec![
+            "public.order_lines r",
+            "public.order_stats m",
+            "public.order_view v",
+            "public.orders r"
+        ]
+    );
+    assert_eq!(
+        count(&pair, "select count(*) from public.order_lines"),
+        1200
+    );
+    // Functions are not tables: they stay.
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_proc where proname = 'touch'"
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exclude_index() {
+    let (pair, _) = filtered_clone(
+        "f_exclude_index",
+        "[exclude-index]\npublic.orders_created_idx\npublic.customers_email_key\n",
+    )
+    .await;
+    let idx = target().psql(
+        &pair.dst,
+        "select string_agg(indexname, ',' order by 1) from pg_indexes where schemaname = 'public'",
+    );
+    assert!(
+        !idx.contains("orders_created_idx") && !idx.contains("customers_email_key"),
+        "{idx}"
+    );
+    assert!(
+        idx.contains("customers_name_idx") && idx.contains("orders_pkey"),
+        "{idx}"
+    );
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_constraint where conname = 'customers_email_key'"
+        ),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exclude_table_data() {
+    let (pair, _) = filtered_clone(
+        "f_exclude_data",
+        "[exclude-table-data]\npublic.events\npublic.order_stats\n",
+    )
+    .await;
+    assert_eq!(count(&pair, "select count(*) from public.events"), 0);
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_indexes where indexname in ('events_pkey', 'events_at_idx')"
+        ),
+        2
+    );
+    assert_eq!(count(&pair, "select count(*) from pg_matviews where matviewname = 'order_stats' and not ispopulated"), 1);
+    assert_eq!(count(&pair, "select count(*) from public.orders"), 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exclude_and_include_only_extension() {
+    let (pair, _) = filtered_clone(
+        "f_exclude_ext",
+        "[exclude-extension]\nhstore\n[exclude-schema]\napp\n",
+    )
+    .await;
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_extension where extname = 'hstore'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_extension where extname = 'citext'"
+        ),
+        1
+    );
+    let (pair, _) = filtered_clone(
+        "f_include_ext",
+        "[include-only-extension]\ncitext\n[exclude-schema]\napp\n",
+    )
+    .await;
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_extension where extname = 'hstore'"
+        ),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sections_combined_and_list_tables_agrees() {
+    let filters = "[exclude-schema]\naudit\n\n[exclude-table]\n~/^public\\.tmp_/\n\n\
+                   [exclude-table-data]\npublic.events\n\n[exclude-index]\npublic.orders_created_idx\n";
+    let (pair, _) = filtered_clone("f_combined", filters).await;
+    let rels = target_relations(&pair);
+    assert!(
+        !rels
+            .iter()
+            .any(|r| r.contains("tmp_import") || r.starts_with("audit.")),
+        "{rels:?}"
+    );
+    assert_eq!(count(&pair, "select count(*) from public.events"), 0);
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_indexes where indexname = 'orders_created_idx'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&pair, "select count(*) from \"Odd Schema\".\"Odd Table\""),
+        1
+    );
+    // list tables with the same filters shows what was copied.
+    let path = pair.workdir.path().join("filters.ini");
+    let out = neoncopy(
+        &[
+            "list".into(),
+            "tables".into(),
+            "--json".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--filters".into(),
+            path.display().to_string(),
+        ],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}.{}",
+                t["schema"].as_str().unwrap(),
+                t["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "Odd Schema.Odd Table",
+            "app.settings",
+            "public.customers",
+            "public.notes",
+            "public.order_lines",
+            "public.orders"
+        ]
+    );
+    // The progress totals count only the selected tables.
+    let p = neoncopy(
+        &[
+            "list".into(),
+            "progress".into(),
+            "--json".into(),
+            "--dir".into(),
+            pair.workdir.path().display().to_string(),
+        ],
+        &[],
+    );
+    let p: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(p["tables"]["total"], 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_filter_files_are_refused_by_line() {
+    let pair = fresh_pair("f_malformed", false);
+    source().psql(&pair.src, &fixture("filters"));
+    let cases = [
+        (
+            "[exclude-tables]\npublic.t\n",
+            "line 1: unknown section [exclude-tables]",
+        ),
+        (
+            "\n\npublic.t\n",
+            "line 3: \"public.t\" is outside any [section]",
+        ),
+        (
+            "[exclude-table]\norders\n",
+            "line 2: [exclude-table] takes schema.name",
+        ),
+        (
+            "[include-only-table]\npublic.a\n[exclude-table]\npublic.b\n",
+            "contradict each other",
+        ),
+        (
+            "[exclude-table]\n~/([/\n",
+            "line 2: ERROR: invalid regular expression",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = write_filters(&pair, text);
+        let out = pair.clone_with(false, &["--filters", &path.display().to_string()]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {err}");
+        assert!(
+            err.contains(expected),
+            "{text:?}: expected {expected:?} in {err}"
+        );
+        assert_eq!(
+            count(
+                &pair,
+                "select count(*) from pg_tables where schemaname = 'public'"
+            ),
+            0
+        );
+    }
+    let out = pair.clone_with(false, &["--filters", "/nonexistent/filters.ini"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read the filters file /nonexistent/filters.ini"));
+}
