@@ -72,6 +72,8 @@ pub struct Options {
     pub skip_extensions: bool,
     pub skip_large_objects: bool,
     pub drop_if_exists: bool,
+    /// Extensions --filters leaves out: the target need not have them.
+    pub excluded_extensions: std::collections::BTreeSet<String>,
 }
 
 /// Pooler host names, known before connecting.
@@ -240,7 +242,15 @@ async fn roles(source: &Client, target: &Client, opts: &Options) -> Result<Vec<C
 }
 
 async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<Check> {
-    let rows = source.query(sql::SOURCE_EXTENSIONS, &[]).await.db()?;
+    let rows: Vec<_> = source
+        .query(sql::SOURCE_EXTENSIONS, &[])
+        .await
+        .db()?
+        .into_iter()
+        .filter(|r| {
+            opts.skip_extensions || !opts.excluded_extensions.contains(&r.get::<_, String>(0))
+        })
+        .collect();
     if rows.is_empty() {
         return Ok(pass(
             "extensions",

@@ -396,3 +396,23 @@ async fn malformed_filter_files_are_refused_by_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot read the filters file /nonexistent/filters.ini"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_excluded_extension_need_not_exist_on_the_target() {
+    // pg_visibility is not trusted: a non-superuser target cannot create it, and need not.
+    let pair = fresh_pair("f_untrusted_ext", true);
+    source().psql(
+        &pair.src,
+        "create extension pg_visibility; create table t (id int primary key); insert into t values (1);",
+    );
+    let path = write_filters(&pair, "[exclude-extension]\npg_visibility\n");
+    pair.clone_ok(true, &["--filters", &path.display().to_string()]);
+    assert_eq!(count(&pair, "select count(*) from t"), 1);
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_extension where extname = 'pg_visibility'"
+        ),
+        0
+    );
+}
