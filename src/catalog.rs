@@ -26,6 +26,9 @@ pub struct Table {
     pub split_key: Option<String>,
     /// Heap pages (main fork), to split by when there is no key.
     pub pages: i64,
+    /// Every column is of a built-in type, whose binary COPY format names no OID of this
+    /// server (user types, and arrays of them, carry OIDs that differ on the target).
+    pub binary_ok: bool,
 }
 
 impl Table {
@@ -191,6 +194,7 @@ impl Catalog {
                     columns: r.get(8),
                     split_key: r.get(9),
                     pages: r.get(10),
+                    binary_ok: r.get(11),
                 }
             })
             .collect();

@@ -187,6 +187,13 @@ pub struct TablePartsArgs {
     pub table: Option<String>,
 }
 
+fn parse_size_or_zero(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    crate::config::parse_size(s)
+}
+
 fn parse_size_arg(s: &str) -> Result<u64, String> {
     crate::config::parse_size(s)
 }
@@ -243,6 +250,19 @@ pub struct CloneArgs {
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub restore_jobs: u32,
+
+    /// Tables larger than this (heap plus TOAST) are copied in parts at the same time: 500MB,
+    /// 1GB, 10GiB, or bytes; 0 never splits
+    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = parse_size_or_zero)]
+    pub split_tables_larger_than: u64,
+
+    /// Most parts one table is split into [default: --table-jobs]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub split_max_parts: Option<u32>,
+
+    /// maintenance_work_mem of the index builds (e.g. 1GB; the server's default otherwise)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub maintenance_work_mem: Option<u64>,
 
     /// Do not set ownership of objects to match the source (needed when the target role is
     /// not a superuser, as on Neon)

@@ -45,6 +45,10 @@ pub struct CloneConfig {
     pub restart: bool,
     pub retry: RetryPolicy,
     pub filters: Option<crate::filters::Filters>,
+    /// Tables larger than this (bytes, heap and TOAST) are copied in parts; 0: never.
+    pub split_threshold: u64,
+    pub split_max_parts: u32,
+    pub maintenance_work_mem: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +149,9 @@ impl CloneConfig {
             show_bars: false,
             resume: args.resume,
             restart: args.restart,
+            split_threshold: args.split_tables_larger_than,
+            split_max_parts: args.split_max_parts.unwrap_or(args.table_jobs),
+            maintenance_work_mem: args.maintenance_work_mem,
             filters: args
                 .filters
                 .as_deref()

@@ -131,6 +131,7 @@ mod tests {
             extension_config: None,
             split_key: Some("id".into()),
             pages: 3,
+            binary_ok: true,
         };
         let p = parts_from_boundaries(&t, Some("id"), &[10, 20]);
         let c: Vec<_> = p.iter().map(|p| p.condition.clone().unwrap()).collect();

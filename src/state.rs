@@ -248,7 +248,25 @@ impl Store {
         let units = stmt
             .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        let mut plans: std::collections::HashMap<u32, Vec<(u32, u32, Option<String>)>> =
+            Default::default();
+        let mut stmt = self
+            .conn
+            .prepare("select table_oid, part, parts, range from unit order by table_oid, part")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (oid, part, parts, range) = row?;
+            plans.entry(oid).or_default().push((part, parts, range));
+        }
         Ok(Done {
+            plans,
             steps: strings("select name from step where ended_at is not null")?,
             units,
             indexes: oids("select oid from idx where state = 'done'")?,
@@ -293,6 +311,8 @@ pub struct Done {
     pub indexes: std::collections::HashSet<u32>,
     /// Tables whose indexes, constraints and ANALYZE are all done.
     pub tables: std::collections::HashSet<u32>,
+    /// The parts each table was cut into: (part, parts, condition).
+    pub plans: std::collections::HashMap<u32, Vec<(u32, u32, Option<String>)>>,
 }
 
 #[derive(Debug, Clone)]

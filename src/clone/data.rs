@@ -87,15 +87,35 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
             .collect()
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut queue = VecDeque::new();
+    let units = &ctx.units;
+    // Parts of split tables that committed on the target, even if the state did not hear of
+    // it before a crash.
+    let committed = committed_parts(ctx).await?;
+    let unit_done = |u: &Unit| {
+        let oid = tables[u.table].oid;
+        done.units.contains(&(oid, u.part)) || committed.contains(&(oid, u.part))
+    };
+    let mut parts_left: HashMap<usize, AtomicUsize> = HashMap::new();
+    let mut queue: Vec<usize> = Vec::new();
+    for (k, u) in units.iter().enumerate() {
+        parts_left
+            .entry(u.table)
+            .or_insert_with(|| AtomicUsize::new(0));
+        if !unit_done(u) {
+            parts_left[&u.table].fetch_add(1, Ordering::Relaxed);
+            queue.push(k);
+        }
+    }
+    // Largest units first.
+    queue.sort_by_key(|k| std::cmp::Reverse(units[*k].est_bytes));
     let mut remaining = HashMap::new();
-    // Tables are already ordered largest first by the catalog query.
     for (i, t) in tables.iter().enumerate() {
         let builds = builds_left(i);
         remaining.insert(i, AtomicUsize::new(builds.len()));
-        if !done.units.contains(&(t.oid, 1)) {
-            queue.push_back(i);
-        } else if !done.tables.contains(&t.oid) {
+        let copied = parts_left
+            .get(&i)
+            .is_none_or(|n| n.load(Ordering::Relaxed) == 0);
+        if copied && !done.tables.contains(&t.oid) && parts_left.contains_key(&i) {
             // Copied by an earlier run: only its indexes, constraints or ANALYZE are left.
             dispatch(
                 &tx,
@@ -107,14 +127,16 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
             );
         }
     }
-    if !done.units.is_empty() {
+    if !done.units.is_empty() || !committed.is_empty() {
         info!(
-            "resuming: {} of {} tables were copied before, {} are left",
-            tables.len() - queue.len(),
-            tables.len(),
+            "resuming: {} of {} table parts were copied before, {} are left",
+            units.len() - queue.len(),
+            units.len(),
             queue.len()
         );
     }
+    let queue: VecDeque<usize> = queue.into_iter().collect();
+    let parts_left = Arc::new(parts_left);
     let index_queue = Arc::new(IndexQueue {
         rx: tokio::sync::Mutex::new(rx),
         remaining,
@@ -127,14 +149,17 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
 
     let mut set = JoinSet::new();
     for w in 0..copy_workers {
-        let (ctx, queue, tx, index_queue, counters) = (
+        let (ctx, queue, tx, index_queue, counters, parts_left) = (
             ctx.clone(),
             queue.clone(),
             tx.clone(),
             index_queue.clone(),
             counters.clone(),
+            parts_left.clone(),
         );
-        set.spawn(async move { copy_worker(w, ctx, queue, tx, index_queue, counters).await });
+        set.spawn(async move {
+            copy_worker(w, ctx, queue, tx, index_queue, counters, parts_left).await
+        });
     }
     drop(tx);
     let needs_index_workers = !ctx.catalog.indexes.is_empty() || !ctx.cfg.skip_vacuum;
@@ -237,6 +262,7 @@ async fn copy_worker(
     index_tx: mpsc::UnboundedSender<IndexJob>,
     index_queue: Arc<IndexQueue>,
     counters: Arc<Counters>,
+    parts_left: Arc<HashMap<usize, AtomicUsize>>,
 ) -> Result<()> {
     let mut conns: Option<Pair> = None;
     let mut stale: Option<(i32, i32)> = None;
@@ -245,17 +271,20 @@ async fn copy_worker(
     let policy = ctx.cfg.retry;
     loop {
         let next = queue.lock().expect("queue lock").pop_front();
-        let Some(i) = next else { break };
+        let Some(k) = next else { break };
+        let unit = &ctx.units[k];
+        let i = unit.table;
         let table = &ctx.catalog.tables[i];
+        let label = unit.label(table);
         let start = Instant::now();
         let mut attempt = 0;
         let (rows, bytes) = loop {
             let unit_bytes = live
-                .busy(&name, format!("COPY {}", table.display()), true)
+                .busy(&name, format!("COPY {label}"), true)
                 .unwrap_or_default();
             ctx.rec.send(Event::UnitStart {
                 table_oid: table.oid,
-                part: 1,
+                part: unit.part,
             });
             let result = async {
                 if conns.is_none() {
@@ -263,17 +292,19 @@ async fn copy_worker(
                     stale = None;
                 }
                 let (source, target) = conns.as_ref().expect("connected above");
-                copy_table(
+                copy_unit(
                     &source.client,
                     &target.client,
                     table,
+                    unit,
+                    ctx.binary,
                     &unit_bytes,
                     &live.copied_bytes,
                 )
                 .await
             }
             .await
-            .with_context(|| format!("copy table {}", table.display()));
+            .with_context(|| format!("copy table {label}"));
             live.idle(&name);
             match result {
                 Ok(counts) => break counts,
@@ -293,7 +324,7 @@ async fn copy_worker(
                 Err(e) => {
                     ctx.rec.send(Event::UnitFailed {
                         table_oid: table.oid,
-                        part: 1,
+                        part: unit.part,
                         error: format!("{e:#}"),
                     });
                     return Err(e);
@@ -303,20 +334,23 @@ async fn copy_worker(
         live.copied_rows.fetch_add(rows, Ordering::Relaxed);
         ctx.rec.send(Event::UnitDone {
             table_oid: table.oid,
-            part: 1,
+            part: unit.part,
             rows,
             bytes,
         });
         info!(
-            "copied {}: {} rows, {} in {}",
-            table.display(),
+            "copied {label}: {} rows, {} in {}",
             fmt::count(rows),
             fmt::bytes(bytes),
             fmt::duration(start.elapsed().as_secs_f64())
         );
-        counters.tables.fetch_add(1, Ordering::Relaxed);
         counters.rows.fetch_add(rows, Ordering::Relaxed);
         counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if parts_left[&i].fetch_sub(1, Ordering::AcqRel) != 1 {
+            // Other parts of the table are still to come.
+            continue;
+        }
+        counters.tables.fetch_add(1, Ordering::Relaxed);
         // The table's rows are committed: its indexes may be built now.
         let builds: Vec<usize> = index_queue
             .by_table
@@ -340,16 +374,22 @@ async fn copy_worker(
     Ok(())
 }
 
-/// Copies one table in one target transaction: TRUNCATE, COPY ... FREEZE, COMMIT. A failure
-/// leaves nothing of it behind, and running it again never duplicates a row.
-async fn copy_table(
+/// Copies one unit in one target transaction. A whole table: TRUNCATE, COPY ... FREEZE,
+/// COMMIT. A part of a split table: COPY of its rows, and its row in neoncopy.parts, committed
+/// together. Either way a failure leaves nothing behind, and running it again never duplicates
+/// a row.
+async fn copy_unit(
     source: &Client,
     target: &Client,
     table: &Table,
+    unit: &Unit,
+    binary: bool,
     unit_bytes: &AtomicU64,
     all_bytes: &AtomicU64,
 ) -> Result<(u64, u64)> {
-    let fresh = table.extension_config.is_none();
+    let whole = unit.parts == 1;
+    let fresh = whole && table.extension_config.is_none();
+    let binary = binary && table.binary_ok;
     let mut begin = String::from("begin");
     if fresh {
         begin.push_str("; ");
@@ -360,6 +400,11 @@ async fn copy_table(
         .await
         .db()
         .context("begin target transaction")?;
+    let condition = if whole {
+        table.extension_config.as_deref()
+    } else {
+        unit.condition.as_deref()
+    };
     let result = async {
         let sink = target
             .copy_in::<_, bytes::Bytes>(&sql::copy_in(
@@ -367,6 +412,7 @@ async fn copy_table(
                 &table.name,
                 &table.columns,
                 fresh,
+                binary,
             ))
             .await
             .db()
@@ -376,7 +422,8 @@ async fn copy_table(
                 &table.schema,
                 &table.name,
                 &table.columns,
-                table.extension_config.as_deref(),
+                condition,
+                binary,
             ))
             .await
             .db()
@@ -401,8 +448,14 @@ async fn copy_table(
     .await;
     match result {
         Ok(counts) => {
+            let mut commit = String::new();
+            if !whole {
+                commit.push_str(&sql::record_part(table.oid, unit.part));
+                commit.push_str("; ");
+            }
+            commit.push_str("commit");
             target
-                .batch_execute("commit")
+                .batch_execute(&commit)
                 .await
                 .db()
                 .context("commit target transaction")?;
@@ -415,6 +468,54 @@ async fn copy_table(
             Err(e)
         }
     }
+}
+
+/// A unit of copy work: a whole table, or one part of a split one.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// Index into the catalog's tables.
+    pub table: usize,
+    pub part: u32,
+    pub parts: u32,
+    pub condition: Option<String>,
+    pub est_bytes: i64,
+    pub est_rows: i64,
+}
+
+impl Unit {
+    pub fn label(&self, table: &Table) -> String {
+        if self.parts > 1 {
+            format!("{} (part {}/{})", table.display(), self.part, self.parts)
+        } else {
+            table.display()
+        }
+    }
+}
+
+/// Parts of split tables recorded as committed on the target (the table exists only while a
+/// clone with split tables is copying).
+async fn committed_parts(ctx: &Ctx) -> Result<std::collections::HashSet<(u32, u32)>> {
+    if !ctx.units.iter().any(|u| u.parts > 1) {
+        return Ok(Default::default());
+    }
+    let client = ctx.target.connect().await?;
+    let exists: bool = client
+        .query_one(sql::PARTS_TABLE_EXISTS, &[])
+        .await
+        .db()?
+        .get(0);
+    let mut out = std::collections::HashSet::new();
+    if exists {
+        for r in client.query(sql::COMMITTED_PARTS, &[]).await.db()? {
+            out.insert((r.get::<_, i64>(0) as u32, r.get::<_, i32>(1) as u32));
+        }
+    }
+    client
+        .batch_execute(sql::CREATE_PARTS_TABLE)
+        .await
+        .db()
+        .context("create the table recording committed parts (schema neoncopy) on the target")?;
+    Ok(out)
 }
 
 async fn index_worker(
@@ -476,7 +577,7 @@ async fn run_on_fresh_session(
     let mut attempt = 0;
     loop {
         if conn.is_none() {
-            match Session::open(ctx.target_writer(), *stale).await {
+            match Session::open(ctx.index_builder(), *stale).await {
                 Ok(session) => {
                     *stale = None;
                     *conn = Some(session);
@@ -596,7 +697,11 @@ async fn finish_table(
     if !ctx.cfg.skip_vacuum {
         live.busy(worker, format!("ANALYZE {}", table.display()), false);
         ctx.rec.send(Event::VacuumStart(table.oid));
-        analyze(client, table).await?;
+        let split = ctx
+            .units
+            .iter()
+            .any(|u| u.parts > 1 && ctx.catalog.tables[u.table].oid == table.oid);
+        analyze(client, table, split).await?;
         ctx.rec.send(Event::VacuumDone(table.oid));
     }
     ctx.rec.send(Event::TableFinished(table.oid));
@@ -691,10 +796,10 @@ fn table_statements(index: &Index, table: &Table) -> Vec<String> {
     stmts
 }
 
-async fn analyze(client: &Client, table: &Table) -> Result<()> {
-    // A table loaded with COPY FREEZE needs no vacuum; an extension's configuration table,
-    // loaded without it, does.
-    let vacuum = table.extension_config.is_some();
+async fn analyze(client: &Client, table: &Table, split: bool) -> Result<()> {
+    // A table loaded with COPY FREEZE needs no vacuum; an extension's configuration table or a
+    // split table, loaded without it, does (for its visibility map).
+    let vacuum = table.extension_config.is_some() || split;
     client
         .batch_execute(&sql::analyze(&table.schema, &table.name, vacuum))
         .await

@@ -44,6 +44,10 @@ pub struct Ctx {
     pub done: Done,
     /// What --filters (and --skip-extensions) select.
     pub selection: crate::filters::Selection,
+    /// The copy work: whole tables, and parts of the tables that are split.
+    pub units: Vec<data::Unit>,
+    /// Both servers speak the same binary COPY format (same major version).
+    pub binary: bool,
 }
 
 impl Ctx {
@@ -69,6 +73,22 @@ impl Ctx {
         self.target
             .connect_for_data(Some(&self.catalog.lc_monetary))
             .await
+    }
+
+    /// A target connection for index builds: --maintenance-work-mem applies to it.
+    pub async fn index_builder(&self) -> Result<tokio_postgres::Client> {
+        let client = self.target_writer().await?;
+        if let Some(bytes) = self.cfg.maintenance_work_mem {
+            client
+                .batch_execute(&format!(
+                    "set maintenance_work_mem = '{}kB'",
+                    (bytes / 1024).max(1024)
+                ))
+                .await
+                .map_err(crate::pg::db_err)
+                .context("set maintenance_work_mem")?;
+        }
+        Ok(client)
     }
 }
 
@@ -117,6 +137,9 @@ fn recorded_settings(cfg: &CloneConfig) -> String {
     v["index_jobs"] = cfg.index_jobs.into();
     v["restore_jobs"] = cfg.restore_jobs.into();
     v["drop_if_exists"] = cfg.drop_if_exists.into();
+    // A resumed run reuses the recorded parts, whatever its own split settings.
+    v["split_tables_larger_than"] = cfg.split_threshold.into();
+    v["split_max_parts"] = cfg.split_max_parts.into();
     v["consistent"] = (cfg.snapshot != SnapshotMode::None).into();
     v.to_string()
 }
@@ -320,6 +343,7 @@ async fn pipeline(
         tokio::try_join!(source.connect_preflight(), target.connect_preflight())?;
     safety::refuse_same_database(&src_client, &tgt_client).await?;
     let source_version = safety::server_version(&src_client, Side::Source).await?;
+    let target_version = safety::server_version(&tgt_client, Side::Target).await?;
     let pg_tools = tools::find((source_version / 10000) as u32)?;
     info!(
         "using {} ({}) for a PostgreSQL {} source",
@@ -363,7 +387,7 @@ async fn pipeline(
     started.store(true, std::sync::atomic::Ordering::SeqCst);
 
     let holder = snapshot::Holder::open(&source, &cfg.snapshot).await?;
-    let (catalog, selection) = step(
+    let (catalog, selection, units) = step(
         &rec,
         STEP_CATALOG,
         plain(async {
@@ -376,7 +400,8 @@ async fn pipeline(
             .context("apply --filters")?;
             let mut catalog = Catalog::read(holder.client(), !cfg.skip_large_objects).await?;
             catalog.apply(&selection, cfg.skip_extensions);
-            Ok((catalog, selection))
+            let units = plan_units(holder.client(), &catalog, &cfg, &done).await?;
+            Ok((catalog, selection, units))
         }),
     )
     .await?;
@@ -391,7 +416,7 @@ async fn pipeline(
         catalog.sequences.len(),
         catalog.large_objects.len()
     );
-    rec.send(plan(&catalog));
+    rec.send(plan(&catalog, &units));
 
     let snapshot = holder.snapshot_id().map(str::to_string);
     let ctx = Arc::new(Ctx {
@@ -405,6 +430,8 @@ async fn pipeline(
         rec: rec.clone(),
         done,
         selection,
+        units,
+        binary: source_version / 10000 == target_version / 10000,
     });
     let is_done = |name: &str| resuming && ctx.done.steps.contains(name);
 
@@ -451,8 +478,17 @@ async fn pipeline(
     };
     drop(bars);
     let data = data?;
-    // Every unit's state is on disk before anything that depends on it.
+    // Every unit's state is on disk before anything that depends on it; then the record of
+    // committed parts on the target has served.
     rec.flush();
+    if ctx.units.iter().any(|u| u.parts > 1) {
+        let client = ctx.target.connect().await?;
+        client
+            .batch_execute(crate::pg::sql::DROP_PARTS_SCHEMA)
+            .await
+            .map_err(crate::pg::db_err)
+            .context("drop the neoncopy schema of committed parts on the target")?;
+    }
     let sequences = if is_done(STEP_SEQUENCES) {
         0
     } else {
@@ -527,20 +563,65 @@ where
     with_retries(&ctx.cfg.retry, what, |_, _| {}, |_| op()).await
 }
 
-/// The units and indexes of the run, as the catalog found them.
-fn plan(catalog: &Catalog) -> Event {
-    let units = catalog
-        .tables
+/// The copy units: tables larger than --split-tables-larger-than are cut into parts (read in
+/// the snapshot); a resumed run keeps the parts recorded by the run it continues, so that a
+/// part done before means the same rows now.
+async fn plan_units(
+    client: &tokio_postgres::Client,
+    catalog: &Catalog,
+    cfg: &CloneConfig,
+    done: &Done,
+) -> Result<Vec<data::Unit>> {
+    let mut units = Vec::new();
+    for (i, t) in catalog.tables.iter().enumerate() {
+        let recorded = done.plans.get(&t.oid).filter(|p| !p.is_empty());
+        let parts: Vec<(u32, u32, Option<String>)> = match recorded {
+            Some(p) => p.clone(),
+            None => crate::split::plan_table(client, t, cfg.split_threshold, cfg.split_max_parts)
+                .await?
+                .into_iter()
+                .map(|p| (p.part, p.parts, p.condition))
+                .collect(),
+        };
+        let n = parts.len().max(1) as i64;
+        for (part, count, condition) in parts {
+            units.push(data::Unit {
+                table: i,
+                part,
+                parts: count,
+                condition,
+                est_bytes: t.bytes / n,
+                est_rows: t.estimated_rows / n,
+            });
+        }
+    }
+    let split = units.iter().filter(|u| u.parts > 1 && u.part == 1).count();
+    if split > 0 {
+        info!(
+            "{split} table(s) larger than {} split into {} parts",
+            fmt::bytes(cfg.split_threshold),
+            units.iter().filter(|u| u.parts > 1).count()
+        );
+    }
+    Ok(units)
+}
+
+/// The units and indexes of the run, as planned.
+fn plan(catalog: &Catalog, units: &[data::Unit]) -> Event {
+    let units = units
         .iter()
-        .map(|t| PlannedUnit {
-            table_oid: t.oid,
-            part: 1,
-            parts: 1,
-            schema: t.schema.clone(),
-            table: t.name.clone(),
-            est_bytes: t.bytes,
-            est_rows: t.estimated_rows,
-            range: None,
+        .map(|u| {
+            let t = &catalog.tables[u.table];
+            PlannedUnit {
+                table_oid: t.oid,
+                part: u.part,
+                parts: u.parts,
+                schema: t.schema.clone(),
+                table: t.name.clone(),
+                est_bytes: u.est_bytes,
+                est_rows: u.est_rows,
+                range: u.condition.clone(),
+            }
         })
         .collect();
     let indexes = catalog

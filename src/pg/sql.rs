@@ -92,7 +92,10 @@ pub fn tables(server_version: i32) -> String {
                    and a.atttypid in ('pg_catalog.int2'::regtype, 'pg_catalog.int4'::regtype, \
                                       'pg_catalog.int8'::regtype) \
                  order by i.indisprimary desc, i.indexrelid limit 1), \
-                (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8 \
+                (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8, \
+                coalesce((select bool_and(a.atttypid < 16384) from pg_catalog.pg_attribute a \
+                          where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
+                          {generated}), true) \
          from pg_catalog.pg_class c \
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
          left join lateral ( \
@@ -210,8 +213,16 @@ pub fn comment_on_database(db: &str, comment: &str) -> String {
     format!("comment on database {} is {}", ident(db), literal(comment))
 }
 
-pub fn copy_out(schema: &str, table: &str, columns: &[String], condition: Option<&str>) -> String {
+/// COPY of a table's rows (or those a condition selects) to the client.
+pub fn copy_out(
+    schema: &str,
+    table: &str,
+    columns: &[String],
+    condition: Option<&str>,
+    binary: bool,
+) -> String {
     let target = qualified(schema, table);
+    let format = if binary { " with (format binary)" } else { "" };
     match condition.filter(|c| !c.trim().is_empty()) {
         Some(cond) => {
             let cols = if columns.is_empty() {
@@ -219,22 +230,59 @@ pub fn copy_out(schema: &str, table: &str, columns: &[String], condition: Option
             } else {
                 column_list(columns)
             };
-            format!("copy (select {cols} from only {target} {cond}) to stdout")
+            let cond = if cond.trim_start().to_ascii_lowercase().starts_with("where ") {
+                cond.to_string()
+            } else {
+                format!("where {cond}")
+            };
+            format!("copy (select {cols} from only {target} {cond}) to stdout{format}")
         }
-        None if columns.is_empty() => format!("copy {target} to stdout"),
-        None => format!("copy {target} ({}) to stdout", column_list(columns)),
+        None if columns.is_empty() => format!("copy {target} to stdout{format}"),
+        None => format!("copy {target} ({}) to stdout{format}", column_list(columns)),
     }
 }
 
-pub fn copy_in(schema: &str, table: &str, columns: &[String], freeze: bool) -> String {
+pub fn copy_in(
+    schema: &str,
+    table: &str,
+    columns: &[String],
+    freeze: bool,
+    binary: bool,
+) -> String {
     let target = qualified(schema, table);
     let cols = if columns.is_empty() {
         String::new()
     } else {
         format!(" ({})", column_list(columns))
     };
-    let opts = if freeze { " with (freeze)" } else { "" };
+    let mut opts = Vec::new();
+    if freeze {
+        opts.push("freeze");
+    }
+    if binary {
+        opts.push("format binary");
+    }
+    let opts = if opts.is_empty() {
+        String::new()
+    } else {
+        format!(" with ({})", opts.join(", "))
+    };
     format!("copy {target}{cols} from stdin{opts}")
+}
+
+/// The target-side record of committed table parts: a part's rows and its row here commit in
+/// one transaction, so after any crash a part is either wholly there and recorded, or absent.
+/// Dropped when the data is all in.
+pub const PARTS_SCHEMA: &str = "neoncopy";
+pub const CREATE_PARTS_TABLE: &str = "create schema if not exists neoncopy; \
+     create table if not exists neoncopy.parts (table_oid int8 not null, part int4 not null, \
+       primary key (table_oid, part))";
+pub const COMMITTED_PARTS: &str = "select table_oid, part from neoncopy.parts";
+pub const PARTS_TABLE_EXISTS: &str = "select pg_catalog.to_regclass('neoncopy.parts') is not null";
+pub const DROP_PARTS_SCHEMA: &str = "drop schema if exists neoncopy cascade";
+
+pub fn record_part(table_oid: u32, part: u32) -> String {
+    format!("insert into neoncopy.parts (table_oid, part) values ({table_oid}, {part})")
 }
 
 pub fn truncate_only(schema: &str, table: &str) -> String {
@@ -575,16 +623,24 @@ mod tests {
     fn copy_statements() {
         let cols = vec!["id".to_string(), "Na me".to_string()];
         assert_eq!(
-            copy_out("s", "t", &cols, None),
+            copy_out("s", "t", &cols, None, false),
             r#"copy "s"."t" ("id", "Na me") to stdout"#
         );
         assert_eq!(
-            copy_out("s", "t", &cols, Some("WHERE id > 5")),
+            copy_out("s", "t", &cols, Some("WHERE id > 5"), false),
             r#"copy (select "id", "Na me" from only "s"."t" WHERE id > 5) to stdout"#
         );
         assert_eq!(
-            copy_in("s", "t", &[], true),
+            copy_out("s", "t", &cols, Some("\"id\" < 10"), true),
+            r#"copy (select "id", "Na me" from only "s"."t" where "id" < 10) to stdout with (format binary)"#
+        );
+        assert_eq!(
+            copy_in("s", "t", &[], true, false),
             r#"copy "s"."t" from stdin with (freeze)"#
+        );
+        assert_eq!(
+            copy_in("s", "t", &[], true, true),
+            r#"copy "s"."t" from stdin with (freeze, format binary)"#
         );
     }
 }

@@ -460,3 +460,54 @@ async fn statement_timeout_on_the_target_does_not_break_the_load() {
     let rows = target().psql(&pair.dst, "select count(*) from big");
     assert_eq!(rows.trim(), "400000");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_copying_parts_then_resumed_without_duplicates() {
+    let pair = fresh_pair("kill_parts", false);
+    source().psql(&pair.src, SLOW_SOURCE);
+    let dir = pair.workdir.path().to_path_buf();
+    let mut child = spawn_clone(
+        &pair,
+        &[
+            "--table-jobs",
+            "2",
+            "--split-tables-larger-than",
+            "8MB",
+            "--split-max-parts",
+            "6",
+        ],
+    );
+    wait_until(&mut child, "a part done while others copy", || {
+        progress(&dir).is_some_and(|p| {
+            p["parts"]["done"].as_u64().unwrap_or(0) >= 2
+                && worker_doing(&p, "COPY public.big (part")
+        })
+    })
+    .await;
+    kill9(&mut child);
+    let parts_before: String = target().psql(&pair.dst, "select count(*) from neoncopy.parts");
+    assert!(parts_before.trim().parse::<i64>().unwrap() >= 1);
+    // The same settings as the interrupted run (another split would be refused).
+    let out = pair.clone_with(
+        false,
+        &[
+            "--resume",
+            "--not-consistent",
+            "--retry-delay",
+            "0.2",
+            "--table-jobs",
+            "2",
+            "--split-tables-larger-than",
+            "8MB",
+            "--split-max-parts",
+            "6",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("table parts were copied before"),
+        "{}",
+        stderr(&out)
+    );
+    assert_faithful(&pair).await;
+}

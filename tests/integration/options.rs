@@ -231,3 +231,65 @@ async fn source_without_tables_clones() {
     pair.clone_ok(true, &[]);
     assert_faithful(&pair).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn big_tables_are_split_into_balanced_parts() {
+    let pair = fresh_pair("split", false);
+    // Skewed keys: equal key ranges would give very unequal parts.
+    source().psql(
+        &pair.src,
+        "create table skewed (id bigint primary key, v text); \
+         insert into skewed select g, md5(g::text) from generate_series(1, 2000) g; \
+         insert into skewed select 1000000 + g, md5(g::text) from generate_series(1, 18000) g; \
+         create index skewed_v on skewed (v); \
+         create table heap (v text, n int); \
+         insert into heap select md5(g::text), g from generate_series(1, 20000) g; \
+         analyze;",
+    );
+    let out = pair.clone_ok(
+        false,
+        &[
+            "--split-tables-larger-than",
+            "256kB",
+            "--split-max-parts",
+            "4",
+            "--table-jobs",
+            "3",
+        ],
+    );
+    assert!(stderr(&out).contains("split into"), "{}", stderr(&out));
+    assert_faithful(&pair).await;
+    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
+    for table in ["skewed", "heap"] {
+        let rows: Vec<i64> = db
+            .prepare("select rows from unit where table_name = ?1 order by part")
+            .unwrap()
+            .query_map([table], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(rows.len(), 4, "{table}: {rows:?}");
+        assert_eq!(rows.iter().sum::<i64>(), 20000, "{table}: {rows:?}");
+        let (min, max) = (*rows.iter().min().unwrap(), *rows.iter().max().unwrap());
+        assert!(
+            max as f64 <= min as f64 * 1.2,
+            "{table}: parts within 20%: {rows:?}"
+        );
+    }
+    // The record of committed parts on the target is gone once the data is in.
+    assert_eq!(
+        target()
+            .psql(
+                &pair.dst,
+                "select count(*) from pg_namespace where nspname = 'neoncopy'"
+            )
+            .trim(),
+        "0"
+    );
+    // A split table is vacuumed, not only analyzed (no COPY FREEZE for parts).
+    let vacuumed = target().psql(
+        &pair.dst,
+        "select count(*) from pg_stat_user_tables where relname = 'heap' and last_vacuum is not null",
+    );
+    assert_eq!(vacuumed.trim(), "1");
+}
