@@ -16,46 +16,24 @@ neoncopy="$root/target/release/neoncopy"
 
 work="$(mktemp -d /tmp/neoncopy-demo.XXXXXX)"
 chmod 755 "$work"
-as_pg=()
-if [ "$(id -u)" -eq 0 ]; then
-    chown postgres: "$work"
-    as_pg=(runuser -u postgres --)
-fi
-
-free_port() {
-    local p
-    for p in $(seq 55432 55532); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            if [ "$p" != "${taken:-}" ]; then echo "$p"; return; fi
-        fi
-    done
-    echo "no free port between 55432 and 55532" >&2
-    exit 1
-}
+# shellcheck source=scripts/lib/clusters.sh
+. scripts/lib/clusters.sh
 
 stop() {
     if [ "${KEEP:-0}" = "1" ]; then
         echo "servers left running: source on port $src_port, target on $dst_port ($work)"
         return
     fi
-    for name in source target; do
-        [ -d "$work/$name" ] && "${as_pg[@]}" "$bindir/pg_ctl" -D "$work/$name" -m fast -w stop >/dev/null 2>&1 || true
-    done
+    stop_clusters
     rm -rf "$work"
 }
 trap stop EXIT
 
-start() { # name port
-    "${as_pg[@]}" "$bindir/initdb" -D "$work/$1" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
-    "${as_pg[@]}" "$bindir/pg_ctl" -D "$work/$1" -l "$work/$1.log" -w \
-        -o "-p $2 -c listen_addresses=127.0.0.1 -k $work" start >/dev/null
-}
-
-src_port="$(free_port)"; taken="$src_port"
-dst_port="$(free_port)"
+src_port="$(free_port)"
+dst_port="$(free_port "$src_port")"
 echo "== starting a source server on port $src_port and a target server on port $dst_port"
-start source "$src_port"
-start target "$dst_port"
+start_cluster source "$src_port"
+start_cluster target "$dst_port"
 
 psql_src=("$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$src_port" -U postgres)
 psql_dst=("$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$dst_port" -U postgres)

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Benchmark: neoncopy against pg_dump/pg_restore, pg_dump | psql and Debian's pgcopydb, on
+# throwaway local servers, the contenders alternating run by run. Prints a table of medians,
+# the ratio to the fastest peer and neoncopy's peak memory. See docs/benchmarks.md.
+#
+#   bench/run.sh [--runs N] [--jobs N] [--datasets "mixed small big latency"] [--scale F]
+#
+# --scale shrinks or grows every dataset (1 = the sizes of docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+runs=3
+jobs=2
+datasets="mixed small big latency"
+scale=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) runs="$2"; shift 2 ;;
+        --jobs) jobs="$2"; shift 2 ;;
+        --datasets) datasets="$2"; shift 2 ;;
+        --scale) scale="$2"; shift 2 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+scripts/ensure-deps.sh
+if ! command -v pgcopydb >/dev/null; then
+    if [ "$(id -u)" -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgcopydb >/dev/null || true
+    fi
+fi
+have_pgcopydb=0
+command -v pgcopydb >/dev/null && have_pgcopydb=1
+bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+
+echo "== building neoncopy and the latency proxy (release)"
+cargo build --release --locked --quiet --bin neoncopy --example latency_proxy
+neoncopy="$root/target/release/neoncopy"
+proxy="$root/target/release/examples/latency_proxy"
+
+work="$(mktemp -d /tmp/neoncopy-bench.XXXXXX)"
+chmod 755 "$work"
+# shellcheck source=scripts/lib/clusters.sh
+. scripts/lib/clusters.sh
+proxy_pid=""
+cleanup() {
+    [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
+    stop_clusters
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+src_port="$(free_port)"
+dst_port="$(free_port "$src_port")"
+proxy_port="$(free_port "$src_port" "$dst_port")"
+tuning="-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=30min -c max_connections=200"
+start_cluster source "$src_port" "$tuning"
+start_cluster target "$dst_port" "$tuning"
+"$proxy" "$proxy_port" "$dst_port" 10 & proxy_pid=$!
+
+src_psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$src_port" -U postgres)
+dst_psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$dst_port" -U postgres)
+n() { python3 -c "print(max(1, int($1 * $scale)))"; }
+
+make_mixed() { # ~750 MB: jsonb and timestamps, wide text, numbers, a few small tables
+    "${src_psql[@]}" -d "$1" <<SQL
+create table events (id bigint primary key, at timestamptz not null, kind text not null, payload jsonb not null);
+insert into events select g, now() - g * interval '1 second', 'kind' || (g % 20),
+  jsonb_build_object('user', g % 1000, 'tags', jsonb_build_array('a', 'b', g % 7), 'value', g * 1.5)
+from generate_series(1, $(n 1200000)) g;
+create index events_at on events (at);
+create index events_kind on events (kind);
+create table documents (id serial primary key, title text not null, body text not null, created date not null);
+insert into documents (title, body, created) select 'doc ' || g, repeat(md5(g::text), 30), date '2020-01-01' + g % 1500
+from generate_series(1, $(n 200000)) g;
+create index documents_created on documents (created);
+create table measures (id bigint generated always as identity primary key, sensor int not null, v1 float8, v2 numeric(12,3), ok bool);
+insert into measures (sensor, v1, v2, ok) select g % 500, random(), g / 7.0, g % 3 = 0 from generate_series(1, $(n 2500000)) g;
+create index measures_sensor on measures (sensor);
+create table customers (id serial primary key, email text unique not null, name text);
+insert into customers (email, name) select 'c' || g || '@x.org', 'customer ' || g from generate_series(1, $(n 50000)) g;
+create table orders (id serial primary key, customer_id int not null references customers (id), total numeric(10,2));
+insert into orders (customer_id, total) select 1 + g % $(n 50000), g % 1000 from generate_series(1, $(n 300000)) g;
+create index orders_customer on orders (customer_id);
+SQL
+}
+
+make_small() { # 2000 small tables, each with a key, a unique and a secondary index
+    python3 - "$(n 2000)" > "$work/small.sql" <<'PY'
+import sys
+for i in range(int(sys.argv[1])):
+    print(f"create table t{i} (id int primary key, code text unique, v int, note text);"
+          f"create index t{i}_v on t{i} (v);"
+          f"insert into t{i} select g, 'c' || g, g % 10, 'n' from generate_series(1, 20) g;")
+PY
+    "${src_psql[@]}" -d "$1" -f "$work/small.sql" >/dev/null
+}
+
+make_big() { # ~1 GB: one table with a bigint key, one without any key
+    "${src_psql[@]}" -d "$1" <<SQL
+create table keyed (id bigint primary key, a text, b text, n int);
+insert into keyed select g, md5(g::text), repeat('x', 150), g % 1000 from generate_series(1, $(n 2500000)) g;
+create table keyless (a text, b text, n int);
+insert into keyless select md5(g::text), repeat('y', 150), g % 1000 from generate_series(1, $(n 2500000)) g;
+SQL
+}
+
+make_latency() { # 500 small tables, cloned through the proxy's 20 ms round trip
+    python3 - "$(n 500)" > "$work/latency.sql" <<'PY'
+import sys
+for i in range(int(sys.argv[1])):
+    print(f"create table t{i} (id int primary key, code text unique, v int);"
+          f"create index t{i}_v on t{i} (v);"
+          f"insert into t{i} select g, 'c' || g, g % 10 from generate_series(1, 20) g;")
+PY
+    "${src_psql[@]}" -d "$1" -f "$work/latency.sql" >/dev/null
+}
+
+results="$work/results.tsv"
+: > "$results"
+
+fresh_target() {
+    "${dst_psql[@]}" -d postgres -c "drop database if exists bench_dst" -c "create database bench_dst" >/dev/null
+}
+
+timed() { # label dataset command...
+    local label="$1" ds="$2"; shift 2
+    fresh_target
+    local start end
+    start=$(date +%s.%N)
+    if "$@" > "$work/last.log" 2>&1; then
+        end=$(date +%s.%N)
+        python3 -c "print('$ds\t$label\t%.2f' % ($end - $start))" >> "$results"
+    else
+        echo "   $label failed on $ds (see below)" >&2
+        tail -5 "$work/last.log" >&2
+    fi
+}
+
+run_dataset() { # dataset
+    local ds="$1" dst_port_used="$dst_port"
+    [ "$ds" = "latency" ] && dst_port_used="$proxy_port"
+    local src="postgresql://postgres@127.0.0.1:$src_port/bench_src"
+    local dst="postgresql://postgres@127.0.0.1:$dst_port_used/bench_dst"
+    "${src_psql[@]}" -d postgres -c "drop database if exists bench_src" -c "create database bench_src" >/dev/null
+    echo "== dataset $ds: generating"
+    "make_$ds" bench_src
+    "${src_psql[@]}" -d bench_src -c "vacuum analyze" >/dev/null
+    local size
+    size=$("${src_psql[@]}" -d bench_src -Atc "select pg_size_pretty(pg_database_size('bench_src'))")
+    echo "   source database: $size"
+    echo "$size" > "$work/size.$ds"
+    local split=(--split-tables-larger-than 0)
+    for r in $(seq 1 "$runs"); do
+        echo "   round $r of $runs"
+        # The order rotates each round, so that no contender always runs first or last.
+        local order=(neoncopy pgdump pgdumpplain pgcopydb)
+        [ "$ds" = "big" ] && order=(neoncopy neoncopy-split pgdump pgcopydb)
+        local k=$(( (r - 1) % ${#order[@]} ))
+        local rotated=("${order[@]:$k}" "${order[@]:0:$k}")
+        for c in "${rotated[@]}"; do
+            case "$c" in
+                neoncopy)
+                    timed neoncopy "$ds" /usr/bin/time -f "%M" -o "$work/rss.$ds.$r" \
+                        "$neoncopy" clone -q --source "$src" --target "$dst" --dir "$work/nc" --restart \
+                        --table-jobs "$jobs" --index-jobs "$jobs" --restore-jobs "$jobs" "${split[@]}" ;;
+                neoncopy-split)
+                    timed "neoncopy --split-tables-larger-than 100MB" "$ds" \
+                        "$neoncopy" clone -q --source "$src" --target "$dst" --dir "$work/nc" --restart \
+                        --table-jobs "$jobs" --index-jobs "$jobs" --split-tables-larger-than 100MB \
+                        --split-max-parts "$jobs" ;;
+                pgdump)
+                    timed "pg_dump -Fd -j$jobs | pg_restore -j$jobs" "$ds" bash -c \
+                        "rm -rf '$work/dump' && '$bindir/pg_dump' -Fd -j $jobs -f '$work/dump' '$src' && '$bindir/pg_restore' -j $jobs -d '$dst' '$work/dump'" ;;
+                pgdumpplain)
+                    timed "pg_dump | psql" "$ds" bash -c \
+                        "'$bindir/pg_dump' '$src' | '$bindir/psql' -X -q -o /dev/null '$dst'" ;;
+                pgcopydb)
+                    if [ "$have_pgcopydb" = 1 ]; then
+                        timed "pgcopydb clone" "$ds" env PGCOPYDB_SOURCE_PGURI="$src" PGCOPYDB_TARGET_PGURI="$dst" \
+                            pgcopydb clone --dir "$work/pgcopydb" --restart --table-jobs "$jobs" --index-jobs "$jobs" \
+                            --no-owner --no-acl
+                    fi ;;
+            esac
+        done
+    done
+}
+
+for ds in $datasets; do
+    run_dataset "$ds"
+done
+
+echo
+echo "== results: median wall time of $runs run(s), $jobs jobs each, $(nproc) cores"
+python3 - "$results" "$work" <<'PY'
+import sys, statistics, glob, os
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+work = sys.argv[2]
+data = {}
+for ds, label, secs in rows:
+    data.setdefault(ds, {}).setdefault(label, []).append(float(secs))
+print(f"{'dataset':<10} {'size':>8}  {'contender':<44} {'median s':>9} {'runs':>5} {'vs fastest peer':>16}")
+for ds, by in data.items():
+    size = open(os.path.join(work, f"size.{ds}")).read().strip() if os.path.exists(os.path.join(work, f"size.{ds}")) else "?"
+    peers = {k: statistics.median(v) for k, v in by.items() if not k.startswith("neoncopy")}
+    fastest = min(peers.values()) if peers else None
+    for label, times in sorted(by.items(), key=lambda kv: statistics.median(kv[1])):
+        m = statistics.median(times)
+        ratio = f"{m / fastest:.2f}x" if fastest else "-"
+        print(f"{ds:<10} {size:>8}  {label:<44} {m:>9.2f} {len(times):>5} {ratio:>16}")
+rss = []
+for f in glob.glob(os.path.join(work, "rss.*")):
+    try:
+        rss.append(int(open(f).read().strip().splitlines()[-1]))
+    except Exception:
+        pass
+if rss:
+    print(f"\nneoncopy peak memory (max RSS over runs): {max(rss) / 1024:.1f} MiB")
+PY
