@@ -5,11 +5,23 @@ use std::path::PathBuf;
 
 /// Copy a whole PostgreSQL database to another server (Neon first): schema, data, indexes,
 /// constraints, sequences and large objects, from one consistent snapshot.
+/// The version and the git commit the binary was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("NEONCOPY_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
-#[command(name = "neoncopy", version, propagate_version = true)]
+#[command(name = "neoncopy", version = VERSION, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How log lines are written: human-readable text, or one JSON object per line
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Print more detail (debug logs); RUST_LOG overrides both --verbose and --quiet
     #[arg(short, long, global = true, conflicts_with = "quiet")]
@@ -18,6 +30,12 @@ pub struct Cli {
     /// Print only warnings and errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,5 +1,5 @@
 use clap::Parser;
-use neoncopy::cli::{Cli, Command};
+use neoncopy::cli::{Cli, Command, LogFormat};
 use neoncopy::config::{CloneConfig, UsageError};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -15,12 +15,14 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(neoncopy::progress::LogWriter)
-        .with_ansi(ansi)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => builder.with_ansi(ansi).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

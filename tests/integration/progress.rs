@@ -399,3 +399,23 @@ async fn list_progress_without_a_run_says_so() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line() {
+    let pair = fresh_pair("json_logs", false);
+    source().psql(&pair.src, &fixture("users"));
+    let out = pair.clone_ok(false, &["--log-format", "json"]);
+    let err = stderr(&out);
+    let mut lines = 0;
+    for line in err.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        lines += 1;
+    }
+    assert!(lines > 5, "{err}");
+    assert!(err.contains("\"copied public.users: 2 rows"), "{err}");
+}
