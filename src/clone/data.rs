@@ -43,7 +43,13 @@ enum IndexJob {
     Build(usize),
     /// Constraints, CLUSTER ON, REPLICA IDENTITY and ANALYZE of one table.
     Finish(usize),
+    /// All of a small table's indexes, constraints and ANALYZE in one round trip.
+    Small(usize),
 }
+
+/// Tables smaller than this get all their indexes in one round trip (building them one by one
+/// on several workers would save less time than the round trips cost over a wide-area link).
+const SMALL_TABLE_BYTES: i64 = 16 << 20;
 
 /// What the index workers share: the job queue, and per table its indexes and how many are
 /// still to build.
@@ -124,6 +130,7 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
                 by_table.contains_key(&i),
                 ctx.cfg.skip_vacuum,
                 true,
+                is_small(ctx, i),
             );
         }
     }
@@ -193,14 +200,27 @@ fn dispatch(
     has_indexes: bool,
     skip_vacuum: bool,
     resumed: bool,
+    small: bool,
 ) {
-    if !builds.is_empty() {
+    if small && (has_indexes || !skip_vacuum) {
+        let _ = tx.send(IndexJob::Small(table));
+    } else if !builds.is_empty() {
         for j in builds {
             let _ = tx.send(IndexJob::Build(j));
         }
     } else if has_indexes || !skip_vacuum || resumed {
         let _ = tx.send(IndexJob::Finish(table));
     }
+}
+
+/// Whether a table's indexes and constraints are built in one go (see SMALL_TABLE_BYTES). Not
+/// for tables that need a VACUUM (split, extension configuration): VACUUM cannot run in the
+/// batch's transaction.
+fn is_small(ctx: &Ctx, table: usize) -> bool {
+    let t = &ctx.catalog.tables[table];
+    t.bytes < SMALL_TABLE_BYTES
+        && t.extension_config.is_none()
+        && !ctx.units.iter().any(|u| u.table == table && u.parts > 1)
 }
 
 /// Logs a retry about to happen and returns how long to wait first.
@@ -369,6 +389,7 @@ async fn copy_worker(
             index_queue.by_table.contains_key(&i),
             ctx.cfg.skip_vacuum,
             false,
+            is_small(&ctx, i),
         );
     }
     Ok(())
@@ -543,6 +564,13 @@ async fn index_worker(
                 (before == 1).then_some(t)
             }
             IndexJob::Finish(t) => Some(t),
+            IndexJob::Small(t) => {
+                let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
+                let op = IndexOp::Small(t, indexes);
+                run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op, &counters)
+                    .await?;
+                None
+            }
         };
         if let Some(t) = table_to_finish {
             let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
@@ -559,6 +587,7 @@ async fn index_worker(
 enum IndexOp<'a> {
     Build(usize),
     Finish(usize, &'a [usize]),
+    Small(usize, &'a [usize]),
 }
 
 /// Runs `op` on the worker's target session, opening one if needed; after a transient failure
@@ -600,6 +629,10 @@ async fn run_on_fresh_session(
                 let table = &ctx.catalog.tables[*t];
                 finish_table(ctx, client, name, table, indexes, counters, again).await
             }
+            IndexOp::Small(t, indexes) => {
+                let again = resumed || attempt > 0;
+                small_table(ctx, client, name, *t, indexes, counters, again).await
+            }
         };
         match result {
             Ok(()) => return Ok(()),
@@ -612,6 +645,64 @@ async fn run_on_fresh_session(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// All of a small table's indexes, constraints, index settings and ANALYZE as one batch: one
+/// round trip, one transaction (so a failure leaves none of it).
+async fn small_table(
+    ctx: &Ctx,
+    client: &Client,
+    worker: &str,
+    t: usize,
+    indexes: &[usize],
+    counters: &Counters,
+    again: bool,
+) -> Result<()> {
+    let table = &ctx.catalog.tables[t];
+    let live = &ctx.rec.live;
+    live.busy(worker, format!("INDEXES {}", table.display()), false);
+    let mut stmts = Vec::new();
+    for j in indexes {
+        let index = &ctx.catalog.indexes[*j];
+        ctx.rec.send(Event::IndexStart(index.oid));
+        if built_first(index) {
+            stmts.extend(build_statements(index));
+        }
+    }
+    for j in indexes {
+        let index = &ctx.catalog.indexes[*j];
+        if let Some(c) = constraint_statements(index, table) {
+            if !(again && constraint_exists(client, index, table).await?) {
+                stmts.extend(c);
+            }
+        }
+    }
+    for j in indexes {
+        stmts.extend(table_statements(&ctx.catalog.indexes[*j], table));
+    }
+    if !ctx.cfg.skip_vacuum {
+        // Counted with the index time: it runs in the same round trip.
+        stmts.push(sql::analyze(&table.schema, &table.name, false));
+    }
+    let start = Instant::now();
+    client
+        .batch_execute(&stmts.join(";\n"))
+        .await
+        .db()
+        .with_context(|| format!("build the indexes of {}", table.display()))?;
+    let each = start.elapsed().as_secs_f64() / indexes.len().max(1) as f64;
+    for j in indexes {
+        let index = &ctx.catalog.indexes[*j];
+        ctx.rec.send(Event::IndexDone {
+            oid: index.oid,
+            index_secs: each,
+            constraint_secs: 0.0,
+        });
+        counters.indexes.fetch_add(1, Ordering::Relaxed);
+        live.indexes_done.fetch_add(1, Ordering::Relaxed);
+    }
+    ctx.rec.send(Event::TableFinished(table.oid));
+    Ok(())
 }
 
 /// CREATE INDEX of one index (and its statistics targets).

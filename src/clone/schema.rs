@@ -12,6 +12,7 @@ const ARCHIVE: &str = "schema.dump";
 const PRE_DATA_LIST: &str = "pre-data.list";
 const POST_DATA_LIST: &str = "post-data.list";
 const DROP_LIST: &str = "drop.list";
+const PRE_DATA_SQL: &str = "pre-data.sql";
 
 /// `pg_dump -Fc --section=pre-data --section=post-data` in the clone's snapshot, then the
 /// restore lists.
@@ -190,15 +191,113 @@ pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
     if ctx.cfg.drop_if_exists || clean {
         drop_existing(ctx, DROP_LIST, "drop.sql").await?;
     }
+    // pg_restore writes the SQL it would run; neoncopy sends it in batches on its own
+    // connection: one round trip per batch instead of one per statement, which is what a
+    // schema of many tables costs over a wide-area link.
+    let sql_path = ctx.workdir.file(PRE_DATA_SQL);
     let mut args = restore_args(ctx, PRE_DATA_LIST);
+    args.retain(|a| !a.starts_with("--dbname=") && a != "--exit-on-error");
+    args.push(format!("--file={}", sql_path.display()));
     args.push(ctx.workdir.file(ARCHIVE).display().to_string());
     tools::run(
         &ctx.tools.pg_restore,
         &args,
         &ctx.target.params,
-        "pg_restore (pre-data)",
+        "pg_restore (pre-data script)",
     )
     .await?;
+    let script = std::fs::read_to_string(&sql_path).context("read the pre-data script")?;
+    let (session, entries) = split_script(&script);
+    let client = ctx.target.connect().await?;
+    client
+        .batch_execute(&session)
+        .await
+        .db()
+        .context("set up the schema session")?;
+    run_in_batches(&client, &entries).await
+}
+
+/// One archive entry of a pg_restore script: its header line and its SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptEntry {
+    pub name: String,
+    pub sql: String,
+}
+
+/// Splits a pg_restore script into its session settings and its entries (each introduced by
+/// the `--` / `-- Name: ...; Type: ...` / `--` header pg_restore writes). psql meta-commands
+/// (`\restrict`) are left out.
+pub fn split_script(script: &str) -> (String, Vec<ScriptEntry>) {
+    let lines: Vec<&str> = script.lines().collect();
+    let mut session = String::new();
+    let mut entries: Vec<ScriptEntry> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let is_header = lines[i] == "--"
+            && lines
+                .get(i + 1)
+                .is_some_and(|l| l.starts_with("-- Name: ") && l.contains("; Type: "))
+            && lines.get(i + 2) == Some(&"--");
+        if is_header {
+            entries.push(ScriptEntry {
+                name: lines[i + 1].trim_start_matches("-- Name: ").to_string(),
+                sql: String::new(),
+            });
+            i += 3;
+            continue;
+        }
+        let line = lines[i];
+        i += 1;
+        if line.starts_with('\\') {
+            continue;
+        }
+        let target = match entries.last_mut() {
+            Some(e) => &mut e.sql,
+            None => &mut session,
+        };
+        target.push_str(line);
+        target.push('\n');
+    }
+    entries.retain(|e| !e.sql.trim().is_empty());
+    (session, entries)
+}
+
+/// Most entries, and bytes, sent in one round trip.
+const BATCH_ENTRIES: usize = 200;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Runs the entries in batches, each batch one round trip and one transaction. When a batch
+/// fails it is run again entry by entry, so that the error names the entry at fault.
+async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]) -> Result<()> {
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < entries.len()
+            && end - start < BATCH_ENTRIES
+            && (bytes < BATCH_BYTES || end == start)
+        {
+            bytes += entries[end].sql.len();
+            end += 1;
+        }
+        let batch: String = entries[start..end].iter().map(|e| e.sql.as_str()).collect();
+        if let Err(e) = client.batch_execute(&batch).await {
+            let err = crate::pg::db_err(e);
+            if crate::pg::retry::is_transient(&err) {
+                return Err(err.context("create the schema on the target"));
+            }
+            // The batch rolled back whole: find the entry at fault.
+            for entry in &entries[start..end] {
+                client
+                    .batch_execute(&entry.sql)
+                    .await
+                    .db()
+                    .with_context(|| format!("create {} on the target", entry.name))?;
+            }
+            return Err(err.context("create the schema on the target"));
+        }
+        start = end;
+    }
     Ok(())
 }
 
@@ -307,6 +406,20 @@ mod tests {
         assert!(out2.contains("\n;3203; 1259 16399 INDEX"));
         assert!(out.contains("\n;5; 3079 16500 EXTENSION"));
         assert!(out.contains("\n;3300; 0 0 COMMENT - EXTENSION"));
+    }
+
+    #[test]
+    fn scripts_split_into_entries() {
+        let script = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET a = 1;\nSELECT 1;\n\n--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\nCREATE TABLE public.t (\n    id int\n);\n\n\n--\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: -\n--\n\nCREATE FUNCTION public.f() RETURNS int AS $$\n-- not a header\nselect 1 $$;\nSET default_tablespace = '';\n\n\\unrestrict abc\n";
+        let (session, entries) = split_script(script);
+        assert!(session.contains("SET a = 1;") && session.contains("SELECT 1;"));
+        assert!(!session.contains("restrict"));
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].name, "t; Type: TABLE; Schema: public; Owner: -");
+        assert!(entries[0].sql.contains("CREATE TABLE public.t"));
+        assert!(entries[1].sql.contains("-- not a header"));
+        assert!(entries[1].sql.contains("SET default_tablespace"));
+        assert!(!entries[1].sql.contains("unrestrict"));
     }
 
     #[test]
