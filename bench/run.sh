@@ -54,7 +54,9 @@ trap cleanup EXIT
 src_port="$(free_port)"
 dst_port="$(free_port "$src_port")"
 proxy_port="$(free_port "$src_port" "$dst_port")"
-tuning="-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=30min -c max_connections=200"
+# Autovacuum off: a contender that does not analyze (pg_dump | psql) would leave the servers
+# busy with thousands of new tables during the next contender's run.
+tuning="-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=30min -c max_connections=200 -c autovacuum=off"
 start_cluster source "$src_port" "$tuning"
 start_cluster target "$dst_port" "$tuning"
 "$proxy" "$proxy_port" "$dst_port" 10 & proxy_pid=$!
@@ -122,6 +124,9 @@ results="$work/results.tsv"
 
 fresh_target() {
     "${dst_psql[@]}" -d postgres -c "drop database if exists bench_dst" -c "create database bench_dst" >/dev/null
+    # Each run starts with nothing left to write from the one before.
+    "${dst_psql[@]}" -d postgres -c "checkpoint" >/dev/null
+    "${src_psql[@]}" -d postgres -c "checkpoint" >/dev/null
 }
 
 timed() { # label dataset command...
