@@ -183,60 +183,67 @@ async fn missing_on_target(target: &Client, roles: &[String]) -> Result<Vec<Stri
         .collect())
 }
 
+/// One check of roles the source's objects refer to: they must exist on the target.
+async fn roles_exist(
+    source: &Client,
+    target: &Client,
+    query: &str,
+    check: &'static str,
+    what: &str,
+    flag: &str,
+) -> Result<Check> {
+    let roles: Vec<String> = source
+        .query(query, &[])
+        .await
+        .db()?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing = missing_on_target(target, &roles).await?;
+    Ok(if missing.is_empty() {
+        pass(
+            check,
+            format!("all {} role(s) {what} exist on the target", roles.len()),
+        )
+    } else {
+        fail(
+            check,
+            format!(
+                "roles {what} are missing on the target: {}",
+                preview(&missing)
+            ),
+            format!("create them on the target first, or add {flag}"),
+        )
+    })
+}
+
 async fn roles(source: &Client, target: &Client, opts: &Options) -> Result<Vec<Check>> {
     let mut out = Vec::new();
     if !opts.no_owner {
-        let owners: Vec<String> = source
-            .query(&sql::object_owners(), &[])
-            .await
-            .db()?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
-        let missing = missing_on_target(target, &owners).await?;
-        out.push(if missing.is_empty() {
-            pass(
+        out.push(
+            roles_exist(
+                source,
+                target,
+                &sql::object_owners(),
                 "owner roles",
-                format!("all {} owner role(s) exist on the target", owners.len()),
+                "owning source objects",
+                "--no-owner",
             )
-        } else {
-            fail(
-                "owner roles",
-                format!(
-                    "roles owning source objects are missing on the target: {}",
-                    preview(&missing)
-                ),
-                "create them on the target first, or add --no-owner",
-            )
-        });
+            .await?,
+        );
     }
     if !opts.no_acl {
-        let grantees: Vec<String> = source
-            .query(&sql::grantees(), &[])
-            .await
-            .db()?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
-        let missing = missing_on_target(target, &grantees).await?;
-        out.push(if missing.is_empty() {
-            pass(
+        out.push(
+            roles_exist(
+                source,
+                target,
+                &sql::grantees(),
                 "granted roles",
-                format!(
-                    "all {} role(s) with privileges exist on the target",
-                    grantees.len()
-                ),
+                "holding privileges on source objects",
+                "--no-acl",
             )
-        } else {
-            fail(
-                "granted roles",
-                format!(
-                    "roles holding privileges on source objects are missing on the target: {}",
-                    preview(&missing)
-                ),
-                "create them on the target first, or add --no-acl",
-            )
-        });
+            .await?,
+        );
     }
     Ok(out)
 }

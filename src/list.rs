@@ -157,46 +157,14 @@ async fn tables(a: SourceListArgs) -> Result<()> {
 /// Parses `schema.table` as SQL would: quoted parts kept as written, unquoted ones lowercased.
 /// Without a schema, the table is looked for in every schema.
 pub fn parse_table_name(s: &str) -> Result<(Option<String>, String), UsageError> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.trim().chars().peekable();
-    let mut quoted_part = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                quoted_part = true;
-                loop {
-                    match chars.next() {
-                        Some('"') if chars.peek() == Some(&'"') => {
-                            chars.next();
-                            cur.push('"');
-                        }
-                        Some('"') => break,
-                        Some(c) => cur.push(c),
-                        None => {
-                            return Err(UsageError(format!("unterminated quote in table name {s}")))
-                        }
-                    }
-                }
-            }
-            '.' => {
-                parts.push(std::mem::take(&mut cur));
-                quoted_part = false;
-            }
-            c if quoted_part => {
-                return Err(UsageError(format!(
-                    "unexpected {c:?} after a quoted name in {s}"
-                )))
-            }
-            c => cur.extend(c.to_lowercase()),
-        }
-    }
-    parts.push(cur);
+    let parts = crate::filters::parse_name_parts(s).map_err(|e| {
+        UsageError(format!(
+            "invalid table name {s:?} ({e}): write schema.table (quote odd names: \"My Schema\".\"My Table\")"
+        ))
+    })?;
     match parts.as_slice() {
-        [name] if !name.is_empty() => Ok((None, name.clone())),
-        [schema, name] if !schema.is_empty() && !name.is_empty() => {
-            Ok((Some(schema.clone()), name.clone()))
-        }
+        [name] => Ok((None, name.clone())),
+        [schema, name] => Ok((Some(schema.clone()), name.clone())),
         _ => Err(UsageError(format!(
             "invalid table name {s:?}: write schema.table (quote odd names: \"My Schema\".\"My Table\")"
         ))),
