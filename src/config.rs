@@ -152,11 +152,7 @@ impl CloneConfig {
             split_threshold: args.split_tables_larger_than,
             split_max_parts: args.split_max_parts.unwrap_or(args.table_jobs),
             maintenance_work_mem: args.maintenance_work_mem,
-            filters: args
-                .filters
-                .as_deref()
-                .map(crate::filters::Filters::load)
-                .transpose()?,
+            filters: crate::filters::Filters::load_optional(args.filters.as_deref())?,
             retry: RetryPolicy {
                 retries: args.retries,
                 first_delay: Duration::from_secs_f64(args.retry_delay),

@@ -140,6 +140,11 @@ impl Filters {
         Filters::parse(path, &text)
     }
 
+    /// The filters of an optional --filters FILE.
+    pub fn load_optional(path: Option<&Path>) -> Result<Option<Filters>> {
+        path.map(Filters::load).transpose()
+    }
+
     pub fn parse(path: &Path, text: &str) -> Result<Filters> {
         let mut f = Filters {
             text: text.to_string(),
@@ -464,10 +469,8 @@ impl Selection {
     ) -> Result<Selection> {
         let mut sel = Selection::default();
         let Some(f) = filters else {
-            if skip_extensions {
-                sel.active = true;
-                sel.excluded_extensions = extension_names(client).await?.into_iter().collect();
-            }
+            sel.active = skip_extensions;
+            sel.excluded_extensions = excluded_extensions(client, None, skip_extensions).await?;
             return Ok(sel);
         };
         sel.active = true;
@@ -494,43 +497,7 @@ impl Selection {
         let extensions = extension_names(client).await?;
 
         // Schemas.
-        let matches_one = |e: &Entry, name: &str| match &e.pattern {
-            Pattern::Exact(p) => p.len() == 1 && p[0] == name,
-            Pattern::Regex(_) => false,
-        };
-        let regex_hits = |entries: &[Entry],
-                          names: &[String]|
-         -> futures::future::BoxFuture<'_, Result<HashSet<String>>> {
-            let names = names.to_vec();
-            let entries = entries.to_vec();
-            Box::pin(async move {
-                let mut out = HashSet::new();
-                for e in &entries {
-                    if let Pattern::Regex(re) = &e.pattern {
-                        let rows = client
-                            .query(sql::REGEX_MATCHES, &[&names, re])
-                            .await
-                            .map_err(|err| {
-                                anyhow::Error::from(UsageError(format!(
-                                    "filters file line {}: {}",
-                                    e.line,
-                                    crate::pg::describe_error(&err)
-                                )))
-                            })?;
-                        out.extend(rows.into_iter().map(|r| r.get::<_, String>(0)));
-                    }
-                }
-                Ok(out)
-            })
-        };
-        let pick =
-            |entries: &[Entry], names: &[String], hits: &HashSet<String>| -> BTreeSet<String> {
-                names
-                    .iter()
-                    .filter(|n| hits.contains(*n) || entries.iter().any(|e| matches_one(e, n)))
-                    .cloned()
-                    .collect()
-            };
+        let regex_hits = |entries, names| regex_hits(client, entries, names);
         if f.has(Section::IncludeOnlySchema) {
             let e = f.entries(Section::IncludeOnlySchema);
             let hits = regex_hits(e, &schemas).await?;
@@ -729,22 +696,8 @@ impl Selection {
         }
 
         // Extensions.
-        if skip_extensions {
-            sel.excluded_extensions = extensions.iter().cloned().collect();
-        } else if f.has(Section::IncludeOnlyExtension) {
-            let e = f.entries(Section::IncludeOnlyExtension);
-            let hits = regex_hits(e, &extensions).await?;
-            let keep = pick(e, &extensions, &hits);
-            sel.excluded_extensions = extensions
-                .iter()
-                .filter(|x| !keep.contains(*x))
-                .cloned()
-                .collect();
-        } else if f.has(Section::ExcludeExtension) {
-            let e = f.entries(Section::ExcludeExtension);
-            let hits = regex_hits(e, &extensions).await?;
-            sel.excluded_extensions = pick(e, &extensions, &hits);
-        }
+        sel.excluded_extensions =
+            extensions_left_out(client, f, &extensions, skip_extensions).await?;
         sel.kept_extensions = extensions
             .iter()
             .filter(|e| !sel.excluded_extensions.contains(*e))
@@ -782,6 +735,88 @@ impl Selection {
             .collect(),
         };
         Ok(sel)
+    }
+}
+
+/// Of `names`, those a single-name entry names exactly or a regular expression matches.
+fn pick(entries: &[Entry], names: &[String], hits: &HashSet<String>) -> BTreeSet<String> {
+    let named = |n: &str| {
+        entries
+            .iter()
+            .any(|e| matches!(&e.pattern, Pattern::Exact(p) if p.len() == 1 && p[0] == n))
+    };
+    names
+        .iter()
+        .filter(|n| hits.contains(*n) || named(n))
+        .cloned()
+        .collect()
+}
+
+/// Of `names`, those the entries' regular expressions match (on the server, with PostgreSQL's
+/// regular expressions); an invalid one is a usage error naming its line.
+async fn regex_hits(
+    client: &Client,
+    entries: &[Entry],
+    names: &[String],
+) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    for e in entries {
+        if let Pattern::Regex(re) = &e.pattern {
+            let rows = client
+                .query(sql::REGEX_MATCHES, &[&names, re])
+                .await
+                .map_err(|err| {
+                    anyhow::Error::from(UsageError(format!(
+                        "filters file line {}: {}",
+                        e.line,
+                        crate::pg::describe_error(&err)
+                    )))
+                })?;
+            out.extend(rows.into_iter().map(|r| r.get::<_, String>(0)));
+        }
+    }
+    Ok(out)
+}
+
+/// The extensions left out: all with --skip-extensions, else as the extension sections say.
+async fn extensions_left_out(
+    client: &Client,
+    f: &Filters,
+    extensions: &[String],
+    skip_extensions: bool,
+) -> Result<BTreeSet<String>> {
+    Ok(if skip_extensions {
+        extensions.iter().cloned().collect()
+    } else if f.has(Section::IncludeOnlyExtension) {
+        let e = f.entries(Section::IncludeOnlyExtension);
+        let keep = pick(e, extensions, &regex_hits(client, e, extensions).await?);
+        extensions
+            .iter()
+            .filter(|x| !keep.contains(*x))
+            .cloned()
+            .collect()
+    } else if f.has(Section::ExcludeExtension) {
+        let e = f.entries(Section::ExcludeExtension);
+        pick(e, extensions, &regex_hits(client, e, extensions).await?)
+    } else {
+        BTreeSet::new()
+    })
+}
+
+/// The extensions `--filters` (or `--skip-extensions`) leaves out, without computing the rest
+/// of the selection (for the pre-flight checks).
+pub async fn excluded_extensions(
+    client: &Client,
+    filters: Option<&Filters>,
+    skip_extensions: bool,
+) -> Result<BTreeSet<String>> {
+    if filters.is_none() && !skip_extensions {
+        return Ok(BTreeSet::new());
+    }
+    let extensions = extension_names(client).await?;
+    match filters {
+        Some(f) => extensions_left_out(client, f, &extensions, skip_extensions).await,
+        None => Ok(extensions.into_iter().collect()),
     }
 }
 

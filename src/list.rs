@@ -75,11 +75,7 @@ async fn selected_catalog(
     client: &tokio_postgres::Client,
     a: &SourceListArgs,
 ) -> Result<(Catalog, crate::filters::Selection)> {
-    let filters = a
-        .filters
-        .as_deref()
-        .map(crate::filters::Filters::load)
-        .transpose()?;
+    let filters = crate::filters::Filters::load_optional(a.filters.as_deref())?;
     let sel = crate::filters::Selection::compute(client, filters.as_ref(), false).await?;
     let mut catalog = Catalog::read(client, false).await?;
     catalog.apply(&sel, false);

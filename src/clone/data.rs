@@ -218,9 +218,7 @@ fn dispatch(
 /// batch's transaction.
 fn is_small(ctx: &Ctx, table: usize) -> bool {
     let t = &ctx.catalog.tables[table];
-    t.bytes < SMALL_TABLE_BYTES
-        && t.extension_config.is_none()
-        && !ctx.units.iter().any(|u| u.table == table && u.parts > 1)
+    t.bytes < SMALL_TABLE_BYTES && t.extension_config.is_none() && !ctx.is_split(t.oid)
 }
 
 /// Logs a retry about to happen and returns how long to wait first.
@@ -516,7 +514,7 @@ impl Unit {
 /// Parts of split tables recorded as committed on the target (the table exists only while a
 /// clone with split tables is copying).
 async fn committed_parts(ctx: &Ctx) -> Result<std::collections::HashSet<(u32, u32)>> {
-    if !ctx.units.iter().any(|u| u.parts > 1) {
+    if ctx.split_tables.is_empty() {
         return Ok(Default::default());
     }
     let client = ctx.target.connect().await?;
@@ -788,11 +786,7 @@ async fn finish_table(
     if !ctx.cfg.skip_vacuum {
         live.busy(worker, format!("ANALYZE {}", table.display()), false);
         ctx.rec.send(Event::VacuumStart(table.oid));
-        let split = ctx
-            .units
-            .iter()
-            .any(|u| u.parts > 1 && ctx.catalog.tables[u.table].oid == table.oid);
-        analyze(client, table, split).await?;
+        analyze(client, table, ctx.is_split(table.oid)).await?;
         ctx.rec.send(Event::VacuumDone(table.oid));
     }
     ctx.rec.send(Event::TableFinished(table.oid));

@@ -9,7 +9,7 @@ mod sequences;
 mod snapshot;
 
 pub use safety::{same_database, target_tables};
-pub use snapshot::{import as import_snapshot, Holder as SnapshotHolder};
+pub use snapshot::{reader as data_reader, Holder as SnapshotHolder};
 
 use crate::catalog::{Catalog, IndexKind};
 use crate::config::{CloneConfig, SnapshotMode, UsageError};
@@ -48,24 +48,26 @@ pub struct Ctx {
     pub units: Vec<data::Unit>,
     /// Both servers speak the same binary COPY format (same major version).
     pub binary: bool,
+    /// OIDs of the tables copied in parts (derived from `units`).
+    pub split_tables: std::collections::HashSet<u32>,
+}
+
+impl Ctx {
+    /// Whether the table is copied in parts.
+    pub fn is_split(&self, table_oid: u32) -> bool {
+        self.split_tables.contains(&table_oid)
+    }
 }
 
 impl Ctx {
     /// A source connection ready to read data, inside the clone's snapshot when there is one.
     pub async fn source_reader(&self) -> Result<tokio_postgres::Client> {
-        let client = self
-            .source
-            .connect_for_data(Some(&self.catalog.lc_monetary))
-            .await?;
-        client
-            .batch_execute("set row_security = off")
-            .await
-            .map_err(crate::pg::db_err)
-            .context("prepare source session")?;
-        if let Some(id) = &self.snapshot {
-            snapshot::import(&client, id).await?;
-        }
-        Ok(client)
+        snapshot::reader(
+            &self.source,
+            &self.catalog.lc_monetary,
+            self.snapshot.as_deref(),
+        )
+        .await
     }
 
     /// A target connection ready to load data.
@@ -356,14 +358,13 @@ async fn pipeline(
     }
     let mut check_options = cfg.check_options();
     if cfg.filters.is_some() {
-        check_options.excluded_extensions = crate::filters::Selection::compute(
+        check_options.excluded_extensions = crate::filters::excluded_extensions(
             &src_client,
             cfg.filters.as_ref(),
             cfg.skip_extensions,
         )
         .await
-        .context("apply --filters")?
-        .excluded_extensions;
+        .context("apply --filters")?;
     }
     let checks = crate::check::on_connections(&src_client, &tgt_client, &check_options)
         .await
@@ -419,6 +420,11 @@ async fn pipeline(
     rec.send(plan(&catalog, &units));
 
     let snapshot = holder.snapshot_id().map(str::to_string);
+    let split_tables = units
+        .iter()
+        .filter(|u| u.parts > 1)
+        .map(|u| catalog.tables[u.table].oid)
+        .collect();
     let ctx = Arc::new(Ctx {
         cfg,
         source,
@@ -430,6 +436,7 @@ async fn pipeline(
         rec: rec.clone(),
         done,
         selection,
+        split_tables,
         units,
         binary: source_version / 10000 == target_version / 10000,
     });
@@ -481,7 +488,7 @@ async fn pipeline(
     // Every unit's state is on disk before anything that depends on it; then the record of
     // committed parts on the target has served.
     rec.flush();
-    if ctx.units.iter().any(|u| u.parts > 1) {
+    if !ctx.split_tables.is_empty() {
         let client = ctx.target.connect().await?;
         client
             .batch_execute(crate::pg::sql::DROP_PARTS_SCHEMA)

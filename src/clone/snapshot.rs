@@ -107,3 +107,23 @@ pub async fn import(client: &Client, id: &str) -> Result<()> {
             format!("import snapshot {id} (it exists only while the transaction that exported it is open)")
         })
 }
+
+/// A connection that reads rows to copy or compare: the text settings shared by both sides
+/// (`connect_for_data`), `row_security = off` (a policy must make the read fail, never hide
+/// rows), inside `snapshot` when there is one.
+pub async fn reader(
+    endpoint: &Endpoint,
+    lc_monetary: &str,
+    snapshot: Option<&str>,
+) -> Result<Client> {
+    let client = endpoint.connect_for_data(Some(lc_monetary)).await?;
+    client
+        .batch_execute("set row_security = off")
+        .await
+        .db()
+        .with_context(|| format!("prepare {} session", endpoint.side))?;
+    if let Some(id) = snapshot {
+        import(&client, id).await?;
+    }
+    Ok(client)
+}

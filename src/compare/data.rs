@@ -85,6 +85,15 @@ fn parse_sum(s: &str) -> Result<i128> {
         .with_context(|| format!("unexpected checksum sum {s:?} from the server"))
 }
 
+/// Reads the (count, sum, sum) row of a checksum query.
+fn sums_of(row: &tokio_postgres::Row) -> Result<Sums> {
+    Ok(Sums {
+        rows: row.get(0),
+        high: parse_sum(&row.get::<_, String>(1))?,
+        low: parse_sum(&row.get::<_, String>(2))?,
+    })
+}
+
 async fn checksum(client: &Client, task: &Task) -> Result<Sums> {
     let sql = q::table_checksum(
         &task.table.schema,
@@ -97,27 +106,28 @@ async fn checksum(client: &Client, task: &Task) -> Result<Sums> {
         .await
         .db()
         .with_context(|| format!("checksum {}", task.key))?;
-    Ok(Sums {
-        rows: row.get(0),
-        high: parse_sum(&row.get::<_, String>(1))?,
-        low: parse_sum(&row.get::<_, String>(2))?,
-    })
+    sums_of(&row)
 }
 
-/// Runs the tasks of one side on `jobs` sessions; returns the sums per table.
+/// Runs the tasks of one side on `jobs` sessions of `endpoint` (reading in `snapshot` when
+/// given); returns the sums per table.
 async fn run_side(
     tasks: Vec<Task>,
     jobs: usize,
-    connect: Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<Client>> + Send + Sync>,
+    endpoint: &Endpoint,
+    snapshot: Option<String>,
+    lc_monetary: &str,
 ) -> Result<BTreeMap<String, Sums>> {
     let workers = jobs.min(tasks.len()).max(1);
     let queue = Arc::new(Mutex::new(tasks.into_iter().collect::<VecDeque<_>>()));
     let results = Arc::new(Mutex::new(BTreeMap::<String, Sums>::new()));
     let mut set = JoinSet::new();
     for _ in 0..workers {
-        let (queue, results, connect) = (queue.clone(), results.clone(), connect.clone());
+        let (queue, results) = (queue.clone(), results.clone());
+        let (endpoint, snapshot, lc) =
+            (endpoint.clone(), snapshot.clone(), lc_monetary.to_string());
         set.spawn(async move {
-            let client = connect().await?;
+            let client = crate::clone::data_reader(&endpoint, &lc, snapshot.as_deref()).await?;
             loop {
                 let next = queue.lock().expect("queue").pop_front();
                 let Some(task) = next else { break };
@@ -148,11 +158,7 @@ async fn large_objects(client: &Client) -> Result<Sums> {
         .await
         .db()
         .context("checksum large objects")?;
-    Ok(Sums {
-        rows: row.get(0),
-        high: parse_sum(&row.get::<_, String>(1))?,
-        low: parse_sum(&row.get::<_, String>(2))?,
-    })
+    sums_of(&row)
 }
 
 /// Compares every table's rows (and the large objects). `holder` is a source connection
@@ -189,57 +195,41 @@ pub async fn compare(
         plan(holder, &s_catalog, opts),
         plan(target_client, &t_catalog, opts)
     )?;
-    let lc = opts.lc_monetary.clone();
-    let src = source.clone();
-    let snap = snapshot.clone();
-    let lc2 = lc.clone();
-    let source_connect: Arc<
-        dyn Fn() -> futures::future::BoxFuture<'static, Result<Client>> + Send + Sync,
-    > = Arc::new(move || {
-        let (src, snap, lc) = (src.clone(), snap.clone(), lc2.clone());
-        Box::pin(async move {
-            let c = src.connect_for_data(Some(&lc)).await?;
-            c.batch_execute("set row_security = off").await.db()?;
-            if let Some(id) = snap {
-                crate::clone::import_snapshot(&c, &id).await?;
-            }
-            Ok(c)
-        })
-    });
-    let tgt = target.clone();
-    let target_connect: Arc<
-        dyn Fn() -> futures::future::BoxFuture<'static, Result<Client>> + Send + Sync,
-    > = Arc::new(move || {
-        let (tgt, lc) = (tgt.clone(), lc.clone());
-        Box::pin(async move {
-            let c = tgt.connect_for_data(Some(&lc)).await?;
-            c.batch_execute("set row_security = off").await.db()?;
-            Ok(c)
-        })
-    });
     let (s_sums, t_sums, s_lo, t_lo) = tokio::try_join!(
         async {
-            run_side(s_tasks, opts.table_jobs, source_connect)
-                .await
-                .context("checksum the source")
+            run_side(
+                s_tasks,
+                opts.table_jobs,
+                source,
+                snapshot,
+                &opts.lc_monetary,
+            )
+            .await
+            .context("checksum the source")
         },
         async {
-            run_side(t_tasks, opts.table_jobs, target_connect)
+            run_side(t_tasks, opts.table_jobs, target, None, &opts.lc_monetary)
                 .await
                 .context("checksum the target")
         },
         large_objects(holder),
         large_objects(target_client)
     )?;
-    let mut keys: Vec<String> = s_catalog.tables.iter().map(key_of).collect();
-    for t in &t_catalog.tables {
-        let k = key_of(t);
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
-    }
     let s_keys: std::collections::HashSet<String> = s_catalog.tables.iter().map(key_of).collect();
     let t_keys: std::collections::HashSet<String> = t_catalog.tables.iter().map(key_of).collect();
+    // The source's tables in its order, then those only the target has.
+    let keys: Vec<String> = s_catalog
+        .tables
+        .iter()
+        .map(key_of)
+        .chain(
+            t_catalog
+                .tables
+                .iter()
+                .map(key_of)
+                .filter(|k| !s_keys.contains(k)),
+        )
+        .collect();
     let mut out: Vec<TableResult> = keys
         .into_iter()
         .map(|k| {

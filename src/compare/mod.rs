@@ -80,11 +80,7 @@ async fn compare_schema(a: CompareSchemaArgs) -> Result<bool> {
             .await
             .map_err(crate::pg::db_err)?;
     }
-    let filters = a
-        .filters
-        .as_deref()
-        .map(crate::filters::Filters::load)
-        .transpose()?;
+    let filters = crate::filters::Filters::load_optional(a.filters.as_deref())?;
     let selection = crate::filters::Selection::compute(&s, filters.as_ref(), false).await?;
     let (diffs, compared) =
         schema::compare(&s, &t, a.compare_owners, a.compare_acl, &selection).await?;
@@ -141,11 +137,7 @@ async fn compare_data(a: CompareDataArgs) -> Result<bool> {
         (None, true) => SnapshotMode::None,
         (None, false) => SnapshotMode::Export,
     };
-    let filters = a
-        .filters
-        .as_deref()
-        .map(crate::filters::Filters::load)
-        .transpose()?;
+    let filters = crate::filters::Filters::load_optional(a.filters.as_deref())?;
     let target_client = target.connect_preflight().await?;
     let holder = crate::clone::SnapshotHolder::open(&source, &mode).await?;
     let selection =

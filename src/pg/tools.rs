@@ -207,17 +207,8 @@ pub async fn run(program: &Path, args: &[String], conn: &ConnParams, what: &str)
         tracing::warn!("{what}: {line}");
     }
     if !status.success() {
-        let tail: Vec<&str> = err
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = &lines[lines.len().saturating_sub(4)..];
         let status = match status.code() {
             Some(c) => format!("exit code {c}"),
             None => "killed by a signal".to_string(),
