@@ -391,6 +391,8 @@ pub enum Event {
         part: u32,
         rows: u64,
         bytes: u64,
+        /// The unit's own copy time (several units may share one transaction).
+        secs: f64,
     },
     UnitFailed {
         table_oid: u32,
@@ -512,11 +514,12 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             part,
             rows,
             bytes,
+            secs,
         } => {
             tx.execute(
-                "update unit set state = 'done', ended_at = ?3, rows = ?4, bytes = ?5 \
-                 where table_oid = ?1 and part = ?2",
-                params![table_oid, part, t, *rows as i64, *bytes as i64],
+                "update unit set state = 'done', ended_at = ?3, started_at = ?3 - ?6, rows = ?4, \
+                 bytes = ?5 where table_oid = ?1 and part = ?2",
+                params![table_oid, part, t, *rows as i64, *bytes as i64, secs],
             )?;
         }
         Event::UnitFailed {

@@ -273,6 +273,57 @@ async fn connect_pair(ctx: &Ctx, worker: usize, stale: Option<(i32, i32)>) -> Re
     .with_context(|| format!("start COPY worker {}", worker + 1))
 }
 
+/// Whole tables smaller than this are copied several to a target transaction.
+const BATCH_TABLE_BYTES: i64 = 2 << 20;
+/// A batch holds at most this many tables and this many (estimated) bytes.
+const BATCH_MAX_TABLES: usize = 32;
+const BATCH_MAX_BYTES: i64 = 16 << 20;
+
+fn batchable(ctx: &Ctx, unit: &Unit) -> bool {
+    unit.parts == 1
+        && ctx.catalog.tables[unit.table].extension_config.is_none()
+        && unit.est_bytes < BATCH_TABLE_BYTES
+}
+
+/// The units a copy worker takes next: one, or a batch of small whole tables that are copied
+/// in one target transaction with their round trips pipelined (over a wide-area link the round
+/// trips, not the bytes, are what small tables cost). Batches shrink towards the end of the
+/// queue so that every worker keeps some work.
+fn take_batch(ctx: &Ctx, queue: &Mutex<VecDeque<usize>>) -> Vec<usize> {
+    let mut q = queue.lock().expect("queue lock");
+    let Some(first) = q.pop_front() else {
+        return Vec::new();
+    };
+    let mut batch = vec![first];
+    if !batchable(ctx, &ctx.units[first]) {
+        return batch;
+    }
+    let cap = (q.len() + 1)
+        .div_ceil(2 * ctx.cfg.table_jobs.max(1))
+        .clamp(1, BATCH_MAX_TABLES);
+    let mut bytes = ctx.units[first].est_bytes.max(0);
+    while batch.len() < cap {
+        let Some(&k) = q.front() else { break };
+        let unit = &ctx.units[k];
+        if !batchable(ctx, unit) || bytes + unit.est_bytes.max(0) > BATCH_MAX_BYTES {
+            break;
+        }
+        bytes += unit.est_bytes.max(0);
+        batch.push(k);
+        q.pop_front();
+    }
+    batch
+}
+
+/// What a worker shows while it copies `units`.
+fn batch_label(ctx: &Ctx, units: &[&Unit]) -> String {
+    let first = units[0].label(&ctx.catalog.tables[units[0].table]);
+    match units.len() {
+        1 => first,
+        n => format!("{n} tables ({first}, ...)"),
+    }
+}
+
 async fn copy_worker(
     worker: usize,
     ctx: Arc<Ctx>,
@@ -288,188 +339,312 @@ async fn copy_worker(
     let live = &ctx.rec.live;
     let policy = ctx.cfg.retry;
     loop {
-        let next = queue.lock().expect("queue lock").pop_front();
-        let Some(k) = next else { break };
-        let unit = &ctx.units[k];
-        let i = unit.table;
-        let table = &ctx.catalog.tables[i];
-        let label = unit.label(table);
-        let start = Instant::now();
+        let batch = take_batch(&ctx, &queue);
+        if batch.is_empty() {
+            break;
+        }
+        let units: Vec<&Unit> = batch.iter().map(|k| &ctx.units[*k]).collect();
+        let label = batch_label(&ctx, &units);
         let mut attempt = 0;
-        let (rows, bytes) = loop {
-            let unit_bytes = live
+        let copied = loop {
+            let worker_bytes = live
                 .busy(&name, format!("COPY {label}"), true)
                 .unwrap_or_default();
-            ctx.rec.send(Event::UnitStart {
-                table_oid: table.oid,
-                part: unit.part,
-            });
+            for unit in &units {
+                ctx.rec.send(Event::UnitStart {
+                    table_oid: ctx.catalog.tables[unit.table].oid,
+                    part: unit.part,
+                });
+            }
             let result = async {
                 if conns.is_none() {
                     conns = Some(connect_pair(&ctx, worker, stale).await?);
                     stale = None;
                 }
                 let (source, target) = conns.as_ref().expect("connected above");
-                copy_unit(
-                    &source.client,
-                    &target.client,
-                    table,
-                    unit,
-                    ctx.binary,
-                    &unit_bytes,
-                    &live.copied_bytes,
-                )
-                .await
+                let io = CopyIo {
+                    source: &source.client,
+                    target: &target.client,
+                    worker_bytes: &worker_bytes,
+                    all_bytes: &live.copied_bytes,
+                };
+                copy_units(&ctx, &io, &units, attempt > 0).await
             }
-            .await
-            .with_context(|| format!("copy table {label}"));
+            .await;
             live.idle(&name);
             match result {
-                Ok(counts) => break counts,
+                Ok(copied) => break copied,
                 Err(e) if attempt < policy.retries && is_transient(&e) => {
                     attempt += 1;
-                    let wait = announce_retry(
-                        &policy,
-                        attempt,
-                        &e,
-                        "the table is copied again from scratch",
-                    );
+                    let what = if units.len() == 1 {
+                        "the table is copied again from scratch"
+                    } else {
+                        "the tables are copied again from scratch"
+                    };
+                    let wait = announce_retry(&policy, attempt, &e, what);
                     // The connections may be dead; the transaction rolled back with them (their
                     // server processes are ended when the new connections are made).
                     stale = conns.take().map(|(s, t)| (s.pid, t.pid)).or(stale);
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    ctx.rec.send(Event::UnitFailed {
-                        table_oid: table.oid,
-                        part: unit.part,
-                        error: format!("{e:#}"),
-                    });
+                    for unit in &units {
+                        ctx.rec.send(Event::UnitFailed {
+                            table_oid: ctx.catalog.tables[unit.table].oid,
+                            part: unit.part,
+                            error: format!("{e:#}"),
+                        });
+                    }
                     return Err(e);
                 }
             }
         };
-        live.copied_rows.fetch_add(rows, Ordering::Relaxed);
-        ctx.rec.send(Event::UnitDone {
-            table_oid: table.oid,
-            part: unit.part,
-            rows,
-            bytes,
-        });
-        info!(
-            "copied {label}: {} rows, {} in {}",
-            fmt::count(rows),
-            fmt::bytes(bytes),
-            fmt::duration(start.elapsed().as_secs_f64())
-        );
-        counters.rows.fetch_add(rows, Ordering::Relaxed);
-        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
-        if parts_left[&i].fetch_sub(1, Ordering::AcqRel) != 1 {
-            // Other parts of the table are still to come.
-            continue;
+        for (unit, c) in units.iter().zip(copied) {
+            let i = unit.table;
+            let table = &ctx.catalog.tables[i];
+            live.copied_rows.fetch_add(c.rows, Ordering::Relaxed);
+            ctx.rec.send(Event::UnitDone {
+                table_oid: table.oid,
+                part: unit.part,
+                rows: c.rows,
+                bytes: c.bytes,
+                secs: c.secs,
+            });
+            info!(
+                "copied {}: {} rows, {} in {}",
+                unit.label(table),
+                fmt::count(c.rows),
+                fmt::bytes(c.bytes),
+                fmt::duration(c.secs)
+            );
+            counters.rows.fetch_add(c.rows, Ordering::Relaxed);
+            counters.bytes.fetch_add(c.bytes, Ordering::Relaxed);
+            if parts_left[&i].fetch_sub(1, Ordering::AcqRel) != 1 {
+                // Other parts of the table are still to come.
+                continue;
+            }
+            counters.tables.fetch_add(1, Ordering::Relaxed);
+            // The table's rows are committed: its indexes may be built now.
+            let builds: Vec<usize> = index_queue
+                .by_table
+                .get(&i)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .copied()
+                .filter(|j| built_first(&ctx.catalog.indexes[*j]))
+                .collect();
+            index_queue.remaining[&i].store(builds.len(), Ordering::Release);
+            dispatch(
+                &index_tx,
+                i,
+                builds,
+                index_queue.by_table.contains_key(&i),
+                ctx.cfg.skip_vacuum,
+                false,
+                is_small(&ctx, i),
+            );
         }
-        counters.tables.fetch_add(1, Ordering::Relaxed);
-        // The table's rows are committed: its indexes may be built now.
-        let builds: Vec<usize> = index_queue
-            .by_table
-            .get(&i)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .copied()
-            .filter(|j| built_first(&ctx.catalog.indexes[*j]))
-            .collect();
-        index_queue.remaining[&i].store(builds.len(), Ordering::Release);
-        dispatch(
-            &index_tx,
-            i,
-            builds,
-            index_queue.by_table.contains_key(&i),
-            ctx.cfg.skip_vacuum,
-            false,
-            is_small(&ctx, i),
-        );
     }
     Ok(())
 }
 
-/// Copies one unit in one target transaction. A whole table: TRUNCATE, COPY ... FREEZE,
-/// COMMIT. A part of a split table: COPY of its rows, and its row in neoncopy.parts, committed
-/// together. Either way a failure leaves nothing behind, and running it again never duplicates
-/// a row.
-async fn copy_unit(
-    source: &Client,
-    target: &Client,
-    table: &Table,
-    unit: &Unit,
-    binary: bool,
-    unit_bytes: &AtomicU64,
-    all_bytes: &AtomicU64,
-) -> Result<(u64, u64)> {
-    let whole = unit.parts == 1;
-    let fresh = whole && table.extension_config.is_none();
-    let binary = binary && table.binary_ok;
-    let mut begin = String::from("begin");
-    if fresh {
-        begin.push_str("; ");
-        begin.push_str(&sql::truncate_only(&table.schema, &table.name));
+/// A copy worker's two sessions and its byte counters.
+struct CopyIo<'a> {
+    source: &'a Client,
+    target: &'a Client,
+    /// Bytes of the worker's current batch, for the live view.
+    worker_bytes: &'a AtomicU64,
+    /// Bytes streamed by all workers, committed or not.
+    all_bytes: &'a AtomicU64,
+}
+
+/// What one unit's copy came to.
+struct Copied {
+    rows: u64,
+    bytes: u64,
+    secs: f64,
+}
+
+/// Copies units in one target transaction. A whole table: TRUNCATE, COPY ... FREEZE. A part
+/// of a split table: COPY of its rows, and its row in neoncopy.parts, committed together.
+/// Either way a failure leaves nothing behind, and running it again never duplicates a row.
+/// `again` says an earlier attempt failed: a part whose commit went through although its
+/// answer was lost is then not copied a second time.
+async fn copy_units(
+    ctx: &Ctx,
+    io: &CopyIo<'_>,
+    units: &[&Unit],
+    again: bool,
+) -> Result<Vec<Copied>> {
+    if let [unit] = units {
+        if again && unit.parts > 1 {
+            let table = &ctx.catalog.tables[unit.table];
+            let row = io
+                .target
+                .query_opt(
+                    sql::COMMITTED_PART_ROWS,
+                    &[&(table.oid as i64), &(unit.part as i32)],
+                )
+                .await
+                .db()
+                .context("look for the part in neoncopy.parts")?;
+            if let Some(row) = row {
+                info!("{} was committed by the failed attempt", unit.label(table));
+                return Ok(vec![Copied {
+                    rows: row.get::<_, i64>(0) as u64,
+                    bytes: 0,
+                    secs: 0.0,
+                }]);
+            }
+        }
     }
-    target
-        .batch_execute(&begin)
-        .await
-        .db()
-        .context("begin target transaction")?;
-    let condition = if whole {
-        table.extension_config.as_deref()
-    } else {
-        unit.condition.as_deref()
+    let counted: Vec<AtomicU64> = units.iter().map(|_| AtomicU64::new(0)).collect();
+    let result = copy_pipelined(ctx, io, units, &counted).await;
+    if result.is_err() {
+        let _ = io.target.batch_execute("rollback").await;
+        // The streamed bytes were not kept.
+        let lost: u64 = counted.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        io.all_bytes.fetch_sub(lost, Ordering::Relaxed);
+    }
+    result
+}
+
+/// The round trips of `copy_units`, overlapped: one for BEGIN, the TRUNCATEs and every COPY
+/// statement's preparation on both sides; then per unit one to start both COPYs, sent with
+/// the end of the previous unit's COPY (and the COMMIT with the last one's).
+async fn copy_pipelined(
+    ctx: &Ctx,
+    io: &CopyIo<'_>,
+    units: &[&Unit],
+    counted: &[AtomicU64],
+) -> Result<Vec<Copied>> {
+    let tables = &ctx.catalog.tables;
+    let (source, target) = (io.source, io.target);
+    let table = |u: &Unit| &tables[u.table];
+    let fresh = |u: &Unit| u.parts == 1 && table(u).extension_config.is_none();
+    let label = |i: usize| units[i].label(table(units[i]));
+    let mut begin = String::from("begin");
+    for u in units.iter().filter(|u| fresh(u)) {
+        begin.push_str("; ");
+        begin.push_str(&sql::truncate_only(&table(u).schema, &table(u).name));
+    }
+    let prepare_in = units.iter().enumerate().map(|(i, u)| {
+        let t = table(u);
+        let text = sql::copy_in(
+            &t.schema,
+            &t.name,
+            &t.columns,
+            fresh(u),
+            ctx.binary && t.binary_ok,
+        );
+        async move {
+            target
+                .prepare(&text)
+                .await
+                .db()
+                .with_context(|| format!("copy table {}: prepare COPY on target", label(i)))
+        }
+    });
+    let prepare_out = units.iter().enumerate().map(|(i, u)| {
+        let t = table(u);
+        let condition = if u.parts == 1 {
+            t.extension_config.as_deref()
+        } else {
+            u.condition.as_deref()
+        };
+        let text = sql::copy_out(
+            &t.schema,
+            &t.name,
+            &t.columns,
+            condition,
+            ctx.binary && t.binary_ok,
+        );
+        async move {
+            source
+                .prepare(&text)
+                .await
+                .db()
+                .with_context(|| format!("copy table {}: prepare COPY on source", label(i)))
+        }
+    });
+    let (_, ins, outs) = tokio::try_join!(
+        async {
+            target
+                .batch_execute(&begin)
+                .await
+                .db()
+                .context("begin target transaction")
+        },
+        futures::future::try_join_all(prepare_in),
+        futures::future::try_join_all(prepare_out),
+    )?;
+    let start_copy = |i: usize| {
+        let (ins, outs) = (&ins, &outs);
+        async move {
+            tokio::try_join!(
+                async {
+                    target
+                        .copy_in::<_, bytes::Bytes>(&ins[i])
+                        .await
+                        .db()
+                        .with_context(|| format!("copy table {}: start COPY on target", label(i)))
+                },
+                async {
+                    source
+                        .copy_out(&outs[i])
+                        .await
+                        .db()
+                        .with_context(|| format!("copy table {}: start COPY on source", label(i)))
+                },
+            )
+        }
     };
-    let result = async {
-        let sink = target
-            .copy_in::<_, bytes::Bytes>(&sql::copy_in(
-                &table.schema,
-                &table.name,
-                &table.columns,
-                fresh,
-                binary,
-            ))
-            .await
-            .db()
-            .context("start COPY on target")?;
-        let stream = source
-            .copy_out(&sql::copy_out(
-                &table.schema,
-                &table.name,
-                &table.columns,
-                condition,
-                binary,
-            ))
-            .await
-            .db()
-            .context("start COPY on source")?;
-        let mut stream = std::pin::pin!(stream.inspect_ok(|chunk| {
-            unit_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            all_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    let n = units.len();
+    let mut out = Vec::with_capacity(n);
+    let mut current = Some(start_copy(0).await?);
+    let mut since = Instant::now();
+    for i in 0..n {
+        let (sink, stream) = current.take().expect("started before");
+        let mut sink = Box::pin(sink);
+        let mut stream = Box::pin(stream.inspect_ok(|chunk| {
+            let len = chunk.len() as u64;
+            counted[i].fetch_add(len, Ordering::Relaxed);
+            io.worker_bytes.fetch_add(len, Ordering::Relaxed);
+            io.all_bytes.fetch_add(len, Ordering::Relaxed);
         }));
-        let mut sink = std::pin::pin!(sink);
         sink.send_all(&mut stream)
             .await
             .db()
-            .context("stream rows")?;
-        let rows = sink
-            .as_mut()
-            .finish()
-            .await
-            .db()
-            .context("finish COPY on target")?;
-        Ok::<_, anyhow::Error>((rows, unit_bytes.load(Ordering::Relaxed)))
-    }
-    .await;
-    match result {
-        Ok(counts) => {
+            .with_context(|| format!("copy table {}: stream rows", label(i)))?;
+        let finish = async {
+            sink.as_mut()
+                .finish()
+                .await
+                .db()
+                .with_context(|| format!("copy table {}: finish COPY on target", label(i)))
+        };
+        let rows = if i + 1 < n {
+            let (rows, next) = tokio::try_join!(finish, start_copy(i + 1))?;
+            current = Some(next);
+            rows
+        } else if fresh(units[i]) {
+            // COMMIT goes with the end of the COPY. Should the COPY fail, the server answers
+            // that COMMIT with a rollback, and the COPY's error is the one reported.
+            let commit = async {
+                target
+                    .batch_execute("commit")
+                    .await
+                    .db()
+                    .context("commit target transaction")
+            };
+            tokio::try_join!(finish, commit)?.0
+        } else {
+            // A part's record carries its row count, known once its COPY is finished.
+            let rows = finish.await?;
             let mut commit = String::new();
-            if !whole {
-                commit.push_str(&sql::record_part(table.oid, unit.part));
+            if units[i].parts > 1 {
+                commit.push_str(&sql::record_part(table(units[i]).oid, units[i].part, rows));
                 commit.push_str("; ");
             }
             commit.push_str("commit");
@@ -478,15 +653,17 @@ async fn copy_unit(
                 .await
                 .db()
                 .context("commit target transaction")?;
-            Ok(counts)
-        }
-        Err(e) => {
-            let _ = target.batch_execute("rollback").await;
-            // The streamed bytes were not kept.
-            all_bytes.fetch_sub(unit_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
-            Err(e)
-        }
+            rows
+        };
+        let now = Instant::now();
+        out.push(Copied {
+            rows,
+            bytes: counted[i].load(Ordering::Relaxed),
+            secs: now.duration_since(since).as_secs_f64(),
+        });
+        since = now;
     }
+    Ok(out)
 }
 
 /// A unit of copy work: a whole table, or one part of a split one.
@@ -537,6 +714,9 @@ async fn committed_parts(ctx: &Ctx) -> Result<std::collections::HashSet<(u32, u3
     Ok(out)
 }
 
+/// At most this many small tables' indexes go in one round trip.
+const INDEX_BATCH_MAX_TABLES: usize = 32;
+
 async fn index_worker(
     worker: usize,
     ctx: Arc<Ctx>,
@@ -546,8 +726,13 @@ async fn index_worker(
     let mut conn: Option<Session> = None;
     let mut stale: Option<i32> = None;
     let name = format!("index {}", worker + 1);
+    // A job taken from the queue while gathering small tables, done next.
+    let mut held: Option<IndexJob> = None;
     loop {
-        let job = queue.rx.lock().await.recv().await;
+        let job = match held.take() {
+            Some(job) => Some(job),
+            None => queue.rx.lock().await.recv().await,
+        };
         let Some(job) = job else { break };
         // Two phases, each retried on its own, so that a retry never repeats a finished phase
         // (nor counts an index twice).
@@ -563,8 +748,32 @@ async fn index_worker(
             }
             IndexJob::Finish(t) => Some(t),
             IndexJob::Small(t) => {
-                let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
-                let op = IndexOp::Small(t, indexes);
+                // Other small tables waiting go in the same round trip, the waiting ones
+                // shared out between the workers.
+                let mut tables = vec![t];
+                {
+                    let mut rx = queue.rx.lock().await;
+                    let cap =
+                        (rx.len() / ctx.cfg.index_jobs.max(1) + 1).clamp(1, INDEX_BATCH_MAX_TABLES);
+                    while tables.len() < cap {
+                        match rx.try_recv() {
+                            Ok(IndexJob::Small(t)) => tables.push(t),
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                let batch: Vec<(usize, &[usize])> = tables
+                    .iter()
+                    .map(|t| {
+                        let indexes = queue.by_table.get(t).map(Vec::as_slice).unwrap_or(&[]);
+                        (*t, indexes)
+                    })
+                    .collect();
+                let op = IndexOp::Small(batch);
                 run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op, &counters)
                     .await?;
                 None
@@ -585,7 +794,8 @@ async fn index_worker(
 enum IndexOp<'a> {
     Build(usize),
     Finish(usize, &'a [usize]),
-    Small(usize, &'a [usize]),
+    /// Small tables, each with its indexes.
+    Small(Vec<(usize, &'a [usize])>),
 }
 
 /// Runs `op` on the worker's target session, opening one if needed; after a transient failure
@@ -627,9 +837,9 @@ async fn run_on_fresh_session(
                 let table = &ctx.catalog.tables[*t];
                 finish_table(ctx, client, name, table, indexes, counters, again).await
             }
-            IndexOp::Small(t, indexes) => {
+            IndexOp::Small(tables) => {
                 let again = resumed || attempt > 0;
-                small_table(ctx, client, name, *t, indexes, counters, again).await
+                small_tables(ctx, client, name, tables, counters, again).await
             }
         };
         match result {
@@ -645,61 +855,75 @@ async fn run_on_fresh_session(
     }
 }
 
-/// All of a small table's indexes, constraints, index settings and ANALYZE as one batch: one
-/// round trip, one transaction (so a failure leaves none of it).
-async fn small_table(
+/// All of some small tables' indexes, constraints, index settings and ANALYZE as one batch:
+/// one round trip, one transaction (so a failure leaves none of it).
+async fn small_tables(
     ctx: &Ctx,
     client: &Client,
     worker: &str,
-    t: usize,
-    indexes: &[usize],
+    tables: &[(usize, &[usize])],
     counters: &Counters,
     again: bool,
 ) -> Result<()> {
-    let table = &ctx.catalog.tables[t];
     let live = &ctx.rec.live;
-    live.busy(worker, format!("INDEXES {}", table.display()), false);
+    let first = ctx.catalog.tables[tables[0].0].display();
+    let what = match tables.len() {
+        1 => format!("INDEXES {first}"),
+        n => format!("INDEXES of {n} tables ({first}, ...)"),
+    };
+    live.busy(worker, what, false);
     let mut stmts = Vec::new();
-    for j in indexes {
-        let index = &ctx.catalog.indexes[*j];
-        ctx.rec.send(Event::IndexStart(index.oid));
-        if built_first(index) {
-            stmts.extend(build_statements(index));
-        }
-    }
-    for j in indexes {
-        let index = &ctx.catalog.indexes[*j];
-        if let Some(c) = constraint_statements(index, table) {
-            if !(again && constraint_exists(client, index, table).await?) {
-                stmts.extend(c);
+    let mut count = 0;
+    for (t, indexes) in tables {
+        let table = &ctx.catalog.tables[*t];
+        for j in *indexes {
+            let index = &ctx.catalog.indexes[*j];
+            ctx.rec.send(Event::IndexStart(index.oid));
+            count += 1;
+            if built_first(index) {
+                stmts.extend(build_statements(index));
             }
         }
-    }
-    for j in indexes {
-        stmts.extend(table_statements(&ctx.catalog.indexes[*j], table));
-    }
-    if !ctx.cfg.skip_vacuum {
-        // Counted with the index time: it runs in the same round trip.
-        stmts.push(sql::analyze(&table.schema, &table.name, false));
+        for j in *indexes {
+            let index = &ctx.catalog.indexes[*j];
+            if let Some(c) = constraint_statements(index, table) {
+                if !(again && constraint_exists(client, index, table).await?) {
+                    stmts.extend(c);
+                }
+            }
+        }
+        for j in *indexes {
+            stmts.extend(table_statements(&ctx.catalog.indexes[*j], table));
+        }
+        if !ctx.cfg.skip_vacuum {
+            // Counted with the index time: it runs in the same round trip.
+            stmts.push(sql::analyze(&table.schema, &table.name, false));
+        }
     }
     let start = Instant::now();
     client
         .batch_execute(&stmts.join(";\n"))
         .await
         .db()
-        .with_context(|| format!("build the indexes of {}", table.display()))?;
-    let each = start.elapsed().as_secs_f64() / indexes.len().max(1) as f64;
-    for j in indexes {
-        let index = &ctx.catalog.indexes[*j];
-        ctx.rec.send(Event::IndexDone {
-            oid: index.oid,
-            index_secs: each,
-            constraint_secs: 0.0,
-        });
-        counters.indexes.fetch_add(1, Ordering::Relaxed);
-        live.indexes_done.fetch_add(1, Ordering::Relaxed);
+        .with_context(|| match tables.len() {
+            1 => format!("build the indexes of {first}"),
+            n => format!("build the indexes of {n} small tables ({first}, ...)"),
+        })?;
+    let each = start.elapsed().as_secs_f64() / count.max(1) as f64;
+    for (t, indexes) in tables {
+        for j in *indexes {
+            let index = &ctx.catalog.indexes[*j];
+            ctx.rec.send(Event::IndexDone {
+                oid: index.oid,
+                index_secs: each,
+                constraint_secs: 0.0,
+            });
+            counters.indexes.fetch_add(1, Ordering::Relaxed);
+            live.indexes_done.fetch_add(1, Ordering::Relaxed);
+        }
+        ctx.rec
+            .send(Event::TableFinished(ctx.catalog.tables[*t].oid));
     }
-    ctx.rec.send(Event::TableFinished(table.oid));
     Ok(())
 }
 

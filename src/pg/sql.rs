@@ -276,13 +276,18 @@ pub fn copy_in(
 pub const PARTS_SCHEMA: &str = "neoncopy";
 pub const CREATE_PARTS_TABLE: &str = "create schema if not exists neoncopy; \
      create table if not exists neoncopy.parts (table_oid int8 not null, part int4 not null, \
-       primary key (table_oid, part))";
+       rows int8 not null, primary key (table_oid, part))";
 pub const COMMITTED_PARTS: &str = "select table_oid, part from neoncopy.parts";
 pub const PARTS_TABLE_EXISTS: &str = "select pg_catalog.to_regclass('neoncopy.parts') is not null";
 pub const DROP_PARTS_SCHEMA: &str = "drop schema if exists neoncopy cascade";
 
-pub fn record_part(table_oid: u32, part: u32) -> String {
-    format!("insert into neoncopy.parts (table_oid, part) values ({table_oid}, {part})")
+pub const COMMITTED_PART_ROWS: &str =
+    "select rows from neoncopy.parts where table_oid = $1 and part = $2";
+
+pub fn record_part(table_oid: u32, part: u32, rows: u64) -> String {
+    format!(
+        "insert into neoncopy.parts (table_oid, part, rows) values ({table_oid}, {part}, {rows})"
+    )
 }
 
 pub fn truncate_only(schema: &str, table: &str) -> String {

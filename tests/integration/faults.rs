@@ -513,3 +513,54 @@ async fn killed_while_copying_parts_then_resumed_without_duplicates() {
     );
     assert_faithful(&pair).await;
 }
+
+/// Small tables are copied several to a transaction. A backend terminated while one of them
+/// copies rolls the whole batch back; the batch is copied again, without duplicates.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_small_tables_cut_off_is_copied_again_whole() {
+    let pair = fresh_pair("kill_batch", false);
+    let mut sql = String::from(
+        "create function slow_check(int) returns bool language plpgsql immutable as
+           $$ begin if $1 % 50 = 0 then perform pg_sleep(0.1); end if; return $1 >= 0; end $$;
+         create table t_slow (id int primary key, v int check (slow_check(v)));
+         insert into t_slow select g, g from generate_series(1, 1000) g;",
+    );
+    for i in 0..30 {
+        sql.push_str(&format!(
+            "create table t{i} (id int primary key, note text);
+             insert into t{i} select g, 'row ' || g from generate_series(1, 20) g;"
+        ));
+    }
+    source().psql(&pair.src, &sql);
+    let child = spawn_clone(&pair, &["--table-jobs", "1"]);
+    // The CHECK runs on the target for each row loaded: two seconds of COPY to catch. The
+    // table is the largest, so it opens a batch.
+    let prefix = "copy \"public\".\"t_slow\"";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "never saw the COPY of t_slow");
+        if terminate(target(), &pair.dst, prefix).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = finish(child);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("tables are copied again from scratch"),
+        "{err}"
+    );
+    // Its batch companions were copied again with it.
+    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
+    let redone: i64 = db
+        .query_row(
+            "select count(*) from unit where attempts >= 2 and table_name <> 't_slow'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(redone >= 1, "no other table was in t_slow's batch");
+    assert!(attempts(pair.workdir.path(), "t_slow") >= 2);
+    assert_faithful(&pair).await;
+}
