@@ -3,23 +3,29 @@
 # throwaway local servers, the contenders alternating run by run. Prints a table of medians,
 # the ratio to the fastest peer and neoncopy's peak memory. See docs/benchmarks.md.
 #
-#   bench/run.sh [--runs N] [--jobs N] [--datasets "mixed small big latency"] [--scale F]
+#   bench/run.sh [--runs N] [--jobs N] [--datasets "mixed small big latency onekey nokey"]
+#                [--scale F]
+#                [--bin-dir DIR]
 #
-# --scale shrinks or grows every dataset (1 = the sizes of docs/benchmarks.md).
+# --scale shrinks or grows every dataset (1 = the sizes of docs/benchmarks.md). --bin-dir
+# takes neoncopy and latency_proxy from DIR instead of building them (to measure a given
+# build while the tree changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
 runs=3
 jobs=2
-datasets="mixed small big latency"
+datasets="mixed small big latency onekey nokey"
 scale=1
+bin_dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
         --jobs) jobs="$2"; shift 2 ;;
         --datasets) datasets="$2"; shift 2 ;;
         --scale) scale="$2"; shift 2 ;;
+        --bin-dir) bin_dir="$2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -34,10 +40,16 @@ have_pgcopydb=0
 command -v pgcopydb >/dev/null && have_pgcopydb=1
 bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 
-echo "== building neoncopy and the latency proxy (release)"
-cargo build --release --locked --quiet --bin neoncopy --example latency_proxy
-neoncopy="$root/target/release/neoncopy"
-proxy="$root/target/release/examples/latency_proxy"
+if [ -n "$bin_dir" ]; then
+    neoncopy="$(cd "$bin_dir" && pwd)/neoncopy"
+    proxy="$(cd "$bin_dir" && pwd)/latency_proxy"
+else
+    echo "== building neoncopy and the latency proxy (release)"
+    cargo build --release --locked --quiet --bin neoncopy --example latency_proxy
+    neoncopy="$root/target/release/neoncopy"
+    proxy="$root/target/release/examples/latency_proxy"
+fi
+echo "== neoncopy: $("$neoncopy" --version)"
 
 work="$(mktemp -d /tmp/neoncopy-bench.XXXXXX)"
 chmod 755 "$work"
@@ -108,6 +120,20 @@ insert into keyless select md5(g::text), repeat('y', 150), g % 1000 from generat
 SQL
 }
 
+make_onekey() { # ~600 MB in one table with a bigint key: split against unsplit
+    "${src_psql[@]}" -d "$1" <<SQL
+create table keyed (id bigint primary key, a text, b text, n int);
+insert into keyed select g, md5(g::text), repeat('x', 150), g % 1000 from generate_series(1, $(n 2500000)) g;
+SQL
+}
+
+make_nokey() { # ~600 MB in one table without any key (split by page ranges)
+    "${src_psql[@]}" -d "$1" <<SQL
+create table keyless (a text, b text, n int);
+insert into keyless select md5(g::text), repeat('y', 150), g % 1000 from generate_series(1, $(n 2500000)) g;
+SQL
+}
+
 make_latency() { # 500 small tables, cloned through the proxy's 20 ms round trip
     python3 - "$(n 500)" > "$work/latency.sql" <<'PY'
 import sys
@@ -161,7 +187,10 @@ run_dataset() { # dataset
         echo "   round $r of $runs"
         # The order rotates each round, so that no contender always runs first or last.
         local order=(neoncopy pgdump pgdumpplain pgcopydb)
-        [ "$ds" = "big" ] && order=(neoncopy neoncopy-split pgdump pgcopydb)
+        case "$ds" in
+            big) order=(neoncopy neoncopy-split pgdump pgcopydb) ;;
+            onekey|nokey) order=(neoncopy neoncopy-split pgdump pgcopydb-split) ;;
+        esac
         local k=$(( (r - 1) % ${#order[@]} ))
         local rotated=("${order[@]:$k}" "${order[@]:0:$k}")
         for c in "${rotated[@]}"; do
@@ -174,13 +203,31 @@ run_dataset() { # dataset
                     timed "neoncopy --split-tables-larger-than 100MB" "$ds" \
                         "$neoncopy" clone -q --source "$src" --target "$dst" --dir "$work/nc" --restart \
                         --table-jobs "$jobs" --index-jobs "$jobs" --split-tables-larger-than 100MB \
-                        --split-max-parts "$jobs" ;;
+                        --split-max-parts "$jobs"
+                    # How even the parts came out, in rows.
+                    python3 - "$work/nc/state.db" "$ds" >> "$work/parts.txt" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for table, in db.execute("select distinct table_name from unit where parts > 1"):
+    rows = [r for r, in db.execute("select rows from unit where table_name = ? order by part", (table,))]
+    spread = (max(rows) - min(rows)) / max(rows) * 100 if rows and max(rows) else 0
+    print(f"{sys.argv[2]}: {table}: {len(rows)} parts, rows {', '.join(map(str, rows))} "
+          f"(largest {spread:.1f}% above smallest)")
+PY
+                    ;;
                 pgdump)
                     timed "pg_dump -Fd -j$jobs | pg_restore -j$jobs" "$ds" bash -c \
                         "rm -rf '$work/dump' && '$bindir/pg_dump' -Fd -j $jobs -f '$work/dump' '$src' && '$bindir/pg_restore' -j $jobs -d '$dst' '$work/dump'" ;;
                 pgdumpplain)
                     timed "pg_dump | psql" "$ds" bash -c \
                         "'$bindir/pg_dump' '$src' | '$bindir/psql' -X -q -o /dev/null '$dst'" ;;
+                pgcopydb-split)
+                    if [ "$have_pgcopydb" = 1 ]; then
+                        timed "pgcopydb clone --split-tables-larger-than 100MB" "$ds" env \
+                            PGCOPYDB_SOURCE_PGURI="$src" PGCOPYDB_TARGET_PGURI="$dst" \
+                            pgcopydb clone --dir "$work/pgcopydb" --restart --table-jobs "$jobs" \
+                            --index-jobs "$jobs" --no-owner --no-acl --split-tables-larger-than 100MB
+                    fi ;;
                 pgcopydb)
                     if [ "$have_pgcopydb" = 1 ]; then
                         timed "pgcopydb clone" "$ds" env PGCOPYDB_SOURCE_PGURI="$src" PGCOPYDB_TARGET_PGURI="$dst" \
@@ -223,3 +270,8 @@ for f in glob.glob(os.path.join(work, "rss.*")):
 if rss:
     print(f"\nneoncopy peak memory (max RSS over runs): {max(rss) / 1024:.1f} MiB")
 PY
+if [ -s "$work/parts.txt" ]; then
+    echo
+    echo "== parts of split tables (neoncopy --split-tables-larger-than 100MB)"
+    sort -u "$work/parts.txt"
+fi
