@@ -135,6 +135,9 @@ pub struct Catalog {
     pub database_settings: Vec<String>,
     pub database_comment: Option<String>,
     pub lc_monetary: String,
+    /// Foreign keys by constraint oid: the bytes their validation reads (None: unknown, as
+    /// for partitioned tables).
+    pub foreign_keys: std::collections::HashMap<u32, Option<i64>>,
 }
 
 fn oid(v: i64) -> u32 {
@@ -272,6 +275,15 @@ impl Catalog {
             Vec::new()
         };
 
+        let foreign_keys = client
+            .query(sql::FOREIGN_KEY_SIZES, &[])
+            .await
+            .db()
+            .context("list source foreign keys")?
+            .into_iter()
+            .map(|r| (oid(r.get(0)), r.get(1)))
+            .collect();
+
         let row = client
             .query_one(sql::DATABASE_SETTINGS, &[])
             .await
@@ -287,6 +299,7 @@ impl Catalog {
             database_settings: row.get(0),
             database_comment: row.get(1),
             lc_monetary,
+            foreign_keys,
         })
     }
 }

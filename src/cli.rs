@@ -264,7 +264,8 @@ pub struct CloneArgs {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub index_jobs: u32,
 
-    /// Number of pg_restore jobs for the final schema step (foreign keys, triggers, ...)
+    /// Number of pg_restore jobs for the final schema step (foreign keys on big tables,
+    /// materialized view refreshes)
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub restore_jobs: u32,

@@ -191,11 +191,15 @@ pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
     if ctx.cfg.drop_if_exists || clean {
         drop_existing(ctx, DROP_LIST, "drop.sql").await?;
     }
-    // pg_restore writes the SQL it would run; neoncopy sends it in batches on its own
-    // connection: one round trip per batch instead of one per statement, which is what a
-    // schema of many tables costs over a wide-area link.
-    let sql_path = ctx.workdir.file(PRE_DATA_SQL);
-    let mut args = restore_args(ctx, PRE_DATA_LIST);
+    restore_batched(ctx, PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await
+}
+
+/// Restores the entries of `list`: pg_restore writes the SQL it would run, and neoncopy sends
+/// it in batches on its own connection, one round trip per batch instead of one per statement
+/// (which is what a schema of many objects costs over a wide-area link).
+async fn restore_batched(ctx: &Ctx, list: &str, sql_file: &str, what: &str) -> Result<()> {
+    let sql_path = ctx.workdir.file(sql_file);
+    let mut args = restore_args(ctx, list);
     args.retain(|a| !a.starts_with("--dbname=") && a != "--exit-on-error");
     args.push(format!("--file={}", sql_path.display()));
     args.push(ctx.workdir.file(ARCHIVE).display().to_string());
@@ -203,11 +207,15 @@ pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
         &ctx.tools.pg_restore,
         &args,
         &ctx.target.params,
-        "pg_restore (pre-data script)",
+        &format!("pg_restore ({what} script)"),
     )
     .await?;
-    let script = std::fs::read_to_string(&sql_path).context("read the pre-data script")?;
+    let script =
+        std::fs::read_to_string(&sql_path).with_context(|| format!("read the {what} script"))?;
     let (session, entries) = split_script(&script);
+    if entries.is_empty() {
+        return Ok(());
+    }
     let client = ctx.target.connect().await?;
     client
         .batch_execute(&session)
@@ -302,23 +310,129 @@ async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]
 }
 
 /// Foreign keys, triggers, rules, policies, materialized view data, comments and whatever else
-/// post-data holds that neoncopy did not build itself. `clean` first drops what an earlier,
-/// interrupted attempt created of these.
+/// post-data holds that neoncopy did not build itself, in three phases (see PostPhase). `clean`
+/// first drops what an earlier, interrupted attempt created of these.
 pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
     if clean {
         drop_existing(ctx, POST_DATA_LIST, "drop-post-data.sql").await?;
     }
-    let mut args = restore_args(ctx, POST_DATA_LIST);
-    args.push(format!("--jobs={}", ctx.cfg.restore_jobs));
-    args.push(ctx.workdir.file(ARCHIVE).display().to_string());
-    tools::run(
-        &ctx.tools.pg_restore,
-        &args,
-        &ctx.target.params,
-        "pg_restore (post-data)",
-    )
-    .await?;
+    let list = std::fs::read_to_string(ctx.workdir.file(POST_DATA_LIST))
+        .context("read the post-data list")?;
+    let fk_bytes = |oid: u32| ctx.catalog.foreign_keys.get(&oid).copied().flatten();
+    let phases = [
+        (PostPhase::Batched, "post-data-1"),
+        (PostPhase::Parallel, "post-data-2"),
+        (PostPhase::Last, "post-data-3"),
+    ];
+    let mut counts = Vec::new();
+    for (phase, name) in phases {
+        let (phase_list, entries) = post_data_phase_list(&list, phase, &fk_bytes);
+        counts.push(entries);
+        if entries == 0 {
+            continue;
+        }
+        let list_file = format!("{name}.list");
+        std::fs::write(ctx.workdir.file(&list_file), phase_list)
+            .context("write a post-data list")?;
+        if phase == PostPhase::Parallel {
+            let mut args = restore_args(ctx, &list_file);
+            args.push(format!("--jobs={}", ctx.cfg.restore_jobs));
+            args.push(ctx.workdir.file(ARCHIVE).display().to_string());
+            tools::run(
+                &ctx.tools.pg_restore,
+                &args,
+                &ctx.target.params,
+                "pg_restore (post-data)",
+            )
+            .await?;
+        } else {
+            restore_batched(ctx, &list_file, &format!("{name}.sql"), "post-data").await?;
+        }
+    }
+    info!(
+        "post-data: {} entries in batches, {} by pg_restore --jobs, {} last",
+        counts[0], counts[1], counts[2]
+    );
     Ok(())
+}
+
+/// The three phases of post-data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PostPhase {
+    /// In archive order, in batches on one session: indexes and constraints neoncopy does not
+    /// build (those of partitioned tables), foreign keys that read little to validate,
+    /// triggers, rules, policies, publications' tables...
+    Batched,
+    /// By pg_restore --jobs, which runs them side by side where their locks allow: foreign
+    /// keys whose validation reads much, and materialized view data (refreshes, in dependency
+    /// order).
+    Parallel,
+    /// After both: comments and security labels (some are on the constraints above), event
+    /// triggers (which would fire on the statements before them) and privileges.
+    Last,
+}
+
+/// Foreign keys whose table and referenced table together are bigger than this are validated
+/// by pg_restore --jobs, several at once.
+const BIG_FOREIGN_KEY_BYTES: i64 = 64 << 20;
+
+/// The phase of one entry of a restore list (`id; catalog-oid object-oid TYPE schema name
+/// owner`); `fk_bytes` gives what validating a foreign key reads, when known.
+fn post_phase(line: &str, fk_bytes: &dyn Fn(u32) -> Option<i64>) -> PostPhase {
+    let Some((_, rest)) = line.split_once("; ") else {
+        return PostPhase::Batched;
+    };
+    let mut parts = rest.splitn(3, ' ');
+    let _catalog = parts.next();
+    let object = parts.next().and_then(|p| p.parse::<u32>().ok());
+    let desc = parts.next().unwrap_or("");
+    if desc.starts_with("FK CONSTRAINT ") {
+        let small = object
+            .and_then(fk_bytes)
+            .is_some_and(|b| b < BIG_FOREIGN_KEY_BYTES);
+        return if small {
+            PostPhase::Batched
+        } else {
+            PostPhase::Parallel
+        };
+    }
+    if desc.starts_with("MATERIALIZED VIEW DATA ") {
+        return PostPhase::Parallel;
+    }
+    let last = [
+        "COMMENT ",
+        "SECURITY LABEL ",
+        "EVENT TRIGGER ",
+        "ACL ",
+        "DEFAULT ACL ",
+    ];
+    if last.iter().any(|p| desc.starts_with(p)) {
+        return PostPhase::Last;
+    }
+    PostPhase::Batched
+}
+
+/// The post-data list with only the entries of `phase` left active, and how many there are.
+fn post_data_phase_list(
+    list: &str,
+    phase: PostPhase,
+    fk_bytes: &dyn Fn(u32) -> Option<i64>,
+) -> (String, usize) {
+    let mut out = String::with_capacity(list.len());
+    let mut active = 0;
+    for line in list.lines() {
+        let entry = !line.starts_with(';') && !line.trim().is_empty();
+        if entry {
+            if post_phase(line, fk_bytes) == phase {
+                active += 1;
+            } else {
+                out.push(';');
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    (out, active)
 }
 
 /// The DROP ... IF EXISTS statements pg_restore --clean would run for the entries of `list`,
@@ -420,6 +534,40 @@ mod tests {
         assert!(entries[1].sql.contains("-- not a header"));
         assert!(entries[1].sql.contains("SET default_tablespace"));
         assert!(!entries[1].sql.contains("unrestrict"));
+    }
+
+    #[test]
+    fn post_data_phases() {
+        let list = "\
+;
+; Selected TOC Entries:
+;
+3201; 2606 16391 CONSTRAINT public parted parted_pkey postgres
+3202; 2606 16400 FK CONSTRAINT public small small_fk postgres
+3203; 2606 16401 FK CONSTRAINT public big big_fk postgres
+3204; 2606 16402 FK CONSTRAINT public parted parted_fk postgres
+3205; 2620 16403 TRIGGER public t trg postgres
+3206; 0 0 COMMENT - CONSTRAINT big_fk ON public.big postgres
+3207; 0 16404 MATERIALIZED VIEW DATA public mv postgres
+3208; 3466 16405 EVENT TRIGGER - et postgres
+;3209; 2620 16406 TRIGGER public t skipped postgres
+";
+        let fk = |oid: u32| match oid {
+            16400 => Some(1 << 20),
+            16401 => Some(1 << 30),
+            _ => None,
+        };
+        let ids = |phase| {
+            let (l, n) = post_data_phase_list(list, phase, &fk);
+            let ids = entry_ids(&l);
+            assert_eq!(ids.len(), n);
+            let mut ids: Vec<u32> = ids.into_iter().collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(PostPhase::Batched), vec![3201, 3202, 3205]);
+        assert_eq!(ids(PostPhase::Parallel), vec![3203, 3204, 3207]);
+        assert_eq!(ids(PostPhase::Last), vec![3206, 3208]);
     }
 
     #[test]

@@ -577,6 +577,16 @@ pub const DEPENDENT_VIEWS: &str = "with recursive deps(oid) as ( \
          and d.refclassid = 'pg_catalog.pg_class'::regclass and r.ev_class <> d.refobjid) \
      select oid::int8 from deps where not (oid::int8 = any($1::int8[]))";
 
+/// Every foreign key with what validating it reads: the bytes of its table and of the table
+/// it references (null when either is partitioned: its partitions hold the rows).
+pub const FOREIGN_KEY_SIZES: &str = "select con.oid::int8, \
+       case when c.relkind = 'p' or f.relkind = 'p' then null \
+            else pg_catalog.pg_relation_size(c.oid) + pg_catalog.pg_relation_size(f.oid) end \
+     from pg_catalog.pg_constraint con \
+     join pg_catalog.pg_class c on c.oid = con.conrelid \
+     join pg_catalog.pg_class f on f.oid = con.confrelid \
+     where con.contype = 'f'";
+
 /// Foreign keys of relations not in $1 that reference a relation in $1 or rely on an index in
 /// $2: (constraint oid, name, table, what it references).
 pub const ORPHANED_FOREIGN_KEYS: &str = "select con.oid::int8, con.conname::text, \

@@ -323,3 +323,40 @@ async fn more_kinds_of_objects_onto_both_kinds_of_target() {
     clone_fixture("more_super", &["more_objects"], false).await;
     clone_fixture("more_managed", &["more_objects"], true).await;
 }
+
+/// Post-data goes in three phases; what depends on an earlier phase's objects (comments on
+/// foreign keys, an event trigger that would refuse the ALTER TABLEs before it) comes last.
+#[tokio::test(flavor = "multi_thread")]
+async fn post_data_phases_keep_what_depends_on_what() {
+    let pair = fresh_pair("post_data", false);
+    source().psql(&pair.src, &fixture("post_data"));
+    let out = pair.clone_ok(false, &[]);
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.contains("post-data: "))
+        .unwrap_or_else(|| panic!("no post-data line in:\n{err}"));
+    let counts: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .take(3)
+        .rev()
+        .collect();
+    // Batched: the partitioned key and index attachments, the small foreign key, the trigger,
+    // the materialized view's index. By pg_restore: the foreign key into the partitioned
+    // table, the view's data. Last: two comments, the event trigger.
+    assert!(counts[0] >= 3, "{line}");
+    assert_eq!(counts[1], 2, "{line}");
+    assert_eq!(counts[2], 3, "{line}");
+    assert_faithful(&pair).await;
+    let t = target().client(&pair.dst).await;
+    let kids: i64 = t
+        .query_one("select sum(kids)::int8 from kid_counts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kids, 400);
+}
