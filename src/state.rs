@@ -78,6 +78,7 @@ create table if not exists idx (
     index_secs real,
     constraint_secs real
 );
+create index if not exists idx_by_table on idx (table_oid);
 create table if not exists vacuum (
     table_oid integer primary key,
     state text not null,
