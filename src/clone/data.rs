@@ -13,7 +13,7 @@ use crate::pg::{sql, DbResultExt};
 use crate::state::Event;
 use anyhow::{Context, Result};
 use futures::{SinkExt, TryStreamExt};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -872,6 +872,11 @@ async fn small_tables(
         n => format!("INDEXES of {n} tables ({first}, ...)"),
     };
     live.busy(worker, what, false);
+    let existing = if again {
+        existing_constraints(ctx, client, tables).await?
+    } else {
+        HashSet::new()
+    };
     let mut stmts = Vec::new();
     let mut count = 0;
     for (t, indexes) in tables {
@@ -887,7 +892,7 @@ async fn small_tables(
         for j in *indexes {
             let index = &ctx.catalog.indexes[*j];
             if let Some(c) = constraint_statements(index, table) {
-                if !(again && constraint_exists(client, index, table).await?) {
+                if !existing.contains(&index.oid) {
                     stmts.extend(c);
                 }
             }
@@ -925,6 +930,43 @@ async fn small_tables(
             .send(Event::TableFinished(ctx.catalog.tables[*t].oid));
     }
     Ok(())
+}
+
+/// The indexes among `tables`' whose constraint is already on the target (added by an attempt
+/// whose answer was lost, or by an earlier run), in one round trip.
+async fn existing_constraints(
+    ctx: &Ctx,
+    client: &Client,
+    tables: &[(usize, &[usize])],
+) -> Result<HashSet<u32>> {
+    let mut oids = Vec::new();
+    let mut names = Vec::new();
+    let mut relations = Vec::new();
+    for (t, indexes) in tables {
+        let table = &ctx.catalog.tables[*t];
+        for j in *indexes {
+            let index = &ctx.catalog.indexes[*j];
+            if let IndexKind::Constraint { name, .. } | IndexKind::Exclusion { name, .. } =
+                &index.kind
+            {
+                oids.push(index.oid);
+                names.push(name.clone());
+                relations.push(table.qualified());
+            }
+        }
+    }
+    if oids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = client
+        .query(sql::EXISTING_CONSTRAINTS, &[&relations, &names])
+        .await
+        .db()
+        .context("look for constraints added before")?;
+    Ok(rows
+        .iter()
+        .map(|r| oids[r.get::<_, i64>(0) as usize - 1])
+        .collect())
 }
 
 /// CREATE INDEX of one index (and its statistics targets).

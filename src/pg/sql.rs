@@ -430,6 +430,13 @@ pub fn if_not_exists(index_definition: &str) -> String {
 pub const CONSTRAINT_EXISTS: &str = "select exists (select 1 from pg_catalog.pg_constraint \
      where conrelid = $1::text::regclass and conname = $2)";
 
+/// Of the (table, constraint name) pairs in $1 and $2, the positions (from 1) of those that
+/// exist.
+pub const EXISTING_CONSTRAINTS: &str = "select x.i from unnest($1::text[], $2::text[]) \
+     with ordinality as x(t, c, i) \
+     where exists (select 1 from pg_catalog.pg_constraint \
+                   where conrelid = x.t::regclass and conname = x.c)";
+
 pub const BACKEND_PID: &str = "select pg_catalog.pg_backend_pid()";
 pub const TERMINATE_BACKEND: &str = "select pg_catalog.pg_terminate_backend($1)";
 pub const BACKEND_ALIVE: &str =
