@@ -123,6 +123,7 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "wal")?;
         conn.pragma_update(None, "synchronous", "normal")?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)
             .context("create run state tables")?;
         Ok(Store { conn })
@@ -421,6 +422,16 @@ pub enum Event {
     Flush(mpsc::Sender<()>),
 }
 
+/// Runs a statement of the recorder, prepared once per connection (parsing them was most of
+/// the recorder's work with thousands of tables).
+fn exec(
+    tx: &rusqlite::Transaction,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
 fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
     let t = now();
     match e {
@@ -433,7 +444,8 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             snapshot,
             jobs,
         } => {
-            tx.execute(
+            exec(
+                tx,
                 "insert or replace into run (id, command, started_at, status, source, target, settings, \
                  snapshot, pid, table_jobs, index_jobs, restore_jobs, run_id) \
                  values (1, ?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -453,34 +465,39 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             )?;
         }
         Event::RunResume { run_id } => {
-            tx.execute(
+            exec(
+                tx,
                 "update run set status = 'running', ended_at = null, error = null, pid = ?1, \
                  run_id = ?2 where id = 1",
                 params![std::process::id(), run_id],
             )?;
         }
         Event::RunEnd { status, error } => {
-            tx.execute(
+            exec(
+                tx,
                 "update run set ended_at = ?1, status = ?2, error = ?3 where id = 1",
                 params![t, status, error],
             )?;
-            tx.execute("delete from worker", [])?;
+            exec(tx, "delete from worker", [])?;
         }
         Event::StepStart(name) => {
-            tx.execute(
+            exec(
+                tx,
                 "insert or replace into step (name, started_at) values (?1, ?2)",
                 params![name, t],
             )?;
         }
         Event::StepEnd { name, transfer } => {
-            tx.execute(
+            exec(
+                tx,
                 "update step set ended_at = ?2, transfer = ?3 where name = ?1",
                 params![name, t, transfer.map(|b| b as i64)],
             )?;
         }
         Event::Plan { units, indexes } => {
             for u in units {
-                tx.execute(
+                exec(
+                    tx,
                     "insert or ignore into unit (table_oid, part, parts, schema_name, table_name, \
                      est_bytes, est_rows, range) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
@@ -496,7 +513,8 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                 )?;
             }
             for i in indexes {
-                tx.execute(
+                exec(
+                    tx,
                     "insert or ignore into idx (oid, table_oid, schema_name, name, kind) \
                      values (?1, ?2, ?3, ?4, ?5)",
                     params![i.oid, i.table_oid, i.schema, i.name, i.kind],
@@ -504,7 +522,8 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             }
         }
         Event::UnitStart { table_oid, part } => {
-            tx.execute(
+            exec(
+                tx,
                 "update unit set state = 'copying', started_at = ?3, attempts = attempts + 1, error = null \
                  where table_oid = ?1 and part = ?2",
                 params![table_oid, part, t],
@@ -517,7 +536,8 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             bytes,
             secs,
         } => {
-            tx.execute(
+            exec(
+                tx,
                 "update unit set state = 'done', ended_at = ?3, started_at = ?3 - ?6, rows = ?4, \
                  bytes = ?5 where table_oid = ?1 and part = ?2",
                 params![table_oid, part, t, *rows as i64, *bytes as i64, secs],
@@ -528,14 +548,16 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             part,
             error,
         } => {
-            tx.execute(
+            exec(
+                tx,
                 "update unit set state = 'failed', ended_at = ?3, error = ?4 \
                  where table_oid = ?1 and part = ?2",
                 params![table_oid, part, t, error],
             )?;
         }
         Event::IndexStart(oid) => {
-            tx.execute(
+            exec(
+                tx,
                 "update idx set state = 'building', started_at = ?2 where oid = ?1",
                 params![oid, t],
             )?;
@@ -545,39 +567,45 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             index_secs,
             constraint_secs,
         } => {
-            tx.execute(
+            exec(
+                tx,
                 "update idx set state = 'done', ended_at = ?2, index_secs = ?3, constraint_secs = ?4 \
                  where oid = ?1",
                 params![oid, t, index_secs, constraint_secs],
             )?;
         }
         Event::ConstraintDone { oid, secs } => {
-            tx.execute(
+            exec(
+                tx,
                 "update idx set constraint_secs = ?2, ended_at = ?3 where oid = ?1",
                 params![oid, secs, t],
             )?;
         }
         Event::VacuumStart(table_oid) => {
-            tx.execute(
+            exec(
+                tx,
                 "insert or replace into vacuum (table_oid, state, started_at) values (?1, 'running', ?2)",
                 params![table_oid, t],
             )?;
         }
         Event::VacuumDone(table_oid) => {
-            tx.execute(
+            exec(
+                tx,
                 "update vacuum set state = 'done', ended_at = ?2 where table_oid = ?1",
                 params![table_oid, t],
             )?;
         }
         Event::TableFinished(table_oid) => {
-            tx.execute(
+            exec(
+                tx,
                 "insert into vacuum (table_oid, state) values (?1, 'done') \
                  on conflict (table_oid) do update set state = 'done'",
                 params![table_oid],
             )?;
         }
         Event::Count { name, value } => {
-            tx.execute(
+            exec(
+                tx,
                 "insert or replace into counter (name, value) values (?1, ?2)",
                 params![name, *value as i64],
             )?;
