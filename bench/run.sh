@@ -5,11 +5,12 @@
 #
 #   bench/run.sh [--runs N] [--jobs N] [--datasets "mixed small big latency onekey nokey"]
 #                [--scale F]
-#                [--bin-dir DIR]
+#                [--bin-dir DIR] [--settle SECONDS]
 #
 # --scale shrinks or grows every dataset (1 = the sizes of docs/benchmarks.md). --bin-dir
 # takes neoncopy and latency_proxy from DIR instead of building them (to measure a given
-# build while the tree changes).
+# build while the tree changes). --settle is the pause before each run, after the previous
+# run's database is dropped (default 5 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -19,6 +20,7 @@ jobs=2
 datasets="mixed small big latency onekey nokey"
 scale=1
 bin_dir=""
+settle=5
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
         --datasets) datasets="$2"; shift 2 ;;
         --scale) scale="$2"; shift 2 ;;
         --bin-dir) bin_dir="$2"; shift 2 ;;
+        --settle) settle="$2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -153,6 +156,10 @@ fresh_target() {
     # Each run starts with nothing left to write from the one before.
     "${dst_psql[@]}" -d postgres -c "checkpoint" >/dev/null
     "${src_psql[@]}" -d postgres -c "checkpoint" >/dev/null
+    # Dropping the last run's database unlinks thousands of files; let the disk finish with
+    # them (and their discards) before the next contender starts.
+    sync
+    sleep "$settle"
 }
 
 timed() { # label dataset command...

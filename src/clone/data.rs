@@ -388,11 +388,20 @@ async fn copy_worker(
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
+                    let error = format!("{e:#}");
                     for unit in &units {
+                        let table = &ctx.catalog.tables[unit.table];
+                        // The others of a batch are not at fault: they rolled back with it.
+                        let at_fault = units.len() == 1
+                            || error.starts_with(&format!("copy table {}:", unit.label(table)));
                         ctx.rec.send(Event::UnitFailed {
-                            table_oid: ctx.catalog.tables[unit.table].oid,
+                            table_oid: table.oid,
                             part: unit.part,
-                            error: format!("{e:#}"),
+                            error: if at_fault {
+                                error.clone()
+                            } else {
+                                format!("rolled back with its batch: {error}")
+                            },
                         });
                     }
                     return Err(e);

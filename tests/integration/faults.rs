@@ -564,3 +564,50 @@ async fn a_batch_of_small_tables_cut_off_is_copied_again_whole() {
     assert!(attempts(pair.workdir.path(), "t_slow") >= 2);
     assert_faithful(&pair).await;
 }
+
+/// A table the target refuses fails the clone, named; the other tables of its batch are
+/// recorded as rolled back with it, not as failing themselves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_the_target_refuses_fails_its_batch_and_is_named() {
+    let pair = fresh_pair("refused_batch", false);
+    let mut sql = String::from(
+        "create function on_source() returns bool language sql stable as
+           $$ select current_database() like '%\\_src' $$;
+         create table t_refused (id int primary key, ok bool check (ok = on_source()));
+         insert into t_refused select g, true from generate_series(1, 600) g;",
+    );
+    for i in 0..10 {
+        sql.push_str(&format!(
+            "create table t{i} (id int primary key);
+             insert into t{i} select generate_series(1, 20);"
+        ));
+    }
+    source().psql(&pair.src, &sql);
+    let out = pair.clone_with(false, &["--table-jobs", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("t_refused"), "{err}");
+    assert!(err.contains("violates check constraint"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
+    let state = |table: &str| -> (String, String) {
+        db.query_row(
+            "select state, coalesce(error, '') from unit where table_name = ?1",
+            [table],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let (refused, why) = state("t_refused");
+    assert_eq!(refused, "failed");
+    assert!(why.contains("violates check constraint"), "{why}");
+    let companions: i64 = db
+        .query_row(
+            "select count(*) from unit where state = 'failed' \
+             and error like 'rolled back with its batch:%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(companions >= 1, "no table shared t_refused's batch");
+}
