@@ -9,8 +9,8 @@
 #
 # --scale shrinks or grows every dataset (1 = the sizes of docs/benchmarks.md). --bin-dir
 # takes neoncopy and latency_proxy from DIR instead of building them (to measure a given
-# build while the tree changes). --settle is the pause before each run, after the previous
-# run's database is dropped (default 5 s).
+# build while the tree changes). --settle is the pause before each run, after the
+# run's checkpoint and sync (default 2 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -20,7 +20,7 @@ jobs=2
 datasets="mixed small big latency onekey nokey"
 scale=1
 bin_dir=""
-settle=5
+settle=2
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
@@ -151,20 +151,36 @@ PY
 results="$work/results.tsv"
 : > "$results"
 
+# Every run gets a database of its own; a dataset's databases are all dropped at its end.
+# Dropping one between runs would slow the next run down: right after thousands of files are
+# deleted, ext4 creates files slowly (it skips inodes freed in the last minute), and each
+# contender would pay for the one before it.
+dst_db=""
+runs_done=0
 fresh_target() {
-    "${dst_psql[@]}" -d postgres -c "drop database if exists bench_dst" -c "create database bench_dst" >/dev/null
+    runs_done=$((runs_done + 1))
+    dst_db="bench_dst_$runs_done"
+    "${dst_psql[@]}" -d postgres -c "create database $dst_db" >/dev/null
     # Each run starts with nothing left to write from the one before.
     "${dst_psql[@]}" -d postgres -c "checkpoint" >/dev/null
     "${src_psql[@]}" -d postgres -c "checkpoint" >/dev/null
-    # Dropping the last run's database unlinks thousands of files; let the disk finish with
-    # them (and their discards) before the next contender starts.
     sync
     sleep "$settle"
 }
 
+drop_dataset() {
+    local db
+    for db in $("${dst_psql[@]}" -d postgres -Atc "select datname from pg_database where datname like 'bench_dst_%'"); do
+        "${dst_psql[@]}" -d postgres -c "drop database $db" >/dev/null
+    done
+    "${src_psql[@]}" -d postgres -c "drop database if exists bench_src" >/dev/null
+    sync
+    echo "   waiting a minute for the filesystem to settle after the drops"
+    sleep 61
+}
+
 timed() { # label dataset command...
     local label="$1" ds="$2"; shift 2
-    fresh_target
     local start end
     start=$(date +%s.%N)
     if "$@" > "$work/last.log" 2>&1; then
@@ -180,8 +196,8 @@ run_dataset() { # dataset
     local ds="$1" dst_port_used="$dst_port"
     [ "$ds" = "latency" ] && dst_port_used="$proxy_port"
     local src="postgresql://postgres@127.0.0.1:$src_port/bench_src"
-    local dst="postgresql://postgres@127.0.0.1:$dst_port_used/bench_dst"
-    "${src_psql[@]}" -d postgres -c "drop database if exists bench_src" -c "create database bench_src" >/dev/null
+    local dst
+    "${src_psql[@]}" -d postgres -c "create database bench_src" >/dev/null
     echo "== dataset $ds: generating"
     "make_$ds" bench_src
     "${src_psql[@]}" -d bench_src -c "vacuum analyze" >/dev/null
@@ -201,6 +217,8 @@ run_dataset() { # dataset
         local k=$(( (r - 1) % ${#order[@]} ))
         local rotated=("${order[@]:$k}" "${order[@]:0:$k}")
         for c in "${rotated[@]}"; do
+            fresh_target
+            dst="postgresql://postgres@127.0.0.1:$dst_port_used/$dst_db"
             case "$c" in
                 neoncopy)
                     timed neoncopy "$ds" /usr/bin/time -f "%M" -o "$work/rss.$ds.$r" \
@@ -248,6 +266,7 @@ PY
 
 for ds in $datasets; do
     run_dataset "$ds"
+    drop_dataset
 done
 
 echo
