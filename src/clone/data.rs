@@ -519,6 +519,13 @@ async fn copy_units(
     result
 }
 
+/// Both results, or the error of the first that failed. Requests pipelined on one connection
+/// fail together once the first has failed (the rest with "current transaction is aborted"),
+/// and `try_join!` would report whichever it happened to poll first (it rotates).
+fn first_error<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
+    Ok((a?, b?))
+}
+
 /// The round trips of `copy_units`, overlapped: one for BEGIN, the TRUNCATEs and every COPY
 /// statement's preparation on both sides; then per unit one to start both COPYs, sent with
 /// the end of the previous unit's COPY (and the COMMIT with the last one's).
@@ -577,7 +584,7 @@ async fn copy_pipelined(
                 .with_context(|| format!("copy table {}: prepare COPY on source", label(i)))
         }
     });
-    let (_, ins, outs) = tokio::try_join!(
+    let (begun, ins, outs) = tokio::join!(
         async {
             target
                 .batch_execute(&begin)
@@ -587,7 +594,8 @@ async fn copy_pipelined(
         },
         futures::future::try_join_all(prepare_in),
         futures::future::try_join_all(prepare_out),
-    )?;
+    );
+    let (_, (ins, outs)) = first_error(begun, first_error(ins, outs))?;
     let start_copy = |i: usize| {
         let (ins, outs) = (&ins, &outs);
         async move {
@@ -634,7 +642,8 @@ async fn copy_pipelined(
                 .with_context(|| format!("copy table {}: finish COPY on target", label(i)))
         };
         let rows = if i + 1 < n {
-            let (rows, next) = tokio::try_join!(finish, start_copy(i + 1))?;
+            let (rows, next) = tokio::join!(finish, start_copy(i + 1));
+            let (rows, next) = first_error(rows, next)?;
             current = Some(next);
             rows
         } else if fresh(units[i]) {
@@ -647,7 +656,8 @@ async fn copy_pipelined(
                     .db()
                     .context("commit target transaction")
             };
-            tokio::try_join!(finish, commit)?.0
+            let (rows, committed) = tokio::join!(finish, commit);
+            first_error(rows, committed)?.0
         } else {
             // A part's record carries its row count, known once its COPY is finished.
             let rows = finish.await?;
