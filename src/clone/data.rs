@@ -2,7 +2,9 @@
 //! from source to target; as each table commits, its indexes go to `--index-jobs` index
 //! workers. When a table's last index is built, the worker that built it attaches the table's
 //! constraints (which take an exclusive lock, so they wait for no concurrent index build and
-//! block none), then analyzes the table.
+//! block none), then analyzes the table. Small tables go in batches on both sides: several
+//! copied in one target transaction with their round trips pipelined, and several tables'
+//! indexes, constraints and ANALYZE in one round trip.
 
 use super::Ctx;
 use crate::catalog::{Index, IndexKind, Table};
