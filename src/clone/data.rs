@@ -391,11 +391,11 @@ async fn copy_worker(
                 }
                 Err(e) => {
                     let error = format!("{e:#}");
-                    for unit in &units {
+                    let culprit = e.downcast_ref::<UnitFailure>().map(|f| f.index);
+                    for (k, unit) in units.iter().enumerate() {
                         let table = &ctx.catalog.tables[unit.table];
                         // The others of a batch are not at fault: they rolled back with it.
-                        let at_fault = units.len() == 1
-                            || error.starts_with(&format!("copy table {}:", unit.label(table)));
+                        let at_fault = units.len() == 1 || culprit == Some(k);
                         ctx.rec.send(Event::UnitFailed {
                             table_oid: table.oid,
                             part: unit.part,
@@ -521,6 +521,38 @@ async fn copy_units(
     result
 }
 
+/// The context of an error in one unit of a batch: which one (its place in the batch), and
+/// what failed.
+#[derive(Debug)]
+struct UnitFailure {
+    index: usize,
+    label: String,
+    what: &'static str,
+}
+
+impl std::fmt::Display for UnitFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "copy table {}: {}", self.label, self.what)
+    }
+}
+
+/// Prepares one statement per unit on one server, all in one round trip (pipelined).
+async fn prepare_each(
+    client: &Client,
+    texts: &[String],
+    fail: &(dyn Fn(usize, &'static str) -> UnitFailure + Sync),
+    what: &'static str,
+) -> Result<Vec<tokio_postgres::Statement>> {
+    futures::future::try_join_all(texts.iter().enumerate().map(|(i, text)| async move {
+        client
+            .prepare(text)
+            .await
+            .db()
+            .with_context(|| fail(i, what))
+    }))
+    .await
+}
+
 /// Both results, or the error of the first that failed. Requests pipelined on one connection
 /// fail together once the first has failed (the rest with "current transaction is aborted"),
 /// and `try_join!` would report whichever it happened to poll first (it rotates).
@@ -541,51 +573,47 @@ async fn copy_pipelined(
     let (source, target) = (io.source, io.target);
     let table = |u: &Unit| &tables[u.table];
     let fresh = |u: &Unit| u.parts == 1 && table(u).extension_config.is_none();
-    let label = |i: usize| units[i].label(table(units[i]));
+    let fail = |i: usize, what: &'static str| UnitFailure {
+        index: i,
+        label: units[i].label(table(units[i])),
+        what,
+    };
     let mut begin = String::from("begin");
     for u in units.iter().filter(|u| fresh(u)) {
         begin.push_str("; ");
         begin.push_str(&sql::truncate_only(&table(u).schema, &table(u).name));
     }
-    let prepare_in = units.iter().enumerate().map(|(i, u)| {
-        let t = table(u);
-        let text = sql::copy_in(
-            &t.schema,
-            &t.name,
-            &t.columns,
-            fresh(u),
-            ctx.binary && t.binary_ok,
-        );
-        async move {
-            target
-                .prepare(&text)
-                .await
-                .db()
-                .with_context(|| format!("copy table {}: prepare COPY on target", label(i)))
-        }
-    });
-    let prepare_out = units.iter().enumerate().map(|(i, u)| {
-        let t = table(u);
-        let condition = if u.parts == 1 {
-            t.extension_config.as_deref()
-        } else {
-            u.condition.as_deref()
-        };
-        let text = sql::copy_out(
-            &t.schema,
-            &t.name,
-            &t.columns,
-            condition,
-            ctx.binary && t.binary_ok,
-        );
-        async move {
-            source
-                .prepare(&text)
-                .await
-                .db()
-                .with_context(|| format!("copy table {}: prepare COPY on source", label(i)))
-        }
-    });
+    let in_sql: Vec<String> = units
+        .iter()
+        .map(|u| {
+            let t = table(u);
+            sql::copy_in(
+                &t.schema,
+                &t.name,
+                &t.columns,
+                fresh(u),
+                ctx.binary && t.binary_ok,
+            )
+        })
+        .collect();
+    let out_sql: Vec<String> = units
+        .iter()
+        .map(|u| {
+            let t = table(u);
+            let condition = if u.parts == 1 {
+                t.extension_config.as_deref()
+            } else {
+                u.condition.as_deref()
+            };
+            sql::copy_out(
+                &t.schema,
+                &t.name,
+                &t.columns,
+                condition,
+                ctx.binary && t.binary_ok,
+            )
+        })
+        .collect();
     let (begun, ins, outs) = tokio::join!(
         async {
             target
@@ -594,8 +622,8 @@ async fn copy_pipelined(
                 .db()
                 .context("begin target transaction")
         },
-        futures::future::try_join_all(prepare_in),
-        futures::future::try_join_all(prepare_out),
+        prepare_each(target, &in_sql, &fail, "prepare COPY on target"),
+        prepare_each(source, &out_sql, &fail, "prepare COPY on source"),
     );
     let (_, (ins, outs)) = first_error(begun, first_error(ins, outs))?;
     let start_copy = |i: usize| {
@@ -607,14 +635,14 @@ async fn copy_pipelined(
                         .copy_in::<_, bytes::Bytes>(&ins[i])
                         .await
                         .db()
-                        .with_context(|| format!("copy table {}: start COPY on target", label(i)))
+                        .with_context(|| fail(i, "start COPY on target"))
                 },
                 async {
                     source
                         .copy_out(&outs[i])
                         .await
                         .db()
-                        .with_context(|| format!("copy table {}: start COPY on source", label(i)))
+                        .with_context(|| fail(i, "start COPY on source"))
                 },
             )
         }
@@ -635,13 +663,13 @@ async fn copy_pipelined(
         sink.send_all(&mut stream)
             .await
             .db()
-            .with_context(|| format!("copy table {}: stream rows", label(i)))?;
+            .with_context(|| fail(i, "stream rows"))?;
         let finish = async {
             sink.as_mut()
                 .finish()
                 .await
                 .db()
-                .with_context(|| format!("copy table {}: finish COPY on target", label(i)))
+                .with_context(|| fail(i, "finish COPY on target"))
         };
         let rows = if i + 1 < n {
             let (rows, next) = tokio::join!(finish, start_copy(i + 1));
