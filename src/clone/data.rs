@@ -883,8 +883,7 @@ async fn run_on_fresh_session(
             IndexOp::Finish(t, indexes) => {
                 // After a failed attempt, or in a resumed run, constraints may exist already.
                 let again = resumed || attempt > 0;
-                let table = &ctx.catalog.tables[*t];
-                finish_table(ctx, client, name, table, indexes, counters, again).await
+                finish_table(ctx, client, name, *t, indexes, counters, again).await
             }
             IndexOp::Small(tables) => {
                 let again = resumed || attempt > 0;
@@ -1049,18 +1048,24 @@ async fn finish_table(
     ctx: &Ctx,
     client: &Client,
     worker: &str,
-    table: &Table,
+    t: usize,
     indexes: &[usize],
     counters: &Counters,
     again: bool,
 ) -> Result<()> {
     let live = &ctx.rec.live;
+    let table = &ctx.catalog.tables[t];
+    let existing = if again {
+        existing_constraints(ctx, client, &[(t, indexes)]).await?
+    } else {
+        HashSet::new()
+    };
     for j in indexes {
         let index = &ctx.catalog.indexes[*j];
         let Some(stmts) = constraint_statements(index, table) else {
             continue;
         };
-        if again && constraint_exists(client, index, table).await? {
+        if existing.contains(&index.oid) {
             continue;
         }
         live.busy(worker, format!("ADD CONSTRAINT {}", index.display()), false);
@@ -1106,24 +1111,6 @@ async fn finish_table(
     }
     ctx.rec.send(Event::TableFinished(table.oid));
     Ok(())
-}
-
-/// Whether the constraint an index stands for is already on the target (an earlier attempt
-/// added it, and the answer was lost with the connection or the process).
-async fn constraint_exists(client: &Client, index: &Index, table: &Table) -> Result<bool> {
-    let name = match &index.kind {
-        IndexKind::Plain => return Ok(false),
-        IndexKind::Constraint { name, .. } | IndexKind::Exclusion { name, .. } => name,
-    };
-    let row = client
-        .query_one(
-            sql::CONSTRAINT_EXISTS,
-            &[&table.qualified(), &name.as_str()],
-        )
-        .await
-        .db()
-        .with_context(|| format!("look for constraint {name} on {}", table.display()))?;
-    Ok(row.get(0))
 }
 
 /// CREATE INDEX (unique for a constraint's index) and per-column statistics targets. The

@@ -427,9 +427,6 @@ pub fn if_not_exists(index_definition: &str) -> String {
 }
 
 /// Whether a table ($1, qualified and quoted) has a constraint named $2.
-pub const CONSTRAINT_EXISTS: &str = "select exists (select 1 from pg_catalog.pg_constraint \
-     where conrelid = $1::text::regclass and conname = $2)";
-
 /// Of the (table, constraint name) pairs in $1 and $2, the positions (from 1) of those that
 /// exist.
 pub const EXISTING_CONSTRAINTS: &str = "select x.i from unnest($1::text[], $2::text[]) \

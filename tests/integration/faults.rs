@@ -601,7 +601,10 @@ async fn a_table_the_target_refuses_fails_its_batch_and_is_named() {
     let (refused, why) = state("t_refused");
     assert_eq!(refused, "failed");
     assert!(why.contains("violates check constraint"), "{why}");
-    assert!(!why.starts_with("rolled back"), "t_refused is the one at fault: {why}");
+    assert!(
+        !why.starts_with("rolled back"),
+        "t_refused is the one at fault: {why}"
+    );
     let companions: i64 = db
         .query_row(
             "select count(*) from unit where state = 'failed' \
