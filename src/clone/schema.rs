@@ -107,6 +107,28 @@ fn left_out(ctx: &Ctx) -> HashSet<(u32, u32)> {
     set
 }
 
+/// One entry line of a restore list: `id; catalog-oid object-oid TYPE schema name owner`.
+struct ListEntry<'a> {
+    id: Option<u32>,
+    catalog_oid: Option<u32>,
+    object_oid: Option<u32>,
+    /// TYPE schema name owner (types may have several words).
+    desc: &'a str,
+}
+
+fn list_entry(line: &str) -> Option<ListEntry<'_>> {
+    let (id, rest) = line.split_once("; ")?;
+    let mut parts = rest.splitn(3, ' ');
+    let catalog_oid = parts.next().and_then(|p| p.parse().ok());
+    let object_oid = parts.next().and_then(|p| p.parse().ok());
+    Some(ListEntry {
+        id: id.trim().parse().ok(),
+        catalog_oid,
+        object_oid,
+        desc: parts.next().unwrap_or(""),
+    })
+}
+
 /// Keeps the entries `wanted` selects by dump id, and comments out the others, those in
 /// `left_out` (by catalog and object oid), and the extensions named in `extensions_left_out`
 /// (with their comments). Returns the new list and how many entries were commented out.
@@ -125,14 +147,16 @@ pub fn rewrite_list(
             continue;
         }
         let mut skip = false;
-        if let Some((id, rest)) = line.split_once("; ") {
-            if id.trim().parse().is_ok_and(|id| !wanted(id)) {
+        if let Some(ListEntry {
+            id,
+            catalog_oid,
+            object_oid,
+            desc,
+        }) = list_entry(line)
+        {
+            if id.is_some_and(|id| !wanted(id)) {
                 skip = true;
             }
-            let mut parts = rest.splitn(3, ' ');
-            let catalog_oid = parts.next().and_then(|p| p.parse::<u32>().ok());
-            let object_oid = parts.next().and_then(|p| p.parse::<u32>().ok());
-            let desc = parts.next().unwrap_or("");
             if let (Some(c), Some(o)) = (catalog_oid, object_oid) {
                 if built_here.contains(&(c, o)) {
                     skip = true;
@@ -379,15 +403,14 @@ const BIG_FOREIGN_KEY_BYTES: i64 = 64 << 20;
 /// The phase of one entry of a restore list (`id; catalog-oid object-oid TYPE schema name
 /// owner`); `fk_bytes` gives what validating a foreign key reads, when known.
 fn post_phase(line: &str, fk_bytes: &dyn Fn(u32) -> Option<i64>) -> PostPhase {
-    let Some((_, rest)) = line.split_once("; ") else {
+    let Some(ListEntry {
+        object_oid, desc, ..
+    }) = list_entry(line)
+    else {
         return PostPhase::Batched;
     };
-    let mut parts = rest.splitn(3, ' ');
-    let _catalog = parts.next();
-    let object = parts.next().and_then(|p| p.parse::<u32>().ok());
-    let desc = parts.next().unwrap_or("");
     if desc.starts_with("FK CONSTRAINT ") {
-        let small = object
+        let small = object_oid
             .and_then(fk_bytes)
             .is_some_and(|b| b < BIG_FOREIGN_KEY_BYTES);
         return if small {
