@@ -246,18 +246,14 @@ PY
                 pgdumpplain)
                     timed "pg_dump | psql" "$ds" bash -c \
                         "'$bindir/pg_dump' '$src' | '$bindir/psql' -X -q -o /dev/null '$dst'" ;;
-                pgcopydb-split)
+                pgcopydb|pgcopydb-split)
                     if [ "$have_pgcopydb" = 1 ]; then
-                        timed "pgcopydb clone --split-tables-larger-than 100MB" "$ds" env \
+                        local pgcopydb_split=()
+                        [ "$c" = pgcopydb-split ] && pgcopydb_split=(--split-tables-larger-than 100MB)
+                        timed "pgcopydb clone${pgcopydb_split[*]:+ ${pgcopydb_split[*]}}" "$ds" env \
                             PGCOPYDB_SOURCE_PGURI="$src" PGCOPYDB_TARGET_PGURI="$dst" \
                             pgcopydb clone --dir "$work/pgcopydb" --restart --table-jobs "$jobs" \
-                            --index-jobs "$jobs" --no-owner --no-acl --split-tables-larger-than 100MB
-                    fi ;;
-                pgcopydb)
-                    if [ "$have_pgcopydb" = 1 ]; then
-                        timed "pgcopydb clone" "$ds" env PGCOPYDB_SOURCE_PGURI="$src" PGCOPYDB_TARGET_PGURI="$dst" \
-                            pgcopydb clone --dir "$work/pgcopydb" --restart --table-jobs "$jobs" --index-jobs "$jobs" \
-                            --no-owner --no-acl
+                            --index-jobs "$jobs" --no-owner --no-acl "${pgcopydb_split[@]}"
                     fi ;;
             esac
         done
