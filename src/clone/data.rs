@@ -654,7 +654,7 @@ async fn copy_pipelined(
     for i in 0..n {
         let (sink, stream) = current.take().expect("started before");
         let mut sink = Box::pin(sink);
-        let mut stream = Box::pin(stream.inspect_ok(|chunk| {
+        let mut stream = Box::pin(super::chunks::Chunks::new(stream).inspect_ok(|chunk| {
             let len = chunk.len() as u64;
             counted[i].fetch_add(len, Ordering::Relaxed);
             io.worker_bytes.fetch_add(len, Ordering::Relaxed);

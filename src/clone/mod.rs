@@ -1,5 +1,6 @@
 //! `neoncopy clone`: the pipeline of steps, each in its own file.
 
+mod chunks;
 mod data;
 mod db_properties;
 mod large_objects;
