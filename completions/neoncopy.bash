@@ -155,7 +155,7 @@ _neoncopy() {
             return 0
             ;;
         neoncopy__subcmd__check)
-            opts="-v -q -h -V --source --target --table-jobs --index-jobs --restore-jobs --no-owner --no-acl --skip-extensions --skip-large-objects --drop-if-exists --json --log-format --verbose --quiet --help --version"
+            opts="-v -q -h -V --source --target --table-jobs --index-jobs --restore-jobs --no-owner --filters --no-acl --skip-extensions --skip-large-objects --drop-if-exists --json --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -178,6 +178,10 @@ _neoncopy() {
                     return 0
                     ;;
                 --restore-jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filters)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -190,6 +190,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l target -d 'T
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l table-jobs -d 'As for clone: tables copied at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l index-jobs -d 'As for clone: indexes built at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restore-jobs -d 'As for clone: pg_restore jobs for the final schema step' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l filters -d 'As for clone: what to copy (extensions the file leaves out need not exist on the target); an INI file in pgcopydb\'s format' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l log-format -d 'How log lines are written: human-readable text, or one JSON object per line' -r -f -a "text\t''
 json\t''"
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l no-owner -d 'As for clone: objects will belong to the target role'

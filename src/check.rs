@@ -3,7 +3,7 @@
 
 use crate::fmt;
 use crate::pg::{pooler, sql, DbResultExt, Endpoint};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -72,8 +72,8 @@ pub struct Options {
     pub skip_extensions: bool,
     pub skip_large_objects: bool,
     pub drop_if_exists: bool,
-    /// Extensions --filters leaves out: the target need not have them.
-    pub excluded_extensions: std::collections::BTreeSet<String>,
+    /// What --filters leaves out: extensions it excludes need not exist on the target.
+    pub filters: Option<crate::filters::Filters>,
 }
 
 /// Pooler host names, known before connecting.
@@ -249,14 +249,20 @@ async fn roles(source: &Client, target: &Client, opts: &Options) -> Result<Vec<C
 }
 
 async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<Check> {
+    let excluded = match &opts.filters {
+        Some(f) if !opts.skip_extensions => {
+            crate::filters::excluded_extensions(source, Some(f), false)
+                .await
+                .context("apply --filters")?
+        }
+        _ => Default::default(),
+    };
     let rows: Vec<_> = source
         .query(sql::SOURCE_EXTENSIONS, &[])
         .await
         .db()?
         .into_iter()
-        .filter(|r| {
-            opts.skip_extensions || !opts.excluded_extensions.contains(&r.get::<_, String>(0))
-        })
+        .filter(|r| opts.skip_extensions || !excluded.contains(&r.get::<_, String>(0)))
         .collect();
     if rows.is_empty() {
         return Ok(pass(

@@ -95,6 +95,11 @@ pub struct CheckArgs {
     #[arg(long)]
     pub no_owner: bool,
 
+    /// As for clone: what to copy (extensions the file leaves out need not exist on the
+    /// target); an INI file in pgcopydb's format
+    #[arg(long, value_name = "FILE")]
+    pub filters: Option<PathBuf>,
+
     /// As for clone: privileges are not copied
     #[arg(long)]
     pub no_acl: bool,

@@ -114,7 +114,7 @@ impl CloneConfig {
             skip_extensions: self.skip_extensions,
             skip_large_objects: self.skip_large_objects,
             drop_if_exists: self.drop_if_exists,
-            excluded_extensions: Default::default(),
+            filters: self.filters.clone(),
         }
     }
 

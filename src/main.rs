@@ -48,7 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 skip_extensions: args.skip_extensions,
                 skip_large_objects: args.skip_large_objects,
                 drop_if_exists: args.drop_if_exists,
-                excluded_extensions: Default::default(),
+                filters: neoncopy::filters::Filters::load_optional(args.filters.as_deref())?,
             };
             let source = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Source, source)?;
             let target = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Target, target)?;

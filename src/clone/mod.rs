@@ -357,17 +357,7 @@ async fn pipeline(
     if !resuming {
         safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
     }
-    let mut check_options = cfg.check_options();
-    if cfg.filters.is_some() {
-        check_options.excluded_extensions = crate::filters::excluded_extensions(
-            &src_client,
-            cfg.filters.as_ref(),
-            cfg.skip_extensions,
-        )
-        .await
-        .context("apply --filters")?;
-    }
-    let checks = crate::check::on_connections(&src_client, &tgt_client, &check_options)
+    let checks = crate::check::on_connections(&src_client, &tgt_client, &cfg.check_options())
         .await
         .context("run pre-flight checks")?;
     crate::check::first_failure(&checks)?;

@@ -1,5 +1,6 @@
 //! --filters: each section alone and a few combined, checking exactly what reached the target;
-//! compare with the same filters is clean; malformed files are refused by line.
+//! compare with the same filters is clean; malformed files are refused by line; check takes
+//! the filters into account.
 
 use crate::support::*;
 use std::path::PathBuf;
@@ -406,6 +407,51 @@ async fn an_excluded_extension_need_not_exist_on_the_target() {
         "create extension pg_visibility; create table t (id int primary key); insert into t values (1);",
     );
     let path = write_filters(&pair, "[exclude-extension]\npg_visibility\n");
+    // check says so too, given the same filters, and fails without them.
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check".to_string(),
+            "--json".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--target".into(),
+            pair.target_uri(true),
+            "--no-owner".into(),
+            "--no-acl".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = neoncopy(&args, &[]);
+        let checks: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        let ext = checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "extensions")
+            .cloned()
+            .unwrap();
+        (out.status.code(), ext)
+    };
+    let (code, ext) = check(&[]);
+    assert_eq!((code, &ext["status"]), (Some(1), &"fail".into()), "{ext}");
+    assert!(ext["detail"].as_str().unwrap().contains("pg_visibility"));
+    let (code, ext) = check(&["--filters", &path.display().to_string()]);
+    assert_eq!((code, &ext["status"]), (Some(0), &"pass".into()), "{ext}");
+    let out = neoncopy(
+        &[
+            "check".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--target".into(),
+            pair.target_uri(true),
+            "--filters".into(),
+            "/nonexistent/filters.ini".into(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read the filters file /nonexistent/filters.ini"));
+
     pair.clone_ok(true, &["--filters", &path.display().to_string()]);
     assert_eq!(count(&pair, "select count(*) from t"), 1);
     assert_eq!(
