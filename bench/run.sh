@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: neoncopy against pg_dump/pg_restore, pg_dump | psql and Debian's pgcopydb, on
 # throwaway local servers, the contenders alternating run by run. Prints a table of medians,
-# the ratio to the fastest peer and neoncopy's peak memory. See docs/benchmarks.md.
+# the ratio to the fastest peer, the CPU seconds each run cost the whole machine (servers
+# included) and neoncopy's peak memory. See docs/benchmarks.md.
 #
 #   bench/run.sh [--runs N] [--jobs N] [--datasets "mixed small big latency onekey nokey"]
 #                [--scale F]
@@ -179,13 +180,21 @@ drop_dataset() {
     sleep 61
 }
 
+# CPU seconds spent so far by this shell's commands, the proxy and both servers (see cpu.py).
+cpu_now() {
+    python3 "$root/bench/cpu.py" "$$" "$proxy_pid" \
+        "$(head -n 1 "$work/source/postmaster.pid")" "$(head -n 1 "$work/target/postmaster.pid")"
+}
+
 timed() { # label dataset command...
     local label="$1" ds="$2"; shift 2
-    local start end
+    local start end cpu0 cpu1
+    cpu0=$(cpu_now)
     start=$(date +%s.%N)
     if "$@" > "$work/last.log" 2>&1; then
         end=$(date +%s.%N)
-        python3 -c "print('$ds\t$label\t%.2f' % ($end - $start))" >> "$results"
+        cpu1=$(cpu_now)
+        python3 -c "print('$ds\t$label\t%.2f\t%.2f' % ($end - $start, $cpu1 - $cpu0))" >> "$results"
     else
         echo "   $label failed on $ds (see below)" >&2
         tail -5 "$work/last.log" >&2
@@ -271,18 +280,24 @@ python3 - "$results" "$work" <<'PY'
 import sys, statistics, glob, os
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 work = sys.argv[2]
-data = {}
-for ds, label, secs in rows:
+data, cpu = {}, {}
+for ds, label, secs, cpu_secs in rows:
     data.setdefault(ds, {}).setdefault(label, []).append(float(secs))
-print(f"{'dataset':<10} {'size':>8}  {'contender':<44} {'median s':>9} {'runs':>5} {'vs fastest peer':>16}")
+    cpu.setdefault(ds, {}).setdefault(label, []).append(float(cpu_secs))
+print(f"{'dataset':<10} {'size':>8}  {'contender':<44} {'median s':>9} {'runs':>5} {'vs fastest peer':>16}"
+      f" {'CPU s':>7} {'CPU vs least peer':>18}")
 for ds, by in data.items():
     size = open(os.path.join(work, f"size.{ds}")).read().strip() if os.path.exists(os.path.join(work, f"size.{ds}")) else "?"
     peers = {k: statistics.median(v) for k, v in by.items() if not k.startswith("neoncopy")}
     fastest = min(peers.values()) if peers else None
+    peers_cpu = {k: statistics.median(v) for k, v in cpu[ds].items() if not k.startswith("neoncopy")}
+    least = min(peers_cpu.values()) if peers_cpu else None
     for label, times in sorted(by.items(), key=lambda kv: statistics.median(kv[1])):
         m = statistics.median(times)
+        c = statistics.median(cpu[ds][label])
         ratio = f"{m / fastest:.2f}x" if fastest else "-"
-        print(f"{ds:<10} {size:>8}  {label:<44} {m:>9.2f} {len(times):>5} {ratio:>16}")
+        cpu_ratio = f"{c / least:.2f}x" if least else "-"
+        print(f"{ds:<10} {size:>8}  {label:<44} {m:>9.2f} {len(times):>5} {ratio:>16} {c:>7.1f} {cpu_ratio:>18}")
 rss = []
 for f in glob.glob(os.path.join(work, "rss.*")):
     try:
