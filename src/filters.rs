@@ -662,6 +662,23 @@ impl Selection {
                     dropped_indexes.push(*oid as i64);
                 }
             }
+            // A partitioned index takes its partitions' indexes along, as DROP INDEX would.
+            let partitions: HashSet<u32> = client
+                .query(sql::INDEX_PARTITIONS, &[&dropped_indexes])
+                .await
+                .db()?
+                .into_iter()
+                .map(|r| r.get::<_, i64>(0) as u32)
+                .collect();
+            for (oid, s, n, _) in indexes.iter().filter(|i| partitions.contains(&i.0)) {
+                if sel
+                    .excluded_indexes
+                    .insert(*oid, (s.clone(), n.clone()))
+                    .is_none()
+                {
+                    dropped_indexes.push(*oid as i64);
+                }
+            }
         }
         for (oid, s, n, table) in &indexes {
             if excluded.contains(table) {

@@ -43,19 +43,20 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
     // constraint neoncopy builds would move into pre-data once that constraint is left out.
     // The lists therefore name each section's entries explicitly, as the archive has them.
     let pre_data = entry_ids(&list_archive(ctx, Some("pre-data")).await?);
-    let built_here = left_out(ctx);
-    let skip_ext = &ctx.selection.excluded_extensions;
-    let (pre, skipped_pre) =
-        rewrite_list(&list, &|id| pre_data.contains(&id), &built_here, skip_ext);
-    let (post, skipped_post) =
-        rewrite_list(&list, &|id| !pre_data.contains(&id), &built_here, skip_ext);
+    let left = left_out(ctx);
+    let (pre, skipped_pre) = rewrite_list(&list, &|id| pre_data.contains(&id), &left);
+    let (post, skipped_post) = rewrite_list(&list, &|id| !pre_data.contains(&id), &left);
     info!(
         "restore lists: {} entries left to neoncopy's own steps or skipped",
         (skipped_pre + skipped_post).saturating_sub(list_entries(&list))
     );
     std::fs::write(ctx.workdir.file(PRE_DATA_LIST), pre).context("write pre-data list")?;
     std::fs::write(ctx.workdir.file(POST_DATA_LIST), post).context("write post-data list")?;
-    let (drop, _) = rewrite_list(&list, &|_| true, &HashSet::new(), skip_ext);
+    let extensions_only = LeftOut {
+        extensions: left.extensions.clone(),
+        ..LeftOut::default()
+    };
+    let (drop, _) = rewrite_list(&list, &|_| true, &extensions_only);
     std::fs::write(ctx.workdir.file(DROP_LIST), drop).context("write drop list")?;
     Ok(())
 }
@@ -88,23 +89,42 @@ fn list_entries(list: &str) -> usize {
     entry_ids(list).len()
 }
 
-/// Archive entries (catalog table oid, object oid) not to restore: what neoncopy builds
-/// itself, and the indexes and constraints the filters leave out.
-fn left_out(ctx: &Ctx) -> HashSet<(u32, u32)> {
-    let mut set: HashSet<(u32, u32)> = ctx
+/// Archive entries not to restore.
+#[derive(Debug, Default)]
+struct LeftOut {
+    /// By (catalog table oid, object oid): what neoncopy builds itself, and the indexes and
+    /// constraints the filters leave out.
+    objects: HashSet<(u32, u32)>,
+    /// Extensions the filters leave out (with their comments).
+    extensions: std::collections::BTreeSet<String>,
+    /// `schema name ` of partition indexes the filters leave out: their `INDEX ATTACH`
+    /// entries carry no oid.
+    attachments: HashSet<String>,
+}
+
+fn left_out(ctx: &Ctx) -> LeftOut {
+    let mut objects: HashSet<(u32, u32)> = ctx
         .catalog
         .indexes
         .iter()
         .map(|i| i.archive_oid())
         .collect();
     let sel = &ctx.selection;
-    set.extend(sel.excluded_indexes.keys().map(|oid| (PG_CLASS, *oid)));
-    set.extend(
+    objects.extend(sel.excluded_indexes.keys().map(|oid| (PG_CLASS, *oid)));
+    objects.extend(
         sel.excluded_constraints
             .iter()
             .map(|oid| (PG_CONSTRAINT, *oid)),
     );
-    set
+    LeftOut {
+        objects,
+        extensions: sel.excluded_extensions.clone(),
+        attachments: sel
+            .excluded_indexes
+            .values()
+            .map(|(schema, name)| format!("{schema} {name} "))
+            .collect(),
+    }
 }
 
 /// One entry line of a restore list: `id; catalog-oid object-oid TYPE schema name owner`.
@@ -129,15 +149,9 @@ fn list_entry(line: &str) -> Option<ListEntry<'_>> {
     })
 }
 
-/// Keeps the entries `wanted` selects by dump id, and comments out the others, those in
-/// `left_out` (by catalog and object oid), and the extensions named in `extensions_left_out`
-/// (with their comments). Returns the new list and how many entries were commented out.
-pub fn rewrite_list(
-    list: &str,
-    wanted: &dyn Fn(u32) -> bool,
-    built_here: &HashSet<(u32, u32)>,
-    extensions_left_out: &std::collections::BTreeSet<String>,
-) -> (String, usize) {
+/// Keeps the entries `wanted` selects by dump id, and comments out the others and those
+/// `left` names. Returns the new list and how many entries were commented out.
+fn rewrite_list(list: &str, wanted: &dyn Fn(u32) -> bool, left: &LeftOut) -> (String, usize) {
     let mut out = String::with_capacity(list.len());
     let mut skipped = 0;
     for line in list.lines() {
@@ -158,7 +172,7 @@ pub fn rewrite_list(
                 skip = true;
             }
             if let (Some(c), Some(o)) = (catalog_oid, object_oid) {
-                if built_here.contains(&(c, o)) {
+                if left.objects.contains(&(c, o)) {
                     skip = true;
                 }
             }
@@ -169,7 +183,16 @@ pub fn rewrite_list(
             if let Some(name) = extension {
                 // "EXTENSION - name" (no owner), "COMMENT - EXTENSION name owner"
                 let name_only = name.split(' ').next().unwrap_or(name);
-                if extensions_left_out.contains(name) || extensions_left_out.contains(name_only) {
+                if left.extensions.contains(name) || left.extensions.contains(name_only) {
+                    skip = true;
+                }
+            }
+            if let Some(rest) = desc.strip_prefix("INDEX ATTACH ") {
+                if left
+                    .attachments
+                    .iter()
+                    .any(|a| rest.starts_with(a.as_str()))
+                {
                     skip = true;
                 }
             }
@@ -384,8 +407,8 @@ pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PostPhase {
     /// In archive order, in batches on one session: indexes and constraints neoncopy does not
-    /// build (those of partitioned tables), foreign keys that read little to validate,
-    /// triggers, rules, policies, publications' tables...
+    /// build (partitioned tables' own, ON ONLY, and their ATTACH PARTITION), foreign keys that
+    /// read little to validate, triggers, rules, policies, publications' tables...
     Batched,
     /// By pg_restore --jobs, which runs them side by side where their locks allow: foreign
     /// keys whose validation reads much, and materialized view data (refreshes, in dependency
@@ -522,27 +545,44 @@ mod tests {
 3203; 1259 16399 INDEX public mv_id_idx postgres
 5; 3079 16500 EXTENSION - pgcrypto
 3300; 0 0 COMMENT - EXTENSION pgcrypto
+3301; 0 0 INDEX ATTACH public t_1_v_idx postgres
+3302; 0 0 INDEX ATTACH public t_2_v_idx postgres
 ";
 
     #[test]
     fn rewrites_by_oid() {
-        let built = HashSet::from([(2606, 16391), (1259, 16392)]);
-        let none = std::collections::BTreeSet::new();
-        let pgcrypto = std::collections::BTreeSet::from(["pgcrypto".to_string()]);
-        let (out, n) = rewrite_list(LIST, &|_| true, &built, &none);
+        let built = LeftOut {
+            objects: HashSet::from([(2606, 16391), (1259, 16392)]),
+            ..LeftOut::default()
+        };
+        let none = LeftOut::default();
+        let pgcrypto = LeftOut {
+            extensions: ["pgcrypto".to_string()].into(),
+            ..LeftOut::default()
+        };
+        let (out, n) = rewrite_list(LIST, &|_| true, &built);
         assert_eq!(n, 2);
         assert!(out.contains("\n;3201; 2606 16391 CONSTRAINT"));
         assert!(out.contains("\n;3202; 1259 16392 INDEX"));
         assert!(out.contains("\n3203; 1259 16399 INDEX"));
         assert!(out.contains("\n214; 1259 16385 TABLE"));
-        let (out, n) = rewrite_list(LIST, &|_| true, &HashSet::new(), &pgcrypto);
+        let (out, n) = rewrite_list(LIST, &|_| true, &pgcrypto);
         assert_eq!(n, 2);
-        let (out2, n) = rewrite_list(LIST, &|id| id == 214, &HashSet::new(), &none);
-        assert_eq!(n, 5);
+        let (out2, n) = rewrite_list(LIST, &|id| id == 214, &none);
+        assert_eq!(n, 7);
         assert!(out2.contains("\n214; 1259 16385 TABLE"));
         assert!(out2.contains("\n;3203; 1259 16399 INDEX"));
         assert!(out.contains("\n;5; 3079 16500 EXTENSION"));
         assert!(out.contains("\n;3300; 0 0 COMMENT - EXTENSION"));
+        // A partition index left out takes its attachment along, and only its own.
+        let attach = LeftOut {
+            attachments: HashSet::from(["public t_1_v_idx ".to_string()]),
+            ..LeftOut::default()
+        };
+        let (out, n) = rewrite_list(LIST, &|_| true, &attach);
+        assert_eq!(n, 1);
+        assert!(out.contains("\n;3301; 0 0 INDEX ATTACH public t_1_v_idx"));
+        assert!(out.contains("\n3302; 0 0 INDEX ATTACH public t_2_v_idx"));
     }
 
     #[test]

@@ -111,9 +111,11 @@ pub fn tables(server_version: i32) -> String {
     )
 }
 
-/// Indexes neoncopy builds itself: valid indexes of plain tables that are not partitions of a
-/// partitioned index (those, and everything on partitioned tables, pg_restore builds with the
-/// rest of post-data). A primary key, unique or exclusion constraint comes with its index.
+/// Indexes neoncopy builds itself: valid indexes of plain tables, partitions included (a
+/// partition's share of a partitioned index is built as soon as that partition is copied,
+/// and post-data's `ALTER INDEX ... ATTACH PARTITION` joins it to the parent's index, which
+/// pg_restore creates `ON ONLY` the partitioned table). A primary key, unique or exclusion
+/// constraint comes with its index.
 pub const INDEXES: &str = "select i.indexrelid::int8, n.nspname::text, ic.relname::text, \
             i.indrelid::int8, pg_catalog.pg_get_indexdef(i.indexrelid), \
             con.oid::int8, con.conname::text, con.contype::text, \
@@ -133,7 +135,7 @@ pub const INDEXES: &str = "select i.indexrelid::int8, n.nspname::text, ic.relnam
      left join pg_catalog.pg_constraint con \
             on con.conindid = i.indexrelid and con.conrelid = i.indrelid \
            and con.contype in ('p', 'u', 'x') \
-     where i.indrelid = any($1::int8[]::oid[]) and t.relkind = 'r' and not ic.relispartition \
+     where i.indrelid = any($1::int8[]::oid[]) and t.relkind = 'r' \
        and i.indisvalid and i.indislive \
      order by i.indrelid, ic.relname";
 
@@ -553,6 +555,12 @@ pub fn selection_indexes() -> String {
          join pg_catalog.pg_namespace n on n.oid = ic.relnamespace where {SYSTEM_SCHEMA_FILTER}"
     )
 }
+
+/// The partitions of the partitioned indexes $1, at every level.
+pub const INDEX_PARTITIONS: &str = "with recursive d(oid) as ( \
+       select inhrelid from pg_catalog.pg_inherits where inhparent::int8 = any($1::int8[]) \
+       union select i.inhrelid from pg_catalog.pg_inherits i join d on i.inhparent = d.oid) \
+     select oid::int8 from d";
 
 /// Primary key, unique and exclusion constraints standing on the indexes $1.
 pub const CONSTRAINTS_OF_INDEXES: &str = "select con.oid::int8 from pg_catalog.pg_constraint con \

@@ -30,10 +30,15 @@ fn count(pair: &Pair, sql: &str) -> i64 {
     target().psql(&pair.dst, sql).trim().parse().unwrap()
 }
 
-/// Clones with the filters, then checks compare schema and data agree with the same filters.
+/// Clones the filters fixture with the filters, then checks compare schema and data agree with
+/// the same filters.
 async fn filtered_clone(test: &str, filters: &str) -> (Pair, String) {
+    filtered_clone_of(test, "filters", filters).await
+}
+
+async fn filtered_clone_of(test: &str, fixture_name: &str, filters: &str) -> (Pair, String) {
     let pair = fresh_pair(test, false);
-    source().psql(&pair.src, &fixture("filters"));
+    source().psql(&pair.src, &fixture(fixture_name));
     let path = write_filters(&pair, filters);
     let out = pair.clone_ok(false, &["--filters", &path.display().to_string()]);
     let err = stderr(&out);
@@ -215,6 +220,35 @@ async fn exclude_index() {
             "select count(*) from pg_constraint where conname = 'customers_email_key'"
         ),
         0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn excluding_a_partitioned_index_leaves_out_its_partitions_indexes() {
+    // events_at_idx is on the two-level partitioned table events: each leaf has its share
+    // (events_us_at_idx...), and events_eu an intermediate one.
+    let (pair, _) = filtered_clone_of(
+        "f_exclude_partitioned_index",
+        "partitions",
+        "[exclude-index]\npublic.events_at_idx\n",
+    )
+    .await;
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_class where relname like 'events%at_idx'"
+        ),
+        0
+    );
+    // The other partitioned indexes are whole: each leaf's share built and attached.
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_class c join pg_index i on i.indexrelid = c.oid \
+             where c.relname like 'events%' and c.relname not like '%only%' and i.indisvalid \
+             and (c.relispartition or c.relname in ('events_pkey', 'events_payload_idx'))"
+        ),
+        2 + 2 * 5
     );
 }
 

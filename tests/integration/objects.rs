@@ -103,6 +103,32 @@ async fn multi_level_partitions_with_default_partitions() {
         n > 0,
         "rows must reach the sub-partition's default partition"
     );
+    // Each partition's share of the parents' indexes (3 per leaf, 4 leaves) was built by the
+    // index workers as the partition was copied, and attached to the parents' indexes by
+    // post-data: every index valid, every leaf index attached to a parent index.
+    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
+    let built: i64 = db
+        .query_row(
+            "select count(*) from idx where state = 'done' and name like 'events%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(built, 4 * 3 + 1, "leaf indexes and events_us_only_idx");
+    let invalid: i64 = scalar(
+        &t,
+        "select count(*) from pg_index i join pg_class c on c.oid = i.indexrelid \
+         where c.relname like 'events%' and not i.indisvalid",
+    )
+    .await;
+    assert_eq!(invalid, 0);
+    let unattached: i64 = scalar(
+        &t,
+        "select count(*) from pg_class c where c.relname like 'events%' and c.relkind = 'i' \
+         and not c.relispartition and c.relname <> 'events_us_only_idx'",
+    )
+    .await;
+    assert_eq!(unattached, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
