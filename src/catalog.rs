@@ -22,6 +22,8 @@ pub struct Table {
     /// Such a table already holds the extension's own rows on the target, so it is neither
     /// truncated nor frozen.
     pub extension_config: Option<String>,
+    /// The extension a configuration table belongs to.
+    pub extension: Option<String>,
     /// A single not-null integer column of a primary key or unique index, to split by.
     pub split_key: Option<String>,
     /// Heap pages (main fork), to split by when there is no key.
@@ -123,6 +125,9 @@ pub struct Sequence {
     pub oid: u32,
     pub schema: String,
     pub name: String,
+    /// The extension that registered it as configuration (its position is copied like a
+    /// user sequence's).
+    pub extension: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -146,16 +151,21 @@ fn oid(v: i64) -> u32 {
 
 impl Catalog {
     /// Keeps what the selection copies: the tables whose rows are copied (extension
-    /// configuration tables too, unless extensions are skipped), the indexes neoncopy builds on
-    /// them (those of tables without copied rows are left to pg_restore), the sequences kept.
+    /// configuration tables too, unless their extension is skipped or filtered out), the
+    /// indexes neoncopy builds on them (those of tables without copied rows are left to
+    /// pg_restore), the sequences kept.
     pub fn apply(&mut self, sel: &crate::filters::Selection, skip_extensions: bool) {
-        self.tables.retain(|t| {
-            sel.copies_rows_of(t.oid) && !(skip_extensions && t.extension_config.is_some())
-        });
+        let left_out = |ext: &Option<String>| {
+            ext.as_ref()
+                .is_some_and(|e| skip_extensions || sel.excluded_extensions.contains(e))
+        };
+        self.tables
+            .retain(|t| sel.copies_rows_of(t.oid) && !left_out(&t.extension));
         let kept: std::collections::HashSet<u32> = self.tables.iter().map(|t| t.oid).collect();
         self.indexes
             .retain(|i| kept.contains(&i.table_oid) && !sel.excluded_indexes.contains_key(&i.oid));
-        self.sequences.retain(|s| sel.table_selected(s.oid));
+        self.sequences
+            .retain(|s| sel.table_selected(s.oid) && !left_out(&s.extension));
     }
 
     /// Reads everything the clone needs. `client` must already be inside the snapshot (or not,
@@ -198,6 +208,7 @@ impl Catalog {
                     split_key: r.get(9),
                     pages: r.get(10),
                     binary_ok: r.get(11),
+                    extension: r.get(12),
                 }
             })
             .collect();
@@ -259,6 +270,7 @@ impl Catalog {
                 oid: oid(r.get(0)),
                 schema: r.get(1),
                 name: r.get(2),
+                extension: r.get(3),
             })
             .collect();
 

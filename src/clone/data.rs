@@ -579,9 +579,15 @@ async fn copy_pipelined(
         what,
     };
     let mut begin = String::from("begin");
-    for u in units.iter().filter(|u| fresh(u)) {
+    for u in units.iter().filter(|u| u.parts == 1) {
+        let t = table(u);
         begin.push_str("; ");
-        begin.push_str(&sql::truncate_only(&table(u).schema, &table(u).name));
+        match &t.extension_config {
+            None => begin.push_str(&sql::truncate_only(&t.schema, &t.name)),
+            // The rows a previous attempt may have committed go, the extension's own stay:
+            // copying again never duplicates.
+            Some(condition) => begin.push_str(&sql::delete_matching(&t.schema, &t.name, condition)),
+        }
     }
     let in_sql: Vec<String> = units
         .iter()

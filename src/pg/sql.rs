@@ -95,11 +95,12 @@ pub fn tables(server_version: i32) -> String {
                 (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8, \
                 coalesce((select bool_and(a.atttypid < 16384) from pg_catalog.pg_attribute a \
                           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
-                          {generated}), true) \
+                          {generated}), true), \
+                ext.extname \
          from pg_catalog.pg_class c \
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
          left join lateral ( \
-             select e.extconfig, \
+             select e.extconfig, e.extname::text, \
                     e.extcondition[pg_catalog.array_position(e.extconfig, c.oid)]::text as extcondition \
              from pg_catalog.pg_extension e where c.oid = any(e.extconfig) limit 1) ext on true \
          where c.relkind = 'r' and {SYSTEM_SCHEMA_FILTER} \
@@ -139,15 +140,20 @@ pub const INDEXES: &str = "select i.indexrelid::int8, n.nspname::text, ic.relnam
        and i.indisvalid and i.indislive \
      order by i.indrelid, ic.relname";
 
-/// Sequences of the user's schemas (not those of extensions).
+/// Sequences of the user's schemas: not those of extensions, except the ones an extension
+/// registered as configuration (pg_extension_config_dump), whose position pg_dump carries.
 pub fn sequences() -> String {
     format!(
-        "select c.oid::int8, n.nspname::text, c.relname::text \
+        "select c.oid::int8, n.nspname::text, c.relname::text, \
+                (select e.extname::text from pg_catalog.pg_extension e \
+                 where c.oid = any(e.extconfig) limit 1) \
          from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
          where c.relkind = 'S' and {SYSTEM_SCHEMA_FILTER} \
-           and not exists (select 1 from pg_catalog.pg_depend d \
-                           where d.classid = 'pg_catalog.pg_class'::regclass \
-                             and d.objid = c.oid and d.deptype = 'e') \
+           and (not exists (select 1 from pg_catalog.pg_depend d \
+                            where d.classid = 'pg_catalog.pg_class'::regclass \
+                              and d.objid = c.oid and d.deptype = 'e') \
+                or exists (select 1 from pg_catalog.pg_extension e \
+                           where c.oid = any(e.extconfig))) \
          order by n.nspname, c.relname"
     )
 }
@@ -225,17 +231,12 @@ pub fn copy_out(
 ) -> String {
     let target = qualified(schema, table);
     let format = if binary { " with (format binary)" } else { "" };
-    match condition.filter(|c| !c.trim().is_empty()) {
+    match condition.and_then(where_clause) {
         Some(cond) => {
             let cols = if columns.is_empty() {
                 "*".to_string()
             } else {
                 column_list(columns)
-            };
-            let cond = if cond.trim_start().to_ascii_lowercase().starts_with("where ") {
-                cond.to_string()
-            } else {
-                format!("where {cond}")
             };
             format!("copy (select {cols} from only {target} {cond}) to stdout{format}")
         }
@@ -290,6 +291,28 @@ pub fn record_part(table_oid: u32, part: u32, rows: u64) -> String {
     format!(
         "insert into neoncopy.parts (table_oid, part, rows) values ({table_oid}, {part}, {rows})"
     )
+}
+
+/// A row condition as a WHERE clause: a part's range, or an extension's configuration filter
+/// (stored with or without its WHERE). None when it selects every row.
+fn where_clause(cond: &str) -> Option<String> {
+    let cond = cond.trim();
+    if cond.is_empty() {
+        None
+    } else if cond.to_ascii_lowercase().starts_with("where ") {
+        Some(cond.to_string())
+    } else {
+        Some(format!("where {cond}"))
+    }
+}
+
+/// Removes the rows an extension configuration table's filter selects, before they are
+/// copied again (the extension's own rows, outside the filter, stay).
+pub fn delete_matching(schema: &str, table: &str, condition: &str) -> String {
+    match where_clause(condition) {
+        Some(cond) => format!("delete from only {} {cond}", qualified(schema, table)),
+        None => format!("delete from only {}", qualified(schema, table)),
+    }
 }
 
 pub fn truncate_only(schema: &str, table: &str) -> String {
@@ -619,6 +642,26 @@ mod tests {
         assert_eq!(qualified("My Schema", "t"), r#""My Schema"."t""#);
         assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(literal(r"a\b'"), r"E'a\\b'''");
+    }
+
+    #[test]
+    fn extension_filters_as_where_clauses() {
+        assert_eq!(
+            delete_matching("s", "t", "WHERE NOT builtin"),
+            r#"delete from only "s"."t" WHERE NOT builtin"#
+        );
+        assert_eq!(
+            delete_matching("s", "t", "id > 10"),
+            r#"delete from only "s"."t" where id > 10"#
+        );
+        assert_eq!(
+            delete_matching("s", "t", " "),
+            r#"delete from only "s"."t""#
+        );
+        assert_eq!(
+            copy_out("s", "t", &[], Some("where x"), false),
+            r#"copy (select * from only "s"."t" where x) to stdout"#
+        );
     }
 
     #[test]

@@ -386,3 +386,91 @@ async fn post_data_phases_keep_what_depends_on_what() {
         .get(0);
     assert_eq!(kids, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extension_configuration_tables_carry_user_rows_once() {
+    // neoncopy_test_config (tests/fixtures/extension, installed by scripts/ensure-deps.sh)
+    // makes two settings rows of its own; users add theirs, and journal rows numbered by a
+    // sequence the extension registered as configuration.
+    let pair = fresh_pair("ext_config", false);
+    source().psql(
+        &pair.src,
+        "create extension neoncopy_test_config; \
+         insert into settings values ('owner', 'ops', false), ('tier', 'gold', false); \
+         insert into journal (note) select 'note ' || g from generate_series(1, 5) g;",
+    );
+    pair.clone_ok(false, &[]);
+    // Rows (the extension's two once, the users' two) and the sequence's position match.
+    assert_faithful(&pair).await;
+    let t = target().client(&pair.dst).await;
+    let n: i64 = scalar(&t, "select count(*) from settings").await;
+    assert_eq!(n, 4);
+    let next: i64 = scalar(&t, "select nextval('journal_id_seq')").await;
+    assert_eq!(
+        next, 6,
+        "the registered sequence carries on after the copied rows"
+    );
+
+    // A copy whose commit landed but was never recorded (a crash in between) is copied again
+    // on resume: the users' rows are replaced, not added, and the extension's stay.
+    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
+    db.execute_batch(
+        "update run set status = 'interrupted'; \
+         update step set ended_at = null where name like 'COPY, INDEX%'; \
+         update unit set state = 'pending', rows = null where table_name in ('settings', 'journal');",
+    )
+    .unwrap();
+    drop(db);
+    pair.clone_ok(false, &["--resume", "--not-consistent"]);
+    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
+    let recopied: i64 = db
+        .query_row(
+            "select count(*) from unit where table_name in ('settings', 'journal') \
+             and state = 'done' and attempts = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recopied, 2);
+    let n: i64 = scalar(&t, "select count(*) from settings").await;
+    assert_eq!(n, 4);
+    let n: i64 = scalar(&t, "select count(*) from journal").await;
+    assert_eq!(n, 5);
+
+    // --skip-extensions leaves the extension, its rows and its sequence to the target.
+    let pair = fresh_pair("ext_config_skip", false);
+    source().psql(
+        &pair.src,
+        "create extension neoncopy_test_config; \
+         insert into settings values ('owner', 'ops', false); \
+         insert into journal (note) values ('a'), ('b'), ('c');",
+    );
+    target().psql(&pair.dst, "create extension neoncopy_test_config;");
+    pair.clone_ok(false, &["--skip-extensions"]);
+    let t = target().client(&pair.dst).await;
+    let n: i64 = scalar(&t, "select count(*) from settings").await;
+    assert_eq!(n, 2, "only the target's own rows");
+    let next: i64 = scalar(&t, "select nextval('journal_id_seq')").await;
+    assert_eq!(next, 1);
+
+    // A filtered-out extension takes its configuration tables along.
+    let pair = fresh_pair("ext_config_filtered", false);
+    source().psql(
+        &pair.src,
+        "create extension neoncopy_test_config; \
+         insert into settings values ('owner', 'ops', false); \
+         create table mine (id int primary key); insert into mine values (1);",
+    );
+    let filters = pair.workdir.path().join("filters.ini");
+    std::fs::write(&filters, "[exclude-extension]\nneoncopy_test_config\n").unwrap();
+    pair.clone_ok(false, &["--filters", &filters.display().to_string()]);
+    let t = target().client(&pair.dst).await;
+    let n: i64 = scalar(&t, "select count(*) from mine").await;
+    assert_eq!(n, 1);
+    let n: i64 = scalar(
+        &t,
+        "select count(*) from pg_class where relname in ('settings', 'journal')",
+    )
+    .await;
+    assert_eq!(n, 0);
+}
