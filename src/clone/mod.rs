@@ -314,6 +314,10 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
         {
             Err(e)
         }
+        Err(e) if crate::pg::out_of_storage(&e) => Err(e.context(format!(
+            "clone failed: the target ran out of storage (a full disk, or its plan's storage \
+             limit); free space or raise the limit, then continue with: {hint}"
+        ))),
         Err(e) => Err(e.context(format!(
             "clone failed; after fixing the cause, continue with: {hint}"
         ))),

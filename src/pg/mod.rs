@@ -96,6 +96,16 @@ pub fn is_transient_pg(e: &tokio_postgres::Error) -> bool {
     text.contains("timed out") || text.contains("timeout") || text.contains("connection")
 }
 
+/// Whether a failure is the target running out of room: a full disk ("No space left on
+/// device") or a managed service's storage limit (Neon: "could not extend file because
+/// cluster size limit (... MB) has been exceeded"). Read from the text, so that pg_restore's
+/// errors count too.
+pub fn out_of_storage(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}").to_ascii_lowercase();
+    text.contains("no space left on device")
+        || (text.contains("size limit") && text.contains("exceeded"))
+}
+
 /// Converts a tokio-postgres error into anyhow with the one-line description above.
 pub fn db_err(e: tokio_postgres::Error) -> anyhow::Error {
     PgError {

@@ -120,6 +120,21 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[test]
+    fn out_of_storage_is_recognised_in_any_wording() {
+        let neon = anyhow::anyhow!(
+            "ERROR: could not extend file because cluster size limit (10240 MB) has been exceeded"
+        )
+        .context("copy table public.t: finish COPY on target");
+        assert!(crate::pg::out_of_storage(&neon));
+        let restore = anyhow::anyhow!(
+            "pg_restore: error: could not execute query: ERROR: could not extend file \"base/1/2\": No space left on device"
+        );
+        assert!(crate::pg::out_of_storage(&restore));
+        let other = anyhow::anyhow!("ERROR: duplicate key value violates unique constraint");
+        assert!(!crate::pg::out_of_storage(&other));
+    }
+
+    #[test]
     fn delays_grow_and_are_capped() {
         let p = RetryPolicy {
             retries: 10,

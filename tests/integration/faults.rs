@@ -615,3 +615,109 @@ async fn a_table_the_target_refuses_fails_its_batch_and_is_named() {
         .unwrap();
     assert!(companions >= 1, "no table shared t_refused's batch");
 }
+
+/// A small tmpfs as a tablespace of the target cluster, holding the target database: the
+/// target's disk, made small enough to fill. Removed (database, tablespace, mount) on drop.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+    tablespace: String,
+    db: String,
+}
+
+impl SmallDisk {
+    fn new(db: &str, megabytes: u32) -> SmallDisk {
+        assert!(
+            is_root(),
+            "this test mounts a tmpfs to fill the target's disk: run the suite as root (CI does)"
+        );
+        let tablespace = format!("small_disk_{}", std::process::id());
+        let dir = std::env::temp_dir().join(&tablespace);
+        std::fs::create_dir_all(&dir).unwrap();
+        let disk = SmallDisk {
+            dir,
+            tablespace,
+            db: db.to_string(),
+        };
+        disk.mount(&format!("size={megabytes}m"));
+        let ok = Command::new("chown")
+            .arg("postgres:")
+            .arg(&disk.dir)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        target().psql(
+            "postgres",
+            &format!(
+                "create tablespace {} location '{}'; alter database \"{db}\" set tablespace {};",
+                disk.tablespace,
+                disk.dir.display(),
+                disk.tablespace
+            ),
+        );
+        disk
+    }
+
+    fn mount(&self, options: &str) {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount a tmpfs at {}: {}",
+            self.dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        target().try_psql(
+            "postgres",
+            &format!(
+                "drop database if exists \"{}\" with (force); drop tablespace if exists {};",
+                self.db, self.tablespace
+            ),
+        );
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The target's disk fills up in the middle of the copy (on Neon: the plan's storage limit).
+/// The clone stops with one line saying so and how to go on; once there is room, --resume
+/// finishes it, without duplicates.
+#[tokio::test(flavor = "multi_thread")]
+async fn target_disk_full_stops_with_a_clear_line_then_resumes() {
+    let pair = fresh_pair("disk_full", false);
+    source().psql(
+        &pair.src,
+        "create table big (id int primary key, pad text not null);
+         insert into big select g, repeat(md5(g::text), 3) from generate_series(1, 200000) g;
+         create table small (id int primary key);
+         insert into small select generate_series(1, 100);",
+    );
+    // An empty database takes about 8 MB: 16 MB leaves room for the schema, not for big's
+    // 25 MB.
+    let disk = SmallDisk::new(&pair.dst, 16);
+    let out = pair.clone_with(false, &["--table-jobs", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the target ran out of storage")
+            && err.contains("No space left on device")
+            && err.contains("continue with: neoncopy clone --resume --not-consistent"),
+        "{err}"
+    );
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    disk.mount("remount,size=256m");
+    let out = pair.clone_with(false, &["--resume", "--not-consistent"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_faithful(&pair).await;
+    drop(disk);
+}

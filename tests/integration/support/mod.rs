@@ -241,10 +241,26 @@ impl Cluster {
     /// Runs SQL with psql (which understands multi-statement scripts and meta-commands), and
     /// panics with psql's output on error.
     pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = self.run_psql(db, sql);
+        assert!(
+            out.status.success(),
+            "psql on {} failed: {}\nSQL: {sql}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// [`Cluster::psql`] for cleanups: whether it succeeded, never a panic.
+    pub fn try_psql(&self, db: &str, sql: &str) -> bool {
+        self.run_psql(db, sql).status.success()
+    }
+
+    fn run_psql(&self, db: &str, sql: &str) -> std::process::Output {
         // A script file, not -c: each statement commits on its own, as in an application.
         let mut script = tempfile::NamedTempFile::new().expect("temp file for SQL");
         std::io::Write::write_all(&mut script, sql.as_bytes()).expect("write SQL");
-        let out = Command::new(self.bin.join("psql"))
+        Command::new(self.bin.join("psql"))
             .args([
                 "-X",
                 "-q",
@@ -263,14 +279,7 @@ impl Cluster {
                 &script.path().display().to_string(),
             ])
             .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "psql on {} failed: {}\nSQL: {sql}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+            .expect("run psql")
     }
 
     pub async fn client(&self, db: &str) -> Client {
