@@ -20,7 +20,7 @@ pub struct Table {
     pub columns: Vec<String>,
     /// For an extension's configuration table: pg_dump's filter (`WHERE ...`, possibly empty).
     /// Such a table already holds the extension's own rows on the target, so it is neither
-    /// truncated nor frozen.
+    /// truncated nor frozen: the rows its filter selects are deleted before they are copied.
     pub extension_config: Option<String>,
     /// The extension a configuration table belongs to.
     pub extension: Option<String>,
