@@ -18,12 +18,10 @@ pub struct Table {
     pub unlogged: bool,
     /// Copyable columns in order (generated columns left out).
     pub columns: Vec<String>,
-    /// For an extension's configuration table: pg_dump's filter (`WHERE ...`, possibly empty).
-    /// Such a table already holds the extension's own rows on the target, so it is neither
-    /// truncated nor frozen: the rows its filter selects are deleted before they are copied.
-    pub extension_config: Option<String>,
-    /// The extension a configuration table belongs to.
-    pub extension: Option<String>,
+    /// Set for an extension's configuration table. Such a table already holds the
+    /// extension's own rows on the target, so it is neither truncated nor frozen: the rows its
+    /// filter selects are deleted before they are copied.
+    pub extension_config: Option<ExtensionConfig>,
     /// A single not-null integer column of a primary key or unique index, to split by.
     pub split_key: Option<String>,
     /// Heap pages (main fork), to split by when there is no key.
@@ -31,6 +29,14 @@ pub struct Table {
     /// Every column is of a built-in type, whose binary COPY format names no OID of this
     /// server (user types, and arrays of them, carry OIDs that differ on the target).
     pub binary_ok: bool,
+}
+
+/// What an extension registered with `pg_extension_config_dump` for one of its tables.
+#[derive(Debug, Clone)]
+pub struct ExtensionConfig {
+    pub extension: String,
+    /// pg_dump's filter of the rows to carry (`WHERE ...`, possibly empty).
+    pub filter: String,
 }
 
 impl Table {
@@ -155,17 +161,18 @@ impl Catalog {
     /// indexes neoncopy builds on them (those of tables without copied rows are left to
     /// pg_restore), the sequences kept.
     pub fn apply(&mut self, sel: &crate::filters::Selection, skip_extensions: bool) {
-        let left_out = |ext: &Option<String>| {
-            ext.as_ref()
-                .is_some_and(|e| skip_extensions || sel.excluded_extensions.contains(e))
+        let left_out = |ext: Option<&String>| {
+            ext.is_some_and(|e| skip_extensions || sel.excluded_extensions.contains(e))
         };
-        self.tables
-            .retain(|t| sel.copies_rows_of(t.oid) && !left_out(&t.extension));
+        self.tables.retain(|t| {
+            sel.copies_rows_of(t.oid)
+                && !left_out(t.extension_config.as_ref().map(|c| &c.extension))
+        });
         let kept: std::collections::HashSet<u32> = self.tables.iter().map(|t| t.oid).collect();
         self.indexes
             .retain(|i| kept.contains(&i.table_oid) && !sel.excluded_indexes.contains_key(&i.oid));
         self.sequences
-            .retain(|s| sel.table_selected(s.oid) && !left_out(&s.extension));
+            .retain(|s| sel.table_selected(s.oid) && !left_out(s.extension.as_ref()));
     }
 
     /// Reads everything the clone needs. `client` must already be inside the snapshot (or not,
@@ -190,26 +197,23 @@ impl Catalog {
             .db()
             .context("list source tables")?
             .into_iter()
-            .map(|r| {
-                let is_ext_config: bool = r.get(7);
-                Table {
-                    oid: oid(r.get(0)),
-                    schema: r.get(1),
-                    name: r.get(2),
-                    bytes: r.get(3),
-                    estimated_rows: r.get(4),
-                    unlogged: r.get(5),
-                    extension_config: if is_ext_config {
-                        Some(r.get::<_, Option<String>>(6).unwrap_or_default())
-                    } else {
-                        None
-                    },
-                    columns: r.get(8),
-                    split_key: r.get(9),
-                    pages: r.get(10),
-                    binary_ok: r.get(11),
-                    extension: r.get(12),
-                }
+            .map(|r| Table {
+                oid: oid(r.get(0)),
+                schema: r.get(1),
+                name: r.get(2),
+                bytes: r.get(3),
+                estimated_rows: r.get(4),
+                unlogged: r.get(5),
+                extension_config: r
+                    .get::<_, Option<String>>(7)
+                    .map(|extension| ExtensionConfig {
+                        extension,
+                        filter: r.get::<_, Option<String>>(6).unwrap_or_default(),
+                    }),
+                columns: r.get(8),
+                split_key: r.get(9),
+                pages: r.get(10),
+                binary_ok: r.get(11),
             })
             .collect();
 

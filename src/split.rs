@@ -129,7 +129,6 @@ mod tests {
             unlogged: false,
             columns: vec![],
             extension_config: None,
-            extension: None,
             split_key: Some("id".into()),
             pages: 3,
             binary_ok: true,

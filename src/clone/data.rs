@@ -586,7 +586,7 @@ async fn copy_pipelined(
             None => begin.push_str(&sql::truncate_only(&t.schema, &t.name)),
             // The rows a previous attempt may have committed go, the extension's own stay:
             // copying again never duplicates.
-            Some(condition) => begin.push_str(&sql::delete_matching(&t.schema, &t.name, condition)),
+            Some(c) => begin.push_str(&sql::delete_matching(&t.schema, &t.name, &c.filter)),
         }
     }
     let in_sql: Vec<String> = units
@@ -607,7 +607,7 @@ async fn copy_pipelined(
         .map(|u| {
             let t = table(u);
             let condition = if u.parts == 1 {
-                t.extension_config.as_deref()
+                t.extension_config.as_ref().map(|c| c.filter.as_str())
             } else {
                 u.condition.as_deref()
             };

@@ -80,7 +80,7 @@ pub fn tables(server_version: i32) -> String {
                 greatest(c.reltuples, 0)::int8, \
                 c.relpersistence = 'u', \
                 ext.extcondition, \
-                ext.extconfig is not null, \
+                ext.extname, \
                 coalesce((select array_agg(a.attname::text order by a.attnum) \
                           from pg_catalog.pg_attribute a \
                           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
@@ -95,8 +95,7 @@ pub fn tables(server_version: i32) -> String {
                 (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8, \
                 coalesce((select bool_and(a.atttypid < 16384) from pg_catalog.pg_attribute a \
                           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
-                          {generated}), true), \
-                ext.extname \
+                          {generated}), true) \
          from pg_catalog.pg_class c \
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
          left join lateral ( \
@@ -451,7 +450,6 @@ pub fn if_not_exists(index_definition: &str) -> String {
     index_definition.to_string()
 }
 
-/// Whether a table ($1, qualified and quoted) has a constraint named $2.
 /// Of the (table, constraint name) pairs in $1 and $2, the positions (from 1) of those that
 /// exist.
 pub const EXISTING_CONSTRAINTS: &str = "select x.i from unnest($1::text[], $2::text[]) \
