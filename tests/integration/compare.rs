@@ -212,14 +212,9 @@ async fn compare_data_splits_big_tables_and_reports_json() {
         stdout(&out)
     );
     // The result is recorded in the work directory.
-    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
-    let differs: i64 = db
-        .query_row(
-            "select count(*) from compare_result where kind = 'data' and status = 'differs'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let differs = pair.state_count(
+        "select count(*) from compare_result where kind = 'data' and status = 'differs'",
+    );
     assert_eq!(differs, 1);
 }
 

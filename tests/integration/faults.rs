@@ -143,14 +143,14 @@ async fn backend_running(cluster: &Cluster, db: &str, prefix: &str) -> bool {
     .get(0)
 }
 
-fn attempts(dir: &Path, table: &str) -> i64 {
-    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
-    db.query_row(
-        "select max(attempts) from unit where table_name = ?1",
-        [table],
-        |r| r.get(0),
-    )
-    .unwrap()
+fn attempts(pair: &Pair, table: &str) -> i64 {
+    pair.state()
+        .query_row(
+            "select max(attempts) from unit where table_name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 async fn terminated_mid_copy_is_retried(test: &str, on_source: bool) {
@@ -178,7 +178,7 @@ async fn terminated_mid_copy_is_retried(test: &str, on_source: bool) {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("copied again from scratch"), "{err}");
-    assert!(attempts(pair.workdir.path(), "big") >= 2);
+    assert!(attempts(&pair, "big") >= 2);
     assert_faithful(&pair).await;
 }
 
@@ -552,16 +552,10 @@ async fn a_batch_of_small_tables_cut_off_is_copied_again_whole() {
         "{err}"
     );
     // Its batch companions were copied again with it.
-    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
-    let redone: i64 = db
-        .query_row(
-            "select count(*) from unit where attempts >= 2 and table_name <> 't_slow'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let redone = pair
+        .state_count("select count(*) from unit where attempts >= 2 and table_name <> 't_slow'");
     assert!(redone >= 1, "no other table was in t_slow's batch");
-    assert!(attempts(pair.workdir.path(), "t_slow") >= 2);
+    assert!(attempts(&pair, "t_slow") >= 2);
     assert_faithful(&pair).await;
 }
 
@@ -589,7 +583,7 @@ async fn a_table_the_target_refuses_fails_its_batch_and_is_named() {
     assert!(err.contains("t_refused"), "{err}");
     assert!(err.contains("violates check constraint"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
+    let db = pair.state();
     let state = |table: &str| -> (String, String) {
         db.query_row(
             "select state, coalesce(error, '') from unit where table_name = ?1",

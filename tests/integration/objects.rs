@@ -106,14 +106,8 @@ async fn multi_level_partitions_with_default_partitions() {
     // Each partition's share of the parents' indexes (3 per leaf, 4 leaves) was built by the
     // index workers as the partition was copied, and attached to the parents' indexes by
     // post-data: every index valid, every leaf index attached to a parent index.
-    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
-    let built: i64 = db
-        .query_row(
-            "select count(*) from idx where state = 'done' and name like 'events%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let built =
+        pair.state_count("select count(*) from idx where state = 'done' and name like 'events%'");
     assert_eq!(built, 4 * 3 + 1, "leaf indexes and events_us_only_idx");
     let invalid: i64 = scalar(
         &t,
@@ -413,24 +407,18 @@ async fn extension_configuration_tables_carry_user_rows_once() {
 
     // A copy whose commit landed but was never recorded (a crash in between) is copied again
     // on resume: the users' rows are replaced, not added, and the extension's stay.
-    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
-    db.execute_batch(
+    pair.state()
+        .execute_batch(
         "update run set status = 'interrupted'; \
          update step set ended_at = null where name like 'COPY, INDEX%'; \
          update unit set state = 'pending', rows = null where table_name in ('settings', 'journal');",
     )
     .unwrap();
-    drop(db);
     pair.clone_ok(false, &["--resume", "--not-consistent"]);
-    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
-    let recopied: i64 = db
-        .query_row(
-            "select count(*) from unit where table_name in ('settings', 'journal') \
-             and state = 'done' and attempts = 2",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let recopied = pair.state_count(
+        "select count(*) from unit where table_name in ('settings', 'journal') \
+         and state = 'done' and attempts = 2",
+    );
     assert_eq!(recopied, 2);
     let n: i64 = scalar(&t, "select count(*) from settings").await;
     assert_eq!(n, 4);

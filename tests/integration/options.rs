@@ -259,7 +259,7 @@ async fn big_tables_are_split_into_balanced_parts() {
     );
     assert!(stderr(&out).contains("split into"), "{}", stderr(&out));
     assert_faithful(&pair).await;
-    let db = rusqlite::Connection::open(pair.workdir.path().join("state.db")).unwrap();
+    let db = pair.state();
     for table in ["skewed", "heap"] {
         let rows: Vec<i64> = db
             .prepare("select rows from unit where table_name = ?1 order by part")

@@ -371,6 +371,18 @@ pub fn fresh_pair(test: &str, managed: bool) -> Pair {
 }
 
 impl Pair {
+    /// The clone's state database in the work directory.
+    pub fn state(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.workdir.path().join("state.db")).expect("open state.db")
+    }
+
+    /// The one number a query of the clone's state database returns.
+    pub fn state_count(&self, sql: &str) -> i64 {
+        self.state()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     pub fn source_uri(&self) -> String {
         source().uri(&self.src)
     }
