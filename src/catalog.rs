@@ -26,9 +26,17 @@ pub struct Table {
     pub split_key: Option<String>,
     /// Heap pages (main fork), to split by when there is no key.
     pub pages: i64,
-    /// Every column is of a built-in type, whose binary COPY format names no OID of this
-    /// server (user types, and arrays of them, carry OIDs that differ on the target).
+    /// Every column is of a type whose binary COPY form carries the value itself, the same on
+    /// any server (`sql::BINARY_SAFE_TYPES`, and arrays, ranges and domains of those): no OID
+    /// (reg* types, arrays of user types), nothing a server prints its own way.
     pub binary_ok: bool,
+    /// A partitioned table whose rows must be routed by the target: one of its levels is
+    /// hash-partitioned on a type whose hash depends on OIDs (an enum: its values' OIDs
+    /// differ on the target). These are its selected leaves, read together and loaded
+    /// through the partitioned table; empty for every other table.
+    pub leaves: Vec<(String, String)>,
+    /// For a leaf of such a tree: the partitioned table its rows are loaded through.
+    pub load_root: Option<u32>,
 }
 
 /// What an extension registered with `pg_extension_config_dump` for one of its tables.
@@ -42,6 +50,13 @@ pub struct ExtensionConfig {
 impl Table {
     pub fn qualified(&self) -> String {
         sql::qualified(&self.schema, &self.name)
+    }
+
+    /// Whether a whole-table load can be `TRUNCATE` + `COPY ... FREEZE`: not for an extension's
+    /// configuration table (the extension's own rows stay) nor for a partitioned table loaded
+    /// through its root (COPY FREEZE refuses partitioned tables).
+    pub fn frozen_on_load(&self) -> bool {
+        self.extension_config.is_none() && self.leaves.is_empty()
     }
 
     /// A readable name for messages: schema.table, quoted only where needed.
@@ -68,23 +83,18 @@ pub fn display_ident(name: &str) -> String {
     }
 }
 
-/// How an index comes to exist on the target.
+/// How an index comes to exist on the target: by its own archive entry (`CREATE INDEX`), or
+/// by its constraint's (`ADD CONSTRAINT ... PRIMARY KEY | UNIQUE | EXCLUDE`, which builds the
+/// index). Either way the statements are pg_dump's, with whatever it put beside them (CLUSTER
+/// ON, REPLICA IDENTITY, statistics targets, DEPENDS ON EXTENSION).
 #[derive(Clone, Debug)]
 pub enum IndexKind {
     Plain,
-    /// `CREATE UNIQUE INDEX`, then `ADD CONSTRAINT ... {PRIMARY KEY|UNIQUE} USING INDEX`.
     Constraint {
         oid: u32,
         name: String,
-        primary: bool,
-        deferrable: bool,
-        deferred: bool,
-    },
-    /// `ADD CONSTRAINT name EXCLUDE ...`, which builds its own index.
-    Exclusion {
-        oid: u32,
-        name: String,
-        definition: String,
+        /// 'p' primary key, 'u' unique, 'x' exclusion.
+        contype: char,
     },
 }
 
@@ -94,12 +104,7 @@ pub struct Index {
     pub schema: String,
     pub name: String,
     pub table_oid: u32,
-    pub definition: String,
     pub kind: IndexKind,
-    pub clustered: bool,
-    pub replica_identity: bool,
-    /// (index column number, statistics target) set with ALTER INDEX ... SET STATISTICS.
-    pub column_statistics: Vec<(i32, i32)>,
 }
 
 impl Index {
@@ -116,9 +121,7 @@ impl Index {
     pub fn archive_oid(&self) -> (u32, u32) {
         match &self.kind {
             IndexKind::Plain => (PG_CLASS, self.oid),
-            IndexKind::Constraint { oid, .. } | IndexKind::Exclusion { oid, .. } => {
-                (PG_CONSTRAINT, *oid)
-            }
+            IndexKind::Constraint { oid, .. } => (PG_CONSTRAINT, *oid),
         }
     }
 }
@@ -144,11 +147,24 @@ pub struct Catalog {
     pub sequences: Vec<Sequence>,
     pub large_objects: Vec<u32>,
     pub database_settings: Vec<String>,
+    /// Settings of roles in this database: (role, settings).
+    pub role_settings: Vec<(String, Vec<String>)>,
     pub database_comment: Option<String>,
     pub lc_monetary: String,
-    /// Foreign keys by constraint oid: the bytes their validation reads (None: unknown, as
-    /// for partitioned tables).
-    pub foreign_keys: std::collections::HashMap<u32, Option<i64>>,
+    /// Foreign keys by constraint oid.
+    pub foreign_keys: std::collections::HashMap<u32, ForeignKey>,
+    /// Partitioned tables whose leaves are loaded through them (see `Table::leaves`), with
+    /// their own description.
+    pub load_roots: std::collections::HashMap<u32, Table>,
+}
+
+/// What validating a foreign key involves.
+#[derive(Clone, Copy, Debug)]
+pub struct ForeignKey {
+    /// The bytes its validation reads (None: unknown, as for partitioned tables).
+    pub bytes: Option<i64>,
+    pub table: u32,
+    pub referenced: u32,
 }
 
 fn oid(v: i64) -> u32 {
@@ -173,6 +189,44 @@ impl Catalog {
             .retain(|i| kept.contains(&i.table_oid) && !sel.excluded_indexes.contains_key(&i.oid));
         self.sequences
             .retain(|s| sel.table_selected(s.oid) && !left_out(s.extension.as_ref()));
+    }
+
+    /// Replaces the selected leaves of partitioned tables that must be loaded through their
+    /// root by one table each: the root, reading its leaves. Their indexes are left to
+    /// post-data (pg_restore builds them after the data).
+    pub fn load_through_roots(&mut self) {
+        if self.load_roots.is_empty() {
+            return;
+        }
+        let mut grouped: std::collections::BTreeMap<u32, Table> = Default::default();
+        let mut rest = Vec::with_capacity(self.tables.len());
+        for t in std::mem::take(&mut self.tables) {
+            let Some(root) = t.load_root.and_then(|r| self.load_roots.get(&r)) else {
+                rest.push(t);
+                continue;
+            };
+            let g = grouped.entry(root.oid).or_insert_with(|| Table {
+                bytes: 0,
+                estimated_rows: 0,
+                pages: 0,
+                binary_ok: root.binary_ok,
+                ..root.clone()
+            });
+            g.bytes += t.bytes;
+            g.estimated_rows += t.estimated_rows;
+            g.pages += t.pages;
+            g.binary_ok &= t.binary_ok;
+            g.leaves.push((t.schema, t.name));
+        }
+        rest.extend(grouped.into_values());
+        rest.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| a.display().cmp(&b.display()))
+        });
+        let kept: std::collections::HashSet<u32> = rest.iter().map(|t| t.oid).collect();
+        self.indexes.retain(|i| kept.contains(&i.table_oid));
+        self.tables = rest;
     }
 
     /// Reads everything the clone needs. `client` must already be inside the snapshot (or not,
@@ -214,6 +268,8 @@ impl Catalog {
                 split_key: r.get(9),
                 pages: r.get(10),
                 binary_ok: r.get(11),
+                leaves: Vec::new(),
+                load_root: r.get::<_, Option<i64>>(12).map(oid),
             })
             .collect();
 
@@ -230,36 +286,23 @@ impl Catalog {
             .context("list source indexes")?
             .into_iter()
             .map(|r| {
-                let con_oid: Option<i64> = r.get(5);
-                let con_name: Option<String> = r.get(6);
-                let con_type: Option<String> = r.get(7);
-                let kind = match (con_oid, con_name, con_type.as_deref()) {
-                    (Some(o), Some(name), Some("x")) => IndexKind::Exclusion {
-                        oid: oid(o),
-                        name,
-                        definition: r.get::<_, Option<String>>(10).unwrap_or_default(),
-                    },
+                let con_oid: Option<i64> = r.get(4);
+                let con_name: Option<String> = r.get(5);
+                let con_type: Option<String> = r.get(6);
+                let kind = match (con_oid, con_name, con_type) {
                     (Some(o), Some(name), Some(t)) => IndexKind::Constraint {
                         oid: oid(o),
                         name,
-                        primary: t == "p",
-                        deferrable: r.get::<_, Option<bool>>(8).unwrap_or(false),
-                        deferred: r.get::<_, Option<bool>>(9).unwrap_or(false),
+                        contype: t.chars().next().unwrap_or('u'),
                     },
                     _ => IndexKind::Plain,
                 };
-                let attnums: Vec<i32> = r.get(13);
-                let targets: Vec<i32> = r.get(14);
                 Index {
                     oid: oid(r.get(0)),
                     schema: r.get(1),
                     name: r.get(2),
                     table_oid: oid(r.get(3)),
-                    definition: r.get(4),
                     kind,
-                    clustered: r.get(11),
-                    replica_identity: r.get(12),
-                    column_statistics: attnums.into_iter().zip(targets).collect(),
                 }
             })
             .collect();
@@ -297,8 +340,51 @@ impl Catalog {
             .db()
             .context("list source foreign keys")?
             .into_iter()
-            .map(|r| (oid(r.get(0)), r.get(1)))
+            .map(|r| {
+                let fk = ForeignKey {
+                    bytes: r.get(1),
+                    table: oid(r.get(2)),
+                    referenced: oid(r.get(3)),
+                };
+                (oid(r.get(0)), fk)
+            })
             .collect();
+
+        let roots: Vec<i64> = tables
+            .iter()
+            .filter_map(|t| t.load_root.map(i64::from))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let load_roots = if roots.is_empty() {
+            Default::default()
+        } else {
+            client
+                .query(&sql::load_roots(server_version), &[&roots])
+                .await
+                .db()
+                .context("list partitioned tables loaded through their root")?
+                .into_iter()
+                .map(|r| {
+                    let t = Table {
+                        oid: oid(r.get(0)),
+                        schema: r.get(1),
+                        name: r.get(2),
+                        bytes: 0,
+                        estimated_rows: 0,
+                        unlogged: false,
+                        columns: r.get(3),
+                        extension_config: None,
+                        split_key: None,
+                        pages: 0,
+                        binary_ok: r.get(4),
+                        leaves: Vec::new(),
+                        load_root: None,
+                    };
+                    (t.oid, t)
+                })
+                .collect()
+        };
 
         let row = client
             .query_one(sql::DATABASE_SETTINGS, &[])
@@ -306,8 +392,18 @@ impl Catalog {
             .db()
             .context("read source database settings")?;
 
+        let role_settings = client
+            .query(sql::DATABASE_ROLE_SETTINGS, &[])
+            .await
+            .db()
+            .context("read source role settings in the database")?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+
         Ok(Catalog {
             server_version,
+            role_settings,
             tables,
             indexes,
             sequences,
@@ -316,6 +412,7 @@ impl Catalog {
             database_comment: row.get(1),
             lc_monetary,
             foreign_keys,
+            load_roots,
         })
     }
 }

@@ -108,6 +108,10 @@ create table if not exists counter (
     name text primary key,
     value integer not null
 );
+create table if not exists label (
+    name text primary key,
+    value text not null
+);
 ";
 
 /// The SQLite database of one work directory.
@@ -145,7 +149,7 @@ impl Store {
         self.conn
             .execute_batch(
                 "begin; delete from run; delete from step; delete from unit; delete from idx; \
-                 delete from vacuum; delete from worker; delete from sample; delete from counter; \
+                 delete from vacuum; delete from worker; delete from sample; delete from counter; delete from label; \
                  commit;",
             )
             .context("reset run state")
@@ -273,7 +277,18 @@ impl Store {
             units,
             indexes: oids("select oid from idx where state = 'done'")?,
             tables: oids("select table_oid from vacuum where state = 'done'")?,
+            parts_schema: self.label(PARTS_SCHEMA_LABEL)?,
         })
+    }
+
+    /// A label recorded by the run (see `Event::Label`).
+    pub fn label(&self, name: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("select value from label where name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .context("read run state")
     }
 
     pub fn run_info(&self) -> Result<Option<RunRow>> {
@@ -315,7 +330,12 @@ pub struct Done {
     pub tables: std::collections::HashSet<u32>,
     /// The parts each table was cut into: (part, parts, condition).
     pub plans: std::collections::HashMap<u32, Vec<(u32, u32, Option<String>)>>,
+    /// The schema neoncopy made on the target for its record of committed parts.
+    pub parts_schema: Option<String>,
 }
+
+/// The label under which the parts schema's name is recorded.
+pub const PARTS_SCHEMA_LABEL: &str = "parts_schema";
 
 #[derive(Debug, Clone)]
 pub struct RunRow {
@@ -407,10 +427,7 @@ pub enum Event {
         index_secs: f64,
         constraint_secs: f64,
     },
-    ConstraintDone {
-        oid: u32,
-        secs: f64,
-    },
+
     VacuumStart(u32),
     VacuumDone(u32),
     /// All of a table's work is done (its indexes, constraints and, unless skipped, ANALYZE).
@@ -418,6 +435,11 @@ pub enum Event {
     Count {
         name: &'static str,
         value: u64,
+    },
+    /// A named text the run must find again when it is resumed.
+    Label {
+        name: &'static str,
+        value: String,
     },
     Flush(mpsc::Sender<()>),
 }
@@ -574,13 +596,6 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                 params![oid, t, index_secs, constraint_secs],
             )?;
         }
-        Event::ConstraintDone { oid, secs } => {
-            exec(
-                tx,
-                "update idx set constraint_secs = ?2, ended_at = ?3 where oid = ?1",
-                params![oid, secs, t],
-            )?;
-        }
         Event::VacuumStart(table_oid) => {
             exec(
                 tx,
@@ -601,6 +616,13 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                 "insert into vacuum (table_oid, state) values (?1, 'done') \
                  on conflict (table_oid) do update set state = 'done'",
                 params![table_oid],
+            )?;
+        }
+        Event::Label { name, value } => {
+            exec(
+                tx,
+                "insert or replace into label (name, value) values (?1, ?2)",
+                params![name, value],
             )?;
         }
         Event::Count { name, value } => {

@@ -62,10 +62,11 @@ struct IndexQueue {
     by_table: HashMap<usize, Vec<usize>>,
 }
 
-/// Whether an index is built on its own before the table's constraints (an exclusion
-/// constraint builds its index as part of ADD CONSTRAINT, under an exclusive lock).
+/// Whether an index is built on its own, before the table's constraints: a plain index. A
+/// primary key, unique or exclusion constraint builds its index in its own `ADD CONSTRAINT`,
+/// under an exclusive lock, after the table's plain indexes.
 fn built_first(index: &Index) -> bool {
-    !matches!(index.kind, IndexKind::Exclusion { .. })
+    matches!(index.kind, IndexKind::Plain)
 }
 
 pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
@@ -220,7 +221,7 @@ fn dispatch(
 /// batch's transaction.
 fn is_small(ctx: &Ctx, table: usize) -> bool {
     let t = &ctx.catalog.tables[table];
-    t.bytes < SMALL_TABLE_BYTES && t.extension_config.is_none() && !ctx.is_split(t.oid)
+    t.bytes < SMALL_TABLE_BYTES && t.frozen_on_load() && !ctx.is_split(t.oid)
 }
 
 /// Logs a retry about to happen and returns how long to wait first.
@@ -283,7 +284,7 @@ const BATCH_MAX_BYTES: i64 = 16 << 20;
 
 fn batchable(ctx: &Ctx, unit: &Unit) -> bool {
     unit.parts == 1
-        && ctx.catalog.tables[unit.table].extension_config.is_none()
+        && ctx.catalog.tables[unit.table].frozen_on_load()
         && unit.est_bytes < BATCH_TABLE_BYTES
 }
 
@@ -494,12 +495,12 @@ async fn copy_units(
             let row = io
                 .target
                 .query_opt(
-                    sql::COMMITTED_PART_ROWS,
+                    &sql::committed_part_rows(ctx.parts_schema()?),
                     &[&(table.oid as i64), &(unit.part as i32)],
                 )
                 .await
                 .db()
-                .context("look for the part in neoncopy.parts")?;
+                .context("look for the part in neoncopy's record of committed parts")?;
             if let Some(row) = row {
                 info!("{} was committed by the failed attempt", unit.label(table));
                 return Ok(vec![Copied {
@@ -572,7 +573,7 @@ async fn copy_pipelined(
     let tables = &ctx.catalog.tables;
     let (source, target) = (io.source, io.target);
     let table = |u: &Unit| &tables[u.table];
-    let fresh = |u: &Unit| u.parts == 1 && table(u).extension_config.is_none();
+    let fresh = |u: &Unit| u.parts == 1 && table(u).frozen_on_load();
     let fail = |i: usize, what: &'static str| UnitFailure {
         index: i,
         label: units[i].label(table(units[i])),
@@ -583,6 +584,8 @@ async fn copy_pipelined(
         let t = table(u);
         begin.push_str("; ");
         match &t.extension_config {
+            // A partitioned table loaded through its root: all of its partitions.
+            None if !t.leaves.is_empty() => begin.push_str(&sql::truncate(&t.schema, &t.name)),
             None => begin.push_str(&sql::truncate_only(&t.schema, &t.name)),
             // The rows a previous attempt may have committed go, the extension's own stay:
             // copying again never duplicates.
@@ -606,6 +609,9 @@ async fn copy_pipelined(
         .iter()
         .map(|u| {
             let t = table(u);
+            if !t.leaves.is_empty() {
+                return sql::copy_out_of_leaves(&t.leaves, &t.columns, ctx.binary && t.binary_ok);
+            }
             let condition = if u.parts == 1 {
                 t.extension_config.as_ref().map(|c| c.filter.as_str())
             } else {
@@ -699,7 +705,12 @@ async fn copy_pipelined(
             let rows = finish.await?;
             let mut commit = String::new();
             if units[i].parts > 1 {
-                commit.push_str(&sql::record_part(table(units[i]).oid, units[i].part, rows));
+                commit.push_str(&sql::record_part(
+                    ctx.parts_schema()?,
+                    table(units[i]).oid,
+                    units[i].part,
+                    rows,
+                ));
                 commit.push_str("; ");
             }
             commit.push_str("commit");
@@ -743,29 +754,69 @@ impl Unit {
     }
 }
 
-/// Parts of split tables recorded as committed on the target (the table exists only while a
-/// clone with split tables is copying).
+/// Parts of split tables recorded as committed on the target (the record exists only while a
+/// clone with split tables is copying), in a schema of neoncopy's own: the one an interrupted
+/// run made, or a new one under the first free name (never a schema of the user's).
 async fn committed_parts(ctx: &Ctx) -> Result<std::collections::HashSet<(u32, u32)>> {
     if ctx.split_tables.is_empty() {
         return Ok(Default::default());
     }
     let client = ctx.target.connect().await?;
-    let exists: bool = client
-        .query_one(sql::PARTS_TABLE_EXISTS, &[])
-        .await
-        .db()?
-        .get(0);
+    let state = |name: String| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(sql::PARTS_SCHEMA_STATE, &[&name])
+                .await
+                .db()
+                .context("look for neoncopy's schema of committed parts on the target")?;
+            anyhow::Ok((row.get::<_, bool>(0), row.get::<_, bool>(1)))
+        }
+    };
     let mut out = std::collections::HashSet::new();
-    if exists {
-        for r in client.query(sql::COMMITTED_PARTS, &[]).await.db()? {
-            out.insert((r.get::<_, i64>(0) as u32, r.get::<_, i32>(1) as u32));
+    if let Some(name) = &ctx.done.parts_schema {
+        match state(name.clone()).await? {
+            (true, true) => {
+                for r in client.query(&sql::committed_parts(name), &[]).await.db()? {
+                    out.insert((r.get::<_, i64>(0) as u32, r.get::<_, i32>(1) as u32));
+                }
+                let _ = ctx.parts_schema.set(name.clone());
+                return Ok(out);
+            }
+            (true, false) => anyhow::bail!(
+                "the schema {name} on the target is not the one neoncopy made for this clone \
+                 (it has no parts table): drop or rename it, then resume"
+            ),
+            (false, _) => {}
         }
     }
+    let mut chosen = None;
+    for name in sql::PARTS_SCHEMAS {
+        if !state(name.to_string()).await?.0 {
+            chosen = Some(*name);
+            break;
+        }
+    }
+    let name = chosen.with_context(|| {
+        format!(
+            "every name neoncopy may use for its own schema on the target is taken ({}): \
+             rename one of those schemas",
+            sql::PARTS_SCHEMAS.join(", ")
+        )
+    })?;
     client
-        .batch_execute(sql::CREATE_PARTS_TABLE)
+        .batch_execute(&sql::create_parts_table(name))
         .await
         .db()
-        .context("create the table recording committed parts (schema neoncopy) on the target")?;
+        .with_context(|| {
+            format!("create the table recording committed parts (schema {name}) on the target")
+        })?;
+    ctx.rec.send(Event::Label {
+        name: crate::state::PARTS_SCHEMA_LABEL,
+        value: name.to_string(),
+    });
+    ctx.rec.flush();
+    let _ = ctx.parts_schema.set(name.to_string());
     Ok(out)
 }
 
@@ -853,6 +904,18 @@ enum IndexOp<'a> {
     Small(Vec<(usize, &'a [usize])>),
 }
 
+/// A target session for index builds: --maintenance-work-mem, then the session settings
+/// pg_restore would use for the archive's entries.
+async fn index_session(ctx: &Ctx) -> Result<Client> {
+    let client = ctx.index_builder().await?;
+    client
+        .batch_execute(&ctx.ddl()?.session)
+        .await
+        .db()
+        .context("set up the index build session")?;
+    Ok(client)
+}
+
 /// Runs `op` on the worker's target session, opening one if needed; after a transient failure
 /// the session is replaced (ending the old server process) and `op` runs again.
 async fn run_on_fresh_session(
@@ -869,7 +932,7 @@ async fn run_on_fresh_session(
     let mut attempt = 0;
     loop {
         if conn.is_none() {
-            match Session::open(ctx.index_builder(), *stale).await {
+            match Session::open(index_session(ctx), *stale).await {
                 Ok(session) => {
                     *stale = None;
                     *conn = Some(session);
@@ -884,15 +947,15 @@ async fn run_on_fresh_session(
             }
         }
         let client = &conn.as_ref().expect("connected above").client;
+        // After a failed attempt, or in a resumed run, what is to be built may exist already
+        // (built by an attempt whose answer was lost).
+        let again = resumed || attempt > 0;
         let result = match op {
-            IndexOp::Build(j) => build_index(ctx, client, name, *j).await,
+            IndexOp::Build(j) => build_index(ctx, client, name, *j, again).await,
             IndexOp::Finish(t, indexes) => {
-                // After a failed attempt, or in a resumed run, constraints may exist already.
-                let again = resumed || attempt > 0;
                 finish_table(ctx, client, name, *t, indexes, counters, again).await
             }
             IndexOp::Small(tables) => {
-                let again = resumed || attempt > 0;
                 small_tables(ctx, client, name, tables, counters, again).await
             }
         };
@@ -906,6 +969,38 @@ async fn run_on_fresh_session(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// The statements that build an index or constraint, from its archive entry. A plain index's
+/// entry is its CREATE INDEX (run on its own, several at once on a table) followed by what
+/// pg_dump put beside it (run with the table's constraints, once every index is built: they
+/// take stronger locks). A constraint's entry runs whole.
+struct Statements<'a> {
+    ctx: &'a Ctx,
+}
+
+impl<'a> Statements<'a> {
+    fn ddl(&self, index: &Index) -> Option<&'a super::schema::BuiltDdl> {
+        self.ctx.ddl().ok().and_then(|d| d.get(index))
+    }
+
+    /// `SET default_tablespace` and the CREATE INDEX of a plain index.
+    fn create(&self, index: &Index) -> Option<String> {
+        let d = self.ddl(index)?;
+        let first = d.statements.first()?;
+        Some(format!("{};\n{first}", d.tablespace_setting()))
+    }
+
+    /// The rest of a plain index's entry (none when it has nothing beside CREATE INDEX).
+    fn rest(&self, index: &Index) -> Option<String> {
+        let d = self.ddl(index)?;
+        (d.statements.len() > 1).then(|| d.statements[1..].join("\n"))
+    }
+
+    /// A constraint's whole entry.
+    fn constraint(&self, index: &Index) -> Option<String> {
+        Some(self.ddl(index)?.whole())
     }
 }
 
@@ -927,32 +1022,30 @@ async fn small_tables(
     };
     live.busy(worker, what, false);
     let existing = if again {
-        existing_constraints(ctx, client, tables).await?
+        existing_objects(ctx, client, tables).await?
     } else {
         HashSet::new()
     };
+    let text = Statements { ctx };
     let mut stmts = Vec::new();
     let mut count = 0;
     for (t, indexes) in tables {
         let table = &ctx.catalog.tables[*t];
-        for j in *indexes {
-            let index = &ctx.catalog.indexes[*j];
+        let indexes: Vec<&Index> = indexes.iter().map(|j| &ctx.catalog.indexes[*j]).collect();
+        for index in &indexes {
             ctx.rec.send(Event::IndexStart(index.oid));
             count += 1;
-            if built_first(index) {
-                stmts.extend(build_statements(index));
-            }
         }
-        for j in *indexes {
-            let index = &ctx.catalog.indexes[*j];
-            if let Some(c) = constraint_statements(index, table) {
-                if !existing.contains(&index.oid) {
-                    stmts.extend(c);
-                }
-            }
+        for index in indexes.iter().filter(|i| !existing.contains(&i.oid)) {
+            let create = if built_first(index) {
+                text.create(index)
+            } else {
+                text.constraint(index)
+            };
+            stmts.extend(create);
         }
-        for j in *indexes {
-            stmts.extend(table_statements(&ctx.catalog.indexes[*j], table));
+        for index in indexes.iter().filter(|i| built_first(i)) {
+            stmts.extend(text.rest(index));
         }
         if !ctx.cfg.skip_vacuum {
             // Counted with the index time: it runs in the same round trip.
@@ -986,53 +1079,77 @@ async fn small_tables(
     Ok(())
 }
 
-/// The indexes among `tables`' whose constraint is already on the target (added by an attempt
-/// whose answer was lost, or by an earlier run), in one round trip.
-async fn existing_constraints(
+/// The indexes among `tables`' that are already on the target, as an index or as a
+/// constraint (built by an attempt whose answer was lost, or by an earlier run): two queries
+/// in one round trip.
+async fn existing_objects(
     ctx: &Ctx,
     client: &Client,
     tables: &[(usize, &[usize])],
 ) -> Result<HashSet<u32>> {
-    let mut oids = Vec::new();
-    let mut names = Vec::new();
-    let mut relations = Vec::new();
+    let (mut con_oids, mut con_names, mut con_tables) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut idx_oids, mut idx_names) = (Vec::new(), Vec::new());
     for (t, indexes) in tables {
         let table = &ctx.catalog.tables[*t];
         for j in *indexes {
             let index = &ctx.catalog.indexes[*j];
-            if let IndexKind::Constraint { name, .. } | IndexKind::Exclusion { name, .. } =
-                &index.kind
-            {
-                oids.push(index.oid);
-                names.push(name.clone());
-                relations.push(table.qualified());
+            match &index.kind {
+                IndexKind::Constraint { name, .. } => {
+                    con_oids.push(index.oid);
+                    con_names.push(name.clone());
+                    con_tables.push(table.qualified());
+                }
+                IndexKind::Plain => {
+                    idx_oids.push(index.oid);
+                    idx_names.push(sql::qualified(&index.schema, &index.name));
+                }
             }
         }
     }
-    if oids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows = client
-        .query(sql::EXISTING_CONSTRAINTS, &[&relations, &names])
-        .await
-        .db()
-        .context("look for constraints added before")?;
-    Ok(rows
-        .iter()
-        .map(|r| oids[r.get::<_, i64>(0) as usize - 1])
-        .collect())
+    let con_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&con_tables, &con_names];
+    let idx_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&idx_names];
+    let (constraints, indexes) = tokio::try_join!(
+        client.query(sql::EXISTING_CONSTRAINTS, &con_params),
+        client.query(sql::EXISTING_INDEXES, &idx_params),
+    )
+    .db()
+    .context("look for indexes and constraints built before")?;
+    let found = |rows: Vec<tokio_postgres::Row>, oids: &[u32]| -> Vec<u32> {
+        rows.iter()
+            .map(|r| oids[r.get::<_, i64>(0) as usize - 1])
+            .collect()
+    };
+    let mut out: HashSet<u32> = found(constraints, &con_oids).into_iter().collect();
+    out.extend(found(indexes, &idx_oids));
+    Ok(out)
 }
 
-/// CREATE INDEX of one index (and its statistics targets).
-async fn build_index(ctx: &Ctx, client: &Client, worker: &str, j: usize) -> Result<()> {
+/// CREATE INDEX of one plain index.
+async fn build_index(
+    ctx: &Ctx,
+    client: &Client,
+    worker: &str,
+    j: usize,
+    again: bool,
+) -> Result<()> {
     let live = &ctx.rec.live;
     let index = &ctx.catalog.indexes[j];
     live.busy(worker, format!("CREATE INDEX {}", index.display()), false);
     ctx.rec.send(Event::IndexStart(index.oid));
     let start = Instant::now();
-    for stmt in build_statements(index) {
+    let t = ctx
+        .catalog
+        .tables
+        .iter()
+        .position(|t| t.oid == index.table_oid)
+        .expect("an index's table is in the catalog");
+    let built = again
+        && existing_objects(ctx, client, &[(t, &[j])])
+            .await?
+            .contains(&index.oid);
+    if let (false, Some(create)) = (built, (Statements { ctx }).create(index)) {
         client
-            .batch_execute(&stmt)
+            .batch_execute(&create)
             .await
             .db()
             .with_context(|| format!("build index {}", index.display()))?;
@@ -1048,8 +1165,8 @@ async fn build_index(ctx: &Ctx, client: &Client, worker: &str, j: usize) -> Resu
     Ok(())
 }
 
-/// After a table's indexes are built: its constraints, CLUSTER ON and REPLICA IDENTITY, then
-/// ANALYZE. Each statement is its own transaction.
+/// After a table's plain indexes are built: its constraints (each its own transaction, as
+/// pg_dump's entry has it), what pg_dump put beside the plain indexes, then ANALYZE.
 async fn finish_table(
     ctx: &Ctx,
     client: &Client,
@@ -1062,49 +1179,36 @@ async fn finish_table(
     let live = &ctx.rec.live;
     let table = &ctx.catalog.tables[t];
     let existing = if again {
-        existing_constraints(ctx, client, &[(t, indexes)]).await?
+        existing_objects(ctx, client, &[(t, indexes)]).await?
     } else {
         HashSet::new()
     };
+    let text = Statements { ctx };
     for j in indexes {
         let index = &ctx.catalog.indexes[*j];
-        let Some(stmts) = constraint_statements(index, table) else {
-            continue;
-        };
-        if existing.contains(&index.oid) {
+        if built_first(index) || existing.contains(&index.oid) {
             continue;
         }
         live.busy(worker, format!("ADD CONSTRAINT {}", index.display()), false);
-        let exclusion = !built_first(index);
-        if exclusion {
-            ctx.rec.send(Event::IndexStart(index.oid));
-        }
+        ctx.rec.send(Event::IndexStart(index.oid));
         let start = Instant::now();
-        for stmt in stmts {
-            client.batch_execute(&stmt).await.db().with_context(|| {
+        if let Some(stmts) = text.constraint(index) {
+            client.batch_execute(&stmts).await.db().with_context(|| {
                 format!("add constraint {} on {}", index.display(), table.display())
             })?;
         }
-        let secs = start.elapsed().as_secs_f64();
-        if exclusion {
-            ctx.rec.send(Event::IndexDone {
-                oid: index.oid,
-                index_secs: 0.0,
-                constraint_secs: secs,
-            });
-            counters.indexes.fetch_add(1, Ordering::Relaxed);
-            live.indexes_done.fetch_add(1, Ordering::Relaxed);
-        } else {
-            ctx.rec.send(Event::ConstraintDone {
-                oid: index.oid,
-                secs,
-            });
-        }
+        ctx.rec.send(Event::IndexDone {
+            oid: index.oid,
+            index_secs: 0.0,
+            constraint_secs: start.elapsed().as_secs_f64(),
+        });
+        counters.indexes.fetch_add(1, Ordering::Relaxed);
+        live.indexes_done.fetch_add(1, Ordering::Relaxed);
     }
     for j in indexes {
         let index = &ctx.catalog.indexes[*j];
-        for stmt in table_statements(index, table) {
-            client.batch_execute(&stmt).await.db().with_context(|| {
+        if let Some(rest) = text.rest(index).filter(|_| built_first(index)) {
+            client.batch_execute(&rest).await.db().with_context(|| {
                 format!("set up index {} on {}", index.display(), table.display())
             })?;
         }
@@ -1119,80 +1223,11 @@ async fn finish_table(
     Ok(())
 }
 
-/// CREATE INDEX (unique for a constraint's index) and per-column statistics targets. The
-/// index is created IF NOT EXISTS: CREATE INDEX is atomic, so an index that exists is whole,
-/// built by an attempt whose answer was lost.
-fn build_statements(index: &Index) -> Vec<String> {
-    let mut stmts = vec![sql::if_not_exists(&index.definition)];
-    stmts.extend(statistics_statements(index));
-    stmts
-}
-
-fn statistics_statements(index: &Index) -> Vec<String> {
-    index
-        .column_statistics
-        .iter()
-        .map(|(attnum, target)| {
-            sql::index_column_statistics(&index.schema, &index.name, *attnum, *target)
-        })
-        .collect()
-}
-
-/// The constraint an index stands for: attached with USING INDEX, or (exclusion) added with
-/// its own index, then that index's statistics targets.
-fn constraint_statements(index: &Index, table: &Table) -> Option<Vec<String>> {
-    match &index.kind {
-        IndexKind::Plain => None,
-        IndexKind::Constraint {
-            name,
-            primary,
-            deferrable,
-            deferred,
-            ..
-        } => Some(vec![sql::add_constraint_using_index(
-            &table.schema,
-            &table.name,
-            name,
-            if *primary { "p" } else { "u" },
-            &index.name,
-            *deferrable,
-            *deferred,
-        )]),
-        IndexKind::Exclusion {
-            name, definition, ..
-        } => {
-            let mut stmts = vec![sql::add_constraint(
-                &table.schema,
-                &table.name,
-                name,
-                definition,
-            )];
-            stmts.extend(statistics_statements(index));
-            Some(stmts)
-        }
-    }
-}
-
-/// What pg_dump would have put in the index's archive entry besides the index itself.
-fn table_statements(index: &Index, table: &Table) -> Vec<String> {
-    let mut stmts = Vec::new();
-    if index.clustered {
-        stmts.push(sql::cluster_on(&table.schema, &table.name, &index.name));
-    }
-    if index.replica_identity {
-        stmts.push(sql::replica_identity_index(
-            &table.schema,
-            &table.name,
-            &index.name,
-        ));
-    }
-    stmts
-}
-
 async fn analyze(client: &Client, table: &Table, split: bool) -> Result<()> {
-    // A table loaded with COPY FREEZE needs no vacuum; an extension's configuration table or a
-    // split table, loaded without it, does (for its visibility map).
-    let vacuum = table.extension_config.is_some() || split;
+    // A table loaded with COPY FREEZE needs no vacuum; one loaded without it (an extension's
+    // configuration table, a split table, a partitioned table loaded through its root) does,
+    // for its visibility map.
+    let vacuum = !table.frozen_on_load() || split;
     client
         .batch_execute(&sql::analyze(&table.schema, &table.name, vacuum))
         .await

@@ -3,6 +3,7 @@
 mod chunks;
 mod data;
 mod db_properties;
+mod foreign_keys;
 mod large_objects;
 mod safety;
 mod schema;
@@ -51,12 +52,31 @@ pub struct Ctx {
     pub binary: bool,
     /// OIDs of the tables copied in parts (derived from `units`).
     pub split_tables: std::collections::HashSet<u32>,
+    /// The archive's statements for what neoncopy builds, once the schema is dumped.
+    pub ddl: std::sync::OnceLock<schema::ArchiveDdl>,
+    /// The schema neoncopy made on the target for its record of committed parts.
+    pub parts_schema: std::sync::OnceLock<String>,
 }
 
 impl Ctx {
     /// Whether the table is copied in parts.
     pub fn is_split(&self, table_oid: u32) -> bool {
         self.split_tables.contains(&table_oid)
+    }
+
+    /// The schema of neoncopy's record of committed parts on the target.
+    pub fn parts_schema(&self) -> Result<&str> {
+        self.parts_schema
+            .get()
+            .map(String::as_str)
+            .context("the record of committed parts has not been made yet")
+    }
+
+    /// The archive's statements for the indexes and constraints neoncopy builds.
+    pub fn ddl(&self) -> Result<&schema::ArchiveDdl> {
+        self.ddl
+            .get()
+            .context("the schema archive has not been read yet")
     }
 }
 
@@ -396,6 +416,7 @@ async fn pipeline(
             .context("apply --filters")?;
             let mut catalog = Catalog::read(holder.client(), !cfg.skip_large_objects).await?;
             catalog.apply(&selection, cfg.skip_extensions);
+            catalog.load_through_roots();
             let units = plan_units(holder.client(), &catalog, &cfg, &done).await?;
             Ok((catalog, selection, units))
         }),
@@ -434,6 +455,8 @@ async fn pipeline(
         split_tables,
         units,
         binary: source_version / 10000 == target_version / 10000,
+        ddl: std::sync::OnceLock::new(),
+        parts_schema: std::sync::OnceLock::new(),
     });
     let is_done = |name: &str| resuming && ctx.done.steps.contains(name);
 
@@ -447,6 +470,8 @@ async fn pipeline(
         )
         .await?;
     }
+    let ddl = retrying(&ctx, "read the schema archive", |_| schema::load_ddl(&ctx)).await?;
+    let _ = ctx.ddl.set(ddl);
     if is_done(STEP_PREPARE) {
         info!("{STEP_PREPARE}: done before, skipped");
     } else {
@@ -483,13 +508,28 @@ async fn pipeline(
     // Every unit's state is on disk before anything that depends on it; then the record of
     // committed parts on the target has served.
     rec.flush();
-    if !ctx.split_tables.is_empty() {
+    let parts_schema = ctx.parts_schema.get().or(ctx.done.parts_schema.as_ref());
+    if let Some(name) = parts_schema {
+        // Only what neoncopy made, without CASCADE: anything else in it stays, with a warning.
         let client = ctx.target.connect().await?;
-        client
-            .batch_execute(crate::pg::sql::DROP_PARTS_SCHEMA)
+        let ours = client
+            .query_one(crate::pg::sql::PARTS_SCHEMA_STATE, &[name])
             .await
-            .map_err(crate::pg::db_err)
-            .context("drop the neoncopy schema of committed parts on the target")?;
+            .map_err(crate::pg::db_err)?
+            .get::<_, bool>(1);
+        let dropped = if ours {
+            client
+                .batch_execute(&crate::pg::sql::drop_parts_schema(name))
+                .await
+                .map_err(crate::pg::db_err)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = dropped {
+            tracing::warn!(
+                "could not drop neoncopy's schema {name} of committed parts on the target: {e:#}"
+            );
+        }
     }
     let sequences = if is_done(STEP_SEQUENCES) {
         0
@@ -520,14 +560,7 @@ async fn pipeline(
             &rec,
             STEP_FINALIZE,
             plain(retrying(&ctx, "finalize schema", |attempt| {
-                let ctx = &ctx;
-                async move {
-                    schema::finalize(ctx, resuming || attempt > 0).await?;
-                    if !ctx.cfg.skip_db_properties {
-                        db_properties::run(ctx).await?;
-                    }
-                    Ok(())
-                }
+                schema::finalize(&ctx, resuming || attempt > 0)
             })),
         )
         .await?;
@@ -636,9 +669,9 @@ fn plan(catalog: &Catalog, units: &[data::Unit]) -> Event {
             name: i.name.clone(),
             kind: match &i.kind {
                 IndexKind::Plain => "index",
-                IndexKind::Constraint { primary: true, .. } => "primary key",
+                IndexKind::Constraint { contype: 'p', .. } => "primary key",
+                IndexKind::Constraint { contype: 'x', .. } => "exclusion",
                 IndexKind::Constraint { .. } => "unique",
-                IndexKind::Exclusion { .. } => "exclusion",
             },
         })
         .collect();

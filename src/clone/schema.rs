@@ -1,18 +1,31 @@
-//! Schema steps: pg_dump of pre-data and post-data into the work directory, the rewritten
-//! restore list, pg_restore of pre-data before the data and of the rest of post-data after it.
+//! Schema steps: pg_dump of pre-data and post-data into the work directory; restore lists
+//! written from the archive's own table of contents; pre-data restored before the data and the
+//! rest of post-data after it.
+//!
+//! pg_restore writes the SQL (it is the reference for what a restore runs: owners, privileges,
+//! comments, large objects); neoncopy splits its scripts with a lexer that knows PostgreSQL's
+//! quoting (`pg::script`) and sends them in batches on its own connections. The statements of
+//! the indexes and constraints neoncopy builds itself, and of big foreign keys, are the
+//! archive's own entries, run as they are.
 
 use super::Ctx;
-use crate::catalog::{PG_CLASS, PG_CONSTRAINT};
-use crate::pg::{tools, DbResultExt};
+use crate::catalog::{Index, PG_CLASS, PG_CONSTRAINT};
+use crate::pg::archive::{Archive, Entry, Section};
+use crate::pg::{script, tools, DbResultExt};
 use anyhow::{Context, Result};
-use std::collections::HashSet;
-use tracing::info;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use tracing::{info, warn};
 
 const ARCHIVE: &str = "schema.dump";
 const PRE_DATA_LIST: &str = "pre-data.list";
 const POST_DATA_LIST: &str = "post-data.list";
 const DROP_LIST: &str = "drop.list";
 const PRE_DATA_SQL: &str = "pre-data.sql";
+const SESSION_LIST: &str = "session.list";
+const SESSION_SQL: &str = "session.sql";
+
+/// Entry kinds whose statement text neoncopy runs itself.
+const BUILT_KINDS: &[&str] = &["INDEX", "CONSTRAINT"];
 
 /// `pg_dump -Fc --section=pre-data --section=post-data` in the clone's snapshot, then the
 /// restore lists.
@@ -24,6 +37,9 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
         "--section=pre-data".into(),
         "--section=post-data".into(),
         "--no-subscriptions".into(),
+        // Whatever the source's encoding, the archive's text is UTF-8: it is read as such,
+        // and sent to the target on UTF-8 connections.
+        "--encoding=UTF8".into(),
     ];
     if let Some(id) = &ctx.snapshot {
         args.push(format!("--snapshot={id}"));
@@ -38,17 +54,18 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
     ));
     tools::run(&ctx.tools.pg_dump, &args, &ctx.source.params, "pg_dump").await?;
 
-    let list = list_archive(ctx, None).await?;
+    let toc = read_archive(ctx, &|_| false)?;
     // pg_restore decides the section of a comment by the entries around it, so a comment on a
     // constraint neoncopy builds would move into pre-data once that constraint is left out.
-    // The lists therefore name each section's entries explicitly, as the archive has them.
-    let pre_data = entry_ids(&list_archive(ctx, Some("pre-data")).await?);
+    // The lists therefore name each section's entries explicitly, as the archive places them.
     let left = left_out(ctx);
-    let (pre, skipped_pre) = rewrite_list(&list, &|id| pre_data.contains(&id), &left);
-    let (post, skipped_post) = rewrite_list(&list, &|id| !pre_data.contains(&id), &left);
+    let (pre, skipped_pre) = restore_list(&toc.entries, &|e| e.placed != Section::PostData, &left);
+    let (post, skipped_post) =
+        restore_list(&toc.entries, &|e| e.placed == Section::PostData, &left);
     info!(
-        "restore lists: {} entries left to neoncopy's own steps or skipped",
-        (skipped_pre + skipped_post).saturating_sub(list_entries(&list))
+        "restore lists: {} of {} entries left to neoncopy's own steps or skipped",
+        skipped_pre + skipped_post,
+        toc.entries.len()
     );
     std::fs::write(ctx.workdir.file(PRE_DATA_LIST), pre).context("write pre-data list")?;
     std::fs::write(ctx.workdir.file(POST_DATA_LIST), post).context("write post-data list")?;
@@ -56,37 +73,122 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
         extensions: left.extensions.clone(),
         ..LeftOut::default()
     };
-    let (drop, _) = rewrite_list(&list, &|_| true, &extensions_only);
+    let (drop, _) = restore_list(&toc.entries, &|_| true, &extensions_only);
     std::fs::write(ctx.workdir.file(DROP_LIST), drop).context("write drop list")?;
+    std::fs::write(ctx.workdir.file(SESSION_LIST), ";\n; no entries\n;\n")
+        .context("write session list")?;
     Ok(())
 }
 
-/// `pg_restore --list` of the archive, optionally of one section only.
-async fn list_archive(ctx: &Ctx, section: Option<&str>) -> Result<String> {
-    let mut args = vec!["--list".to_string()];
-    if let Some(s) = section {
-        args.push(format!("--section={s}"));
+fn read_archive(ctx: &Ctx, keep_defn: &dyn Fn(&str) -> bool) -> Result<Archive> {
+    Archive::read(&ctx.workdir.file(ARCHIVE), keep_defn)
+}
+
+/// What the archive says for the indexes and constraints neoncopy builds, and the session
+/// settings pg_restore would start with (adapted to the target).
+pub struct ArchiveDdl {
+    /// Statements that start every session running archive entries.
+    pub session: String,
+    built: HashMap<(u32, u32), BuiltDdl>,
+}
+
+/// One index's or constraint's archive entry: its statements as pg_dump wrote them, and the
+/// tablespace pg_restore would select first.
+#[derive(Clone, Debug)]
+pub struct BuiltDdl {
+    pub statements: Vec<String>,
+    pub tablespace: String,
+}
+
+impl BuiltDdl {
+    /// `SET default_tablespace` as pg_restore writes it before the entry.
+    pub fn tablespace_setting(&self) -> String {
+        if self.tablespace.is_empty() {
+            "set default_tablespace = ''".to_string()
+        } else {
+            format!(
+                "set default_tablespace = {}",
+                crate::pg::sql::ident(&self.tablespace)
+            )
+        }
     }
+
+    /// The whole entry, its tablespace first.
+    pub fn whole(&self) -> String {
+        let mut s = self.tablespace_setting();
+        s.push_str(";\n");
+        for stmt in &self.statements {
+            s.push_str(stmt);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+impl ArchiveDdl {
+    pub fn get(&self, index: &Index) -> Option<&BuiltDdl> {
+        self.built.get(&index.archive_oid())
+    }
+
+    #[cfg(test)]
+    pub fn for_tests(built: HashMap<(u32, u32), BuiltDdl>) -> ArchiveDdl {
+        ArchiveDdl {
+            session: String::new(),
+            built,
+        }
+    }
+}
+
+/// Reads the archive's entries for the catalog's indexes, and the session settings.
+pub async fn load_ddl(ctx: &Ctx) -> Result<ArchiveDdl> {
+    let toc = read_archive(ctx, &|desc| BUILT_KINDS.contains(&desc))?;
+    let wanted: HashSet<(u32, u32)> = ctx.catalog.indexes.iter().map(Index::archive_oid).collect();
+    let mut built = HashMap::new();
+    for e in toc.entries {
+        if !BUILT_KINDS.contains(&e.desc.as_str()) || !wanted.contains(&(e.catalog_oid, e.oid)) {
+            continue;
+        }
+        let statements = script::statements(e.defn.as_deref().unwrap_or_default())
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        built.insert(
+            (e.catalog_oid, e.oid),
+            BuiltDdl {
+                statements,
+                tablespace: e.tablespace.unwrap_or_default(),
+            },
+        );
+    }
+    for index in &ctx.catalog.indexes {
+        if !built.contains_key(&index.archive_oid()) {
+            warn!(
+                "{} is not in pg_dump's archive: it is not built on the target either",
+                index.display()
+            );
+        }
+    }
+    let session = session_prologue(ctx).await?;
+    Ok(ArchiveDdl { session, built })
+}
+
+/// The session settings a pg_restore script starts with, adapted to the target.
+async fn session_prologue(ctx: &Ctx) -> Result<String> {
+    let path = ctx.workdir.file(SESSION_SQL);
+    let mut args = restore_args(ctx, SESSION_LIST);
+    args.push(format!("--file={}", path.display()));
     args.push(ctx.workdir.file(ARCHIVE).display().to_string());
     tools::run(
         &ctx.tools.pg_restore,
         &args,
         &ctx.target.params,
-        "pg_restore --list",
+        "pg_restore (session settings)",
     )
-    .await
-}
-
-/// The dump ids of the entries of a list.
-fn entry_ids(list: &str) -> HashSet<u32> {
-    list.lines()
-        .filter(|l| !l.starts_with(';'))
-        .filter_map(|l| l.split_once(';').and_then(|(id, _)| id.trim().parse().ok()))
-        .collect()
-}
-
-fn list_entries(list: &str) -> usize {
-    entry_ids(list).len()
+    .await?;
+    let text = read_script(&path, "session settings")?;
+    let (session, _) = split_script(&text);
+    let client = ctx.target.connect().await?;
+    adapt_session(&client, &session).await
 }
 
 /// Archive entries not to restore.
@@ -96,10 +198,41 @@ struct LeftOut {
     /// constraints the filters leave out.
     objects: HashSet<(u32, u32)>,
     /// Extensions the filters leave out (with their comments).
-    extensions: std::collections::BTreeSet<String>,
-    /// `schema name ` of partition indexes the filters leave out: their `INDEX ATTACH`
+    extensions: BTreeSet<String>,
+    /// (schema, name) of partition indexes the filters leave out: their `INDEX ATTACH`
     /// entries carry no oid.
-    attachments: HashSet<String>,
+    attachments: HashSet<(String, String)>,
+}
+
+impl LeftOut {
+    fn contains(&self, e: &Entry) -> bool {
+        if self.objects.contains(&(e.catalog_oid, e.oid)) {
+            return true;
+        }
+        let extension = match e.desc.as_str() {
+            "EXTENSION" => Some(e.tag.as_str()),
+            "COMMENT" => e.tag.strip_prefix("EXTENSION "),
+            _ => None,
+        };
+        if let Some(name) = extension {
+            let unquoted = unquote_ident(name);
+            if self.extensions.contains(name) || self.extensions.contains(&unquoted) {
+                return true;
+            }
+        }
+        e.desc == "INDEX ATTACH"
+            && self
+                .attachments
+                .contains(&(e.namespace.clone(), e.tag.clone()))
+    }
+}
+
+/// A name as pg_dump's fmtId writes it, without its quotes.
+fn unquote_ident(name: &str) -> String {
+    match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => name.to_string(),
+    }
 }
 
 fn left_out(ctx: &Ctx) -> LeftOut {
@@ -119,100 +252,44 @@ fn left_out(ctx: &Ctx) -> LeftOut {
     LeftOut {
         objects,
         extensions: sel.excluded_extensions.clone(),
-        attachments: sel
-            .excluded_indexes
-            .values()
-            .map(|(schema, name)| format!("{schema} {name} "))
-            .collect(),
+        attachments: sel.excluded_indexes.values().cloned().collect(),
     }
 }
 
-/// One entry line of a restore list: `id; catalog-oid object-oid TYPE schema name owner`.
-struct ListEntry<'a> {
-    id: Option<u32>,
-    catalog_oid: Option<u32>,
-    object_oid: Option<u32>,
-    /// TYPE schema name owner (types may have several words).
-    desc: &'a str,
-}
-
-fn list_entry(line: &str) -> Option<ListEntry<'_>> {
-    let (id, rest) = line.split_once("; ")?;
-    let mut parts = rest.splitn(3, ' ');
-    let catalog_oid = parts.next().and_then(|p| p.parse().ok());
-    let object_oid = parts.next().and_then(|p| p.parse().ok());
-    Some(ListEntry {
-        id: id.trim().parse().ok(),
-        catalog_oid,
-        object_oid,
-        desc: parts.next().unwrap_or(""),
-    })
-}
-
-/// Keeps the entries `wanted` selects by dump id, and comments out the others and those
-/// `left` names. Returns the new list and how many entries were commented out.
-fn rewrite_list(list: &str, wanted: &dyn Fn(u32) -> bool, left: &LeftOut) -> (String, usize) {
-    let mut out = String::with_capacity(list.len());
+/// A restore list for pg_restore --use-list: every entry of the archive in its order, those
+/// `wanted` selects active unless `left` names them, the others commented out. Returns the
+/// list and how many wanted entries were left out.
+fn restore_list(
+    entries: &[Entry],
+    wanted: &dyn Fn(&Entry) -> bool,
+    left: &LeftOut,
+) -> (String, usize) {
+    let mut out =
+        String::from(";\n; Written by neoncopy from the archive's table of contents\n;\n");
     let mut skipped = 0;
-    for line in list.lines() {
-        if line.starts_with(';') || line.trim().is_empty() {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        let mut skip = false;
-        if let Some(ListEntry {
-            id,
-            catalog_oid,
-            object_oid,
-            desc,
-        }) = list_entry(line)
-        {
-            if id.is_some_and(|id| !wanted(id)) {
-                skip = true;
-            }
-            if let (Some(c), Some(o)) = (catalog_oid, object_oid) {
-                if left.objects.contains(&(c, o)) {
-                    skip = true;
-                }
-            }
-            let extension = desc
-                .strip_prefix("EXTENSION - ")
-                .or_else(|| desc.strip_prefix("COMMENT - EXTENSION "))
-                .map(|rest| rest.trim_end());
-            if let Some(name) = extension {
-                // "EXTENSION - name" (no owner), "COMMENT - EXTENSION name owner"
-                let name_only = name.split(' ').next().unwrap_or(name);
-                if left.extensions.contains(name) || left.extensions.contains(name_only) {
-                    skip = true;
-                }
-            }
-            if let Some(rest) = desc.strip_prefix("INDEX ATTACH ") {
-                if left
-                    .attachments
-                    .iter()
-                    .any(|a| rest.starts_with(a.as_str()))
-                {
-                    skip = true;
-                }
-            }
-        }
-        if skip {
+    for e in entries {
+        let active = wanted(e) && !left.contains(e);
+        if wanted(e) && !active {
             skipped += 1;
+        }
+        if !active {
             out.push(';');
         }
-        out.push_str(line);
-        out.push('\n');
+        out.push_str(&format!("{}; {}\n", e.dump_id, e.describe()));
     }
     (out, skipped)
 }
 
+/// The dump ids of the active entries of a restore list written by `restore_list`.
+fn active_ids(list: &str) -> HashSet<u32> {
+    list.lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| l.split_once(';').and_then(|(id, _)| id.trim().parse().ok()))
+        .collect()
+}
+
 fn restore_args(ctx: &Ctx, list: &str) -> Vec<String> {
-    let mut args = vec![
-        format!("--dbname={}", ctx.target.params.to_libpq_without_secrets()),
-        format!("--use-list={}", ctx.workdir.file(list).display()),
-        "--exit-on-error".into(),
-    ];
+    let mut args = vec![format!("--use-list={}", ctx.workdir.file(list).display())];
     if ctx.cfg.no_owner {
         args.push("--no-owner".into());
     }
@@ -227,9 +304,15 @@ fn restore_args(ctx: &Ctx, list: &str) -> Vec<String> {
 
 /// Whether an earlier run's archive and lists are all there.
 pub fn archive_ready(ctx: &Ctx) -> bool {
-    [ARCHIVE, PRE_DATA_LIST, POST_DATA_LIST, DROP_LIST]
-        .iter()
-        .all(|f| ctx.workdir.file(f).is_file())
+    [
+        ARCHIVE,
+        PRE_DATA_LIST,
+        POST_DATA_LIST,
+        DROP_LIST,
+        SESSION_LIST,
+    ]
+    .iter()
+    .all(|f| ctx.workdir.file(f).is_file())
 }
 
 /// Creates schemas, types, functions, tables... (pre-data) on the target. `clean` first drops
@@ -241,13 +324,23 @@ pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
     restore_batched(ctx, PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await
 }
 
-/// Restores the entries of `list`: pg_restore writes the SQL it would run, and neoncopy sends
-/// it in batches on its own connection, one round trip per batch instead of one per statement
-/// (which is what a schema of many objects costs over a wide-area link).
-async fn restore_batched(ctx: &Ctx, list: &str, sql_file: &str, what: &str) -> Result<()> {
+fn read_script(path: &std::path::Path, what: &str) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("read the {what} script"))?;
+    String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!("the {what} script is not valid UTF-8 (pg_dump was asked for UTF-8)")
+    })
+}
+
+/// pg_restore's script for the entries of `list`, split into its session settings and its
+/// entries.
+async fn restore_script(
+    ctx: &Ctx,
+    list: &str,
+    sql_file: &str,
+    what: &str,
+) -> Result<(Vec<String>, Vec<ScriptEntry>)> {
     let sql_path = ctx.workdir.file(sql_file);
     let mut args = restore_args(ctx, list);
-    args.retain(|a| !a.starts_with("--dbname=") && a != "--exit-on-error");
     args.push(format!("--file={}", sql_path.display()));
     args.push(ctx.workdir.file(ARCHIVE).display().to_string());
     tools::run(
@@ -257,13 +350,20 @@ async fn restore_batched(ctx: &Ctx, list: &str, sql_file: &str, what: &str) -> R
         &format!("pg_restore ({what} script)"),
     )
     .await?;
-    let script =
-        std::fs::read_to_string(&sql_path).with_context(|| format!("read the {what} script"))?;
-    let (session, entries) = split_script(&script);
+    let script = read_script(&sql_path, what)?;
+    Ok(split_script(&script))
+}
+
+/// Restores the entries of `list`: pg_restore writes the SQL it would run, and neoncopy sends
+/// it in batches on its own connection, one round trip per batch instead of one per statement
+/// (which is what a schema of many objects costs over a wide-area link).
+async fn restore_batched(ctx: &Ctx, list: &str, sql_file: &str, what: &str) -> Result<()> {
+    let (session, entries) = restore_script(ctx, list, sql_file, what).await?;
     if entries.is_empty() {
         return Ok(());
     }
     let client = ctx.target.connect().await?;
+    let session = adapt_session(&client, &session).await?;
     client
         .batch_execute(&session)
         .await
@@ -272,48 +372,88 @@ async fn restore_batched(ctx: &Ctx, list: &str, sql_file: &str, what: &str) -> R
     run_in_batches(&client, &entries).await
 }
 
-/// One archive entry of a pg_restore script: its header line and its SQL.
+/// The session statements of a script, without the `SET`s of parameters the target does not
+/// have (a newer pg_restore sets `transaction_timeout`, which a server before 17 refuses).
+async fn adapt_session(client: &tokio_postgres::Client, statements: &[String]) -> Result<String> {
+    let names: Vec<String> = statements
+        .iter()
+        .filter_map(|s| script::set_name(s))
+        .collect();
+    let known: HashSet<String> = client
+        .query(crate::pg::sql::KNOWN_SETTINGS, &[&names])
+        .await
+        .db()
+        .context("look up the target's settings")?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = String::new();
+    for s in statements {
+        match script::set_name(s) {
+            Some(name) if !known.contains(&name) => {
+                tracing::debug!("left out for this target: {s}");
+            }
+            _ => {
+                out.push_str(s);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One archive entry of a pg_restore script: its header and its SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptEntry {
     pub name: String,
     pub sql: String,
 }
 
-/// Splits a pg_restore script into its session settings and its entries (each introduced by
-/// the `--` / `-- Name: ...; Type: ...` / `--` header pg_restore writes). psql meta-commands
-/// (`\restrict`) are left out.
-pub fn split_script(script: &str) -> (String, Vec<ScriptEntry>) {
-    let lines: Vec<&str> = script.lines().collect();
-    let mut session = String::new();
-    let mut entries: Vec<ScriptEntry> = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let is_header = lines[i] == "--"
-            && lines
-                .get(i + 1)
-                .is_some_and(|l| l.starts_with("-- Name: ") && l.contains("; Type: "))
-            && lines.get(i + 2) == Some(&"--");
-        if is_header {
-            entries.push(ScriptEntry {
-                name: lines[i + 1].trim_start_matches("-- Name: ").to_string(),
-                sql: String::new(),
-            });
-            i += 3;
-            continue;
+/// Whether a comment between statements is the header pg_restore writes before an entry.
+fn entry_header(comment: &str) -> Option<&str> {
+    comment
+        .strip_prefix("-- Name: ")
+        .or_else(|| comment.strip_prefix("-- Data for Name: "))
+        .filter(|rest| rest.contains("; Type: "))
+}
+
+/// Splits a pg_restore script into its session statements (those before the first entry) and
+/// its entries (each introduced by the `-- Name: ...; Type: ...` header pg_restore writes
+/// between statements). psql meta-commands (`\restrict`) are left out. The `SET`s pg_restore
+/// writes just before an entry's header (tablespace, access method) go with that entry.
+pub fn split_script(text: &str) -> (Vec<String>, Vec<ScriptEntry>) {
+    let mut session: Vec<String> = Vec::new();
+    let mut entries: Vec<(String, Vec<&str>)> = Vec::new();
+    for piece in script::pieces(text) {
+        match piece {
+            script::Piece::Comment(c) => {
+                if let Some(name) = entry_header(c) {
+                    // Trailing SETs of the entry before belong to this one.
+                    let mut carried = Vec::new();
+                    if let Some((_, stmts)) = entries.last_mut() {
+                        while stmts.last().is_some_and(|s| script::set_name(s).is_some()) {
+                            carried.push(stmts.pop().expect("checked"));
+                        }
+                    }
+                    carried.reverse();
+                    entries.push((name.to_string(), carried));
+                }
+            }
+            script::Piece::Meta(_) => {}
+            script::Piece::Statement(s) => match entries.last_mut() {
+                Some((_, stmts)) => stmts.push(s),
+                None => session.push(s.to_string()),
+            },
         }
-        let line = lines[i];
-        i += 1;
-        if line.starts_with('\\') {
-            continue;
-        }
-        let target = match entries.last_mut() {
-            Some(e) => &mut e.sql,
-            None => &mut session,
-        };
-        target.push_str(line);
-        target.push('\n');
     }
-    entries.retain(|e| !e.sql.trim().is_empty());
+    let entries = entries
+        .into_iter()
+        .filter(|(_, stmts)| stmts.iter().any(|s| script::set_name(s).is_none()))
+        .map(|(name, stmts)| ScriptEntry {
+            name,
+            sql: stmts.iter().map(|s| format!("{s}\n")).collect(),
+        })
+        .collect();
     (session, entries)
 }
 
@@ -322,7 +462,8 @@ const BATCH_ENTRIES: usize = 200;
 const BATCH_BYTES: usize = 1 << 20;
 
 /// Runs the entries in batches, each batch one round trip and one transaction. When a batch
-/// fails it is run again entry by entry, so that the error names the entry at fault.
+/// fails it is run again entry by entry, so that the error names the entry at fault; when
+/// every entry then succeeds on its own (statements that fail only together), the run goes on.
 async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]) -> Result<()> {
     let mut start = 0;
     while start < entries.len() {
@@ -341,7 +482,8 @@ async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]
             if crate::pg::retry::is_transient(&err) {
                 return Err(err.context("create the schema on the target"));
             }
-            // The batch rolled back whole: find the entry at fault.
+            // The batch rolled back whole: run its entries one at a time to find the one at
+            // fault.
             for entry in &entries[start..end] {
                 client
                     .batch_execute(&entry.sql)
@@ -349,7 +491,10 @@ async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]
                     .db()
                     .with_context(|| format!("create {} on the target", entry.name))?;
             }
-            return Err(err.context("create the schema on the target"));
+            tracing::debug!(
+                "a batch of {} entries failed together ({err:#}) but each succeeded on its own",
+                end - start
+            );
         }
         start = end;
     }
@@ -357,128 +502,120 @@ async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]
 }
 
 /// Foreign keys, triggers, rules, policies, materialized view data, comments and whatever else
-/// post-data holds that neoncopy did not build itself, in three phases (see PostPhase). `clean`
-/// first drops what an earlier, interrupted attempt created of these.
+/// post-data holds that neoncopy did not build itself, in phases (see PostPhase), with the
+/// database's own settings applied before materialized views are refreshed. `clean` first
+/// drops what an earlier, interrupted attempt created of these.
 pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
     if clean {
         drop_existing(ctx, POST_DATA_LIST, "drop-post-data.sql").await?;
     }
     let list = std::fs::read_to_string(ctx.workdir.file(POST_DATA_LIST))
         .context("read the post-data list")?;
-    let fk_bytes = |oid: u32| ctx.catalog.foreign_keys.get(&oid).copied().flatten();
-    let phases = [
+    let active = active_ids(&list);
+    let toc = read_archive(ctx, &|desc| {
+        desc == "FK CONSTRAINT" || desc == "MATERIALIZED VIEW DATA"
+    })?;
+    let fk_bytes = |oid: u32| ctx.catalog.foreign_keys.get(&oid).and_then(|f| f.bytes);
+    let mut by_phase: HashMap<PostPhase, Vec<&Entry>> = HashMap::new();
+    for e in toc.entries.iter().filter(|e| active.contains(&e.dump_id)) {
+        by_phase
+            .entry(post_phase(e, &fk_bytes))
+            .or_default()
+            .push(e);
+    }
+    let count = |p| by_phase.get(&p).map_or(0, Vec::len);
+    info!(
+        "post-data: {} entries in batches, {} foreign keys side by side, {} last, {} materialized views to refresh",
+        count(PostPhase::Batched),
+        count(PostPhase::Parallel),
+        count(PostPhase::Last),
+        count(PostPhase::Refresh)
+    );
+    for (phase, name) in [
         (PostPhase::Batched, "post-data-1"),
-        (PostPhase::Parallel, "post-data-2"),
         (PostPhase::Last, "post-data-3"),
-    ];
-    let mut counts = Vec::new();
-    for (phase, name) in phases {
-        let (phase_list, entries) = post_data_phase_list(&list, phase, &fk_bytes);
-        counts.push(entries);
-        if entries == 0 {
-            continue;
+    ] {
+        if phase == PostPhase::Last {
+            let fks = by_phase.remove(&PostPhase::Parallel).unwrap_or_default();
+            super::foreign_keys::run(ctx, &fks).await?;
         }
+        let Some(entries) = by_phase.get(&phase) else {
+            continue;
+        };
+        let ids: HashSet<u32> = entries.iter().map(|e| e.dump_id).collect();
+        let (phase_list, _) = restore_list(
+            &toc.entries,
+            &|e| ids.contains(&e.dump_id),
+            &LeftOut::default(),
+        );
         let list_file = format!("{name}.list");
         std::fs::write(ctx.workdir.file(&list_file), phase_list)
             .context("write a post-data list")?;
-        if phase == PostPhase::Parallel {
-            let mut args = restore_args(ctx, &list_file);
-            args.push(format!("--jobs={}", ctx.cfg.restore_jobs));
-            args.push(ctx.workdir.file(ARCHIVE).display().to_string());
-            tools::run(
-                &ctx.tools.pg_restore,
-                &args,
-                &ctx.target.params,
-                "pg_restore (post-data)",
-            )
-            .await?;
-        } else {
-            restore_batched(ctx, &list_file, &format!("{name}.sql"), "post-data").await?;
+        restore_batched(ctx, &list_file, &format!("{name}.sql"), "post-data").await?;
+    }
+    if !ctx.cfg.skip_db_properties {
+        super::db_properties::run(ctx).await?;
+    }
+    // Materialized views are refreshed last, on a session that starts after the database's
+    // settings are in place (a view over now()::date depends on TimeZone), in archive order
+    // (a view may read another).
+    if let Some(views) = by_phase.get(&PostPhase::Refresh) {
+        let client = ctx.target.connect().await?;
+        let ddl = ctx.ddl()?;
+        client
+            .batch_execute(&ddl.session)
+            .await
+            .db()
+            .context("set up the refresh session")?;
+        for e in views {
+            let sql = e.defn.as_deref().unwrap_or_default();
+            client
+                .batch_execute(sql)
+                .await
+                .db()
+                .with_context(|| format!("refresh materialized view {}.{}", e.namespace, e.tag))?;
         }
     }
-    info!(
-        "post-data: {} entries in batches, {} by pg_restore --jobs, {} last",
-        counts[0], counts[1], counts[2]
-    );
     Ok(())
 }
 
-/// The three phases of post-data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The phases of post-data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum PostPhase {
     /// In archive order, in batches on one session: indexes and constraints neoncopy does not
     /// build (partitioned tables' own, ON ONLY, and their ATTACH PARTITION), foreign keys that
     /// read little to validate, triggers, rules, policies, publications' tables...
     Batched,
-    /// By pg_restore --jobs, which runs them side by side where their locks allow: foreign
-    /// keys whose validation reads much, and materialized view data (refreshes, in dependency
-    /// order).
+    /// Side by side on `--restore-jobs` sessions, no two on the same table at once: foreign
+    /// keys whose validation reads much.
     Parallel,
     /// After both: comments and security labels (some are on the constraints above), event
     /// triggers (which would fire on the statements before them) and privileges.
     Last,
+    /// Materialized view data, after the database settings (as pg_restore refreshes after
+    /// everything else).
+    Refresh,
 }
 
 /// Foreign keys whose table and referenced table together are bigger than this are validated
-/// by pg_restore --jobs, several at once.
+/// side by side.
 const BIG_FOREIGN_KEY_BYTES: i64 = 64 << 20;
 
-/// The phase of one entry of a restore list (`id; catalog-oid object-oid TYPE schema name
-/// owner`); `fk_bytes` gives what validating a foreign key reads, when known.
-fn post_phase(line: &str, fk_bytes: &dyn Fn(u32) -> Option<i64>) -> PostPhase {
-    let Some(ListEntry {
-        object_oid, desc, ..
-    }) = list_entry(line)
-    else {
-        return PostPhase::Batched;
-    };
-    if desc.starts_with("FK CONSTRAINT ") {
-        let small = object_oid
-            .and_then(fk_bytes)
-            .is_some_and(|b| b < BIG_FOREIGN_KEY_BYTES);
-        return if small {
-            PostPhase::Batched
-        } else {
-            PostPhase::Parallel
-        };
-    }
-    if desc.starts_with("MATERIALIZED VIEW DATA ") {
-        return PostPhase::Parallel;
-    }
-    let last = [
-        "COMMENT ",
-        "SECURITY LABEL ",
-        "EVENT TRIGGER ",
-        "ACL ",
-        "DEFAULT ACL ",
-    ];
-    if last.iter().any(|p| desc.starts_with(p)) {
-        return PostPhase::Last;
-    }
-    PostPhase::Batched
-}
-
-/// The post-data list with only the entries of `phase` left active, and how many there are.
-fn post_data_phase_list(
-    list: &str,
-    phase: PostPhase,
-    fk_bytes: &dyn Fn(u32) -> Option<i64>,
-) -> (String, usize) {
-    let mut out = String::with_capacity(list.len());
-    let mut active = 0;
-    for line in list.lines() {
-        let entry = !line.starts_with(';') && !line.trim().is_empty();
-        if entry {
-            if post_phase(line, fk_bytes) == phase {
-                active += 1;
+/// The phase of one archive entry; `fk_bytes` gives what validating a foreign key reads, when
+/// known.
+fn post_phase(e: &Entry, fk_bytes: &dyn Fn(u32) -> Option<i64>) -> PostPhase {
+    match e.desc.as_str() {
+        "FK CONSTRAINT" => {
+            if fk_bytes(e.oid).is_some_and(|b| b < BIG_FOREIGN_KEY_BYTES) {
+                PostPhase::Batched
             } else {
-                out.push(';');
+                PostPhase::Parallel
             }
         }
-        out.push_str(line);
-        out.push('\n');
+        "MATERIALIZED VIEW DATA" => PostPhase::Refresh,
+        "COMMENT" | "SECURITY LABEL" | "EVENT TRIGGER" | "ACL" | "DEFAULT ACL" => PostPhase::Last,
+        _ => PostPhase::Batched,
     }
-    (out, active)
 }
 
 /// The DROP ... IF EXISTS statements pg_restore --clean would run for the entries of `list`,
@@ -486,13 +623,13 @@ fn post_data_phase_list(
 /// redoing an interrupted schema step).
 async fn drop_existing(ctx: &Ctx, list: &str, script: &str) -> Result<()> {
     let sql_path = ctx.workdir.file(script);
-    let args = vec![
+    let mut args = vec![
         "--clean".to_string(),
         "--if-exists".into(),
         format!("--use-list={}", ctx.workdir.file(list).display()),
-        format!("--file={}", sql_path.display()),
-        ctx.workdir.file(ARCHIVE).display().to_string(),
     ];
+    args.push(format!("--file={}", sql_path.display()));
+    args.push(ctx.workdir.file(ARCHIVE).display().to_string());
     tools::run(
         &ctx.tools.pg_restore,
         &args,
@@ -500,12 +637,14 @@ async fn drop_existing(ctx: &Ctx, list: &str, script: &str) -> Result<()> {
         "pg_restore --clean (script)",
     )
     .await?;
-    let script = std::fs::read_to_string(&sql_path).context("read drop script")?;
-    let drops = drop_statements(&script);
-    if drops.is_empty() {
+    let text = read_script(&sql_path, "drop")?;
+    // The DROP statements come before the first entry's header, with the session settings.
+    let (statements, _) = split_script(&text);
+    if !statements.iter().any(|s| script::set_name(s).is_none()) {
         return Ok(());
     }
     let client = ctx.target.connect().await?;
+    let drops = adapt_session(&client, &statements).await?;
     client
         .batch_execute(&format!("begin;\n{drops}\ncommit;"))
         .await
@@ -515,130 +654,162 @@ async fn drop_existing(ctx: &Ctx, list: &str, script: &str) -> Result<()> {
     Ok(())
 }
 
-/// The part of a `pg_restore --clean` script before the first object is created: its session
-/// settings and DROP statements (psql meta-commands left out).
-pub fn drop_statements(script: &str) -> String {
-    let mut out = Vec::new();
-    for line in script.lines() {
-        if line.starts_with("-- Name: ") {
-            break;
-        }
-        if line.starts_with('\\') || line.starts_with("--") {
-            continue;
-        }
-        out.push(line);
-    }
-    out.join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIST: &str = "\
-;
-; Selected TOC Entries:
-;
-214; 1259 16385 TABLE public t postgres
-3201; 2606 16391 CONSTRAINT public t t_pkey postgres
-3202; 1259 16392 INDEX public t_v_idx postgres
-3203; 1259 16399 INDEX public mv_id_idx postgres
-5; 3079 16500 EXTENSION - pgcrypto
-3300; 0 0 COMMENT - EXTENSION pgcrypto
-3301; 0 0 INDEX ATTACH public t_1_v_idx postgres
-3302; 0 0 INDEX ATTACH public t_2_v_idx postgres
-";
+    fn entry(
+        id: u32,
+        catalog: u32,
+        oid: u32,
+        desc: &str,
+        ns: &str,
+        tag: &str,
+        placed: Section,
+    ) -> Entry {
+        Entry {
+            dump_id: id,
+            catalog_oid: catalog,
+            oid,
+            tag: tag.into(),
+            desc: desc.into(),
+            section: placed,
+            placed,
+            defn: None,
+            namespace: ns.into(),
+            tablespace: None,
+            owner: "postgres".into(),
+            dependencies: vec![],
+        }
+    }
+
+    fn toc() -> Vec<Entry> {
+        use Section::*;
+        vec![
+            entry(214, 1259, 16385, "TABLE", "public", "t", PreData),
+            entry(
+                3201,
+                2606,
+                16391,
+                "CONSTRAINT",
+                "public",
+                "t t_pkey",
+                PostData,
+            ),
+            entry(3202, 1259, 16392, "INDEX", "public", "t_v_idx", PostData),
+            entry(3203, 1259, 16399, "INDEX", "public", "mv_id_idx", PostData),
+            entry(5, 3079, 16500, "EXTENSION", "", "pgcrypto", PreData),
+            entry(3300, 0, 0, "COMMENT", "", "EXTENSION pgcrypto", PreData),
+            entry(
+                3304,
+                0,
+                0,
+                "COMMENT",
+                "",
+                "EXTENSION \"uuid-ossp\"",
+                PreData,
+            ),
+            entry(3301, 0, 0, "INDEX ATTACH", "public", "t_1_v_idx", PostData),
+            entry(3302, 0, 0, "INDEX ATTACH", "public", "t_2_v_idx", PostData),
+        ]
+    }
 
     #[test]
-    fn rewrites_by_oid() {
+    fn lists_leave_out_by_oid_name_and_attachment() {
+        let toc = toc();
         let built = LeftOut {
             objects: HashSet::from([(2606, 16391), (1259, 16392)]),
             ..LeftOut::default()
         };
-        let none = LeftOut::default();
-        let pgcrypto = LeftOut {
-            extensions: ["pgcrypto".to_string()].into(),
-            ..LeftOut::default()
-        };
-        let (out, n) = rewrite_list(LIST, &|_| true, &built);
+        let (out, n) = restore_list(&toc, &|_| true, &built);
         assert_eq!(n, 2);
-        assert!(out.contains("\n;3201; 2606 16391 CONSTRAINT"));
+        assert!(out.contains("\n;3201; 2606 16391 CONSTRAINT public t t_pkey postgres\n"));
         assert!(out.contains("\n;3202; 1259 16392 INDEX"));
         assert!(out.contains("\n3203; 1259 16399 INDEX"));
-        assert!(out.contains("\n214; 1259 16385 TABLE"));
-        let (out, n) = rewrite_list(LIST, &|_| true, &pgcrypto);
-        assert_eq!(n, 2);
-        let (out2, n) = rewrite_list(LIST, &|id| id == 214, &none);
-        assert_eq!(n, 7);
-        assert!(out2.contains("\n214; 1259 16385 TABLE"));
-        assert!(out2.contains("\n;3203; 1259 16399 INDEX"));
-        assert!(out.contains("\n;5; 3079 16500 EXTENSION"));
-        assert!(out.contains("\n;3300; 0 0 COMMENT - EXTENSION"));
-        // A partition index left out takes its attachment along, and only its own.
-        let attach = LeftOut {
-            attachments: HashSet::from(["public t_1_v_idx ".to_string()]),
+        assert!(out.contains("\n214; 1259 16385 TABLE public t postgres\n"));
+        assert_eq!(active_ids(&out).len(), toc.len() - 2);
+        let extensions = LeftOut {
+            extensions: ["pgcrypto".to_string(), "uuid-ossp".to_string()].into(),
             ..LeftOut::default()
         };
-        let (out, n) = rewrite_list(LIST, &|_| true, &attach);
+        let (out, n) = restore_list(&toc, &|_| true, &extensions);
+        assert_eq!(n, 3);
+        assert!(out.contains("\n;5; 3079 16500 EXTENSION - pgcrypto postgres\n"));
+        assert!(out.contains("\n;3304; "));
+        let (out, n) = restore_list(&toc, &|e| e.dump_id == 214, &LeftOut::default());
+        assert_eq!(n, 0);
+        assert_eq!(active_ids(&out), HashSet::from([214]));
+        // A partition index left out takes its attachment along, and only its own.
+        let attach = LeftOut {
+            attachments: HashSet::from([("public".to_string(), "t_1_v_idx".to_string())]),
+            ..LeftOut::default()
+        };
+        let (out, n) = restore_list(&toc, &|_| true, &attach);
         assert_eq!(n, 1);
         assert!(out.contains("\n;3301; 0 0 INDEX ATTACH public t_1_v_idx"));
         assert!(out.contains("\n3302; 0 0 INDEX ATTACH public t_2_v_idx"));
     }
 
     #[test]
+    fn names_with_line_breaks_cannot_select_entries() {
+        let mut toc = toc();
+        toc[0].tag = "t\n3202; x".into();
+        let (out, _) = restore_list(&toc[..1], &|_| false, &LeftOut::default());
+        assert!(active_ids(&out).is_empty(), "{out}");
+    }
+
+    #[test]
     fn scripts_split_into_entries() {
-        let script = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET a = 1;\nSELECT 1;\n\n--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\nCREATE TABLE public.t (\n    id int\n);\n\n\n--\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: -\n--\n\nCREATE FUNCTION public.f() RETURNS int AS $$\n-- not a header\nselect 1 $$;\nSET default_tablespace = '';\n\n\\unrestrict abc\n";
+        let script = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET a = 1;\nSELECT 1;\n\nSET default_tablespace = '';\n\n--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\nCREATE TABLE public.t (\n    id int\n);\n\n\nSET default_tablespace = fast;\n\n--\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: -\n--\n\nCREATE FUNCTION public.f() RETURNS int AS $$\n--\n-- Name: x; Type: TABLE; Schema: public; Owner: -\n--\n\\d+';\r\nselect 1 $$;\n\n\\unrestrict abc\n";
         let (session, entries) = split_script(script);
-        assert!(session.contains("SET a = 1;") && session.contains("SELECT 1;"));
-        assert!(!session.contains("restrict"));
-        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            session,
+            vec!["SET a = 1;", "SELECT 1;", "SET default_tablespace = '';"]
+        );
+        assert_eq!(entries.len(), 2, "{entries:#?}");
         assert_eq!(entries[0].name, "t; Type: TABLE; Schema: public; Owner: -");
-        assert!(entries[0].sql.contains("CREATE TABLE public.t"));
-        assert!(entries[1].sql.contains("-- not a header"));
-        assert!(entries[1].sql.contains("SET default_tablespace"));
+        assert_eq!(entries[0].sql, "CREATE TABLE public.t (\n    id int\n);\n");
+        assert!(entries[1]
+            .sql
+            .starts_with("SET default_tablespace = fast;\nCREATE FUNCTION"));
+        assert!(entries[1].sql.contains(
+            "\n-- Name: x; Type: TABLE; Schema: public; Owner: -\n--\n\\d+';\r\nselect 1 $$;"
+        ));
         assert!(!entries[1].sql.contains("unrestrict"));
     }
 
     #[test]
     fn post_data_phases() {
-        let list = "\
-;
-; Selected TOC Entries:
-;
-3201; 2606 16391 CONSTRAINT public parted parted_pkey postgres
-3202; 2606 16400 FK CONSTRAINT public small small_fk postgres
-3203; 2606 16401 FK CONSTRAINT public big big_fk postgres
-3204; 2606 16402 FK CONSTRAINT public parted parted_fk postgres
-3205; 2620 16403 TRIGGER public t trg postgres
-3206; 0 0 COMMENT - CONSTRAINT big_fk ON public.big postgres
-3207; 0 16404 MATERIALIZED VIEW DATA public mv postgres
-3208; 3466 16405 EVENT TRIGGER - et postgres
-;3209; 2620 16406 TRIGGER public t skipped postgres
-";
+        use Section::PostData;
         let fk = |oid: u32| match oid {
             16400 => Some(1 << 20),
             16401 => Some(1 << 30),
             _ => None,
         };
-        let ids = |phase| {
-            let (l, n) = post_data_phase_list(list, phase, &fk);
-            let ids = entry_ids(&l);
-            assert_eq!(ids.len(), n);
-            let mut ids: Vec<u32> = ids.into_iter().collect();
-            ids.sort();
-            ids
+        let phase = |desc: &str, oid: u32| {
+            post_phase(&entry(1, 2606, oid, desc, "public", "x", PostData), &fk)
         };
-        assert_eq!(ids(PostPhase::Batched), vec![3201, 3202, 3205]);
-        assert_eq!(ids(PostPhase::Parallel), vec![3203, 3204, 3207]);
-        assert_eq!(ids(PostPhase::Last), vec![3206, 3208]);
+        assert_eq!(phase("CONSTRAINT", 16391), PostPhase::Batched);
+        assert_eq!(phase("FK CONSTRAINT", 16400), PostPhase::Batched);
+        assert_eq!(phase("FK CONSTRAINT", 16401), PostPhase::Parallel);
+        assert_eq!(phase("FK CONSTRAINT", 16402), PostPhase::Parallel);
+        assert_eq!(phase("TRIGGER", 16403), PostPhase::Batched);
+        assert_eq!(phase("COMMENT", 0), PostPhase::Last);
+        assert_eq!(phase("MATERIALIZED VIEW DATA", 16404), PostPhase::Refresh);
+        assert_eq!(phase("EVENT TRIGGER", 16405), PostPhase::Last);
     }
 
     #[test]
     fn drop_script_prefix() {
         let script = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET x = 1;\nDROP TABLE IF EXISTS public.t;\nSET default_tablespace = '';\n\n--\n-- Name: t; Type: TABLE\n--\nCREATE TABLE public.t ();\n";
-        let d = drop_statements(script);
-        assert!(d.contains("DROP TABLE IF EXISTS public.t;"));
-        assert!(!d.contains("CREATE"));
-        assert!(!d.contains("\\restrict"));
+        let (d, _) = split_script(script);
+        assert_eq!(
+            d,
+            vec![
+                "SET x = 1;",
+                "DROP TABLE IF EXISTS public.t;",
+                "SET default_tablespace = '';"
+            ]
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! Everything that talks to PostgreSQL: connection strings, connecting, SQL texts and
 //! identifier quoting, the pg_dump/pg_restore children.
 
+pub mod archive;
 pub mod compare_sql;
 pub mod connect;
 pub mod connstr;
 pub mod pooler;
 pub mod retry;
+pub mod script;
 pub mod sql;
 pub mod tools;
 

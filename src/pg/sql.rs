@@ -65,26 +65,121 @@ pub fn set_transaction_snapshot(id: &str) -> String {
     format!("set transaction snapshot {}", literal(id))
 }
 
-/// The tables whose rows are copied: plain tables and partitions (partitioned parents hold no
-/// rows), with their copyable columns, largest first. Extension members are the extension's
-/// business, except its configuration tables, whose user rows pg_dump would also carry.
-pub fn tables(server_version: i32) -> String {
+/// Built-in types whose binary COPY form is the value itself, the same on every server and
+/// version neoncopy copies between: integers, floats, numeric, bool, text types, bytea,
+/// date/time types, uuid, json and jsonb, network addresses, the built-in ranges and
+/// multiranges, and arrays of all these (their element OIDs are the same everywhere). Domains
+/// and ranges over them qualify too (`binary_safe_types`). Everything else goes as text:
+/// reg* types carry OIDs, aclitem has no binary form, money and xml depend on settings,
+/// extension types may differ between versions.
+pub const BINARY_SAFE_TYPES: &str = "'pg_catalog.bool', 'pg_catalog.bytea', 'pg_catalog.char', \
+     'pg_catalog.name', 'pg_catalog.int8', 'pg_catalog.int2', 'pg_catalog.int4', \
+     'pg_catalog.text', 'pg_catalog.json', 'pg_catalog.float4', 'pg_catalog.float8', \
+     'pg_catalog.macaddr', 'pg_catalog.macaddr8', 'pg_catalog.inet', 'pg_catalog.cidr', \
+     'pg_catalog.bpchar', 'pg_catalog.varchar', 'pg_catalog.date', 'pg_catalog.time', \
+     'pg_catalog.timestamp', 'pg_catalog.timestamptz', 'pg_catalog.interval', \
+     'pg_catalog.timetz', 'pg_catalog.numeric', 'pg_catalog.uuid', 'pg_catalog.jsonb', \
+     'pg_catalog.int4range', 'pg_catalog.numrange', 'pg_catalog.tsrange', \
+     'pg_catalog.tstzrange', 'pg_catalog.daterange', 'pg_catalog.int8range'";
+
+/// Multiranges (PostgreSQL 14+), binary-safe like their ranges.
+const BINARY_SAFE_MULTIRANGES: &str = "'pg_catalog.int4multirange', 'pg_catalog.nummultirange', \
+     'pg_catalog.tsmultirange', 'pg_catalog.tstzmultirange', 'pg_catalog.datemultirange', \
+     'pg_catalog.int8multirange'";
+
+/// A recursive CTE `binary_safe(oid)` of the types whose binary COPY form neoncopy uses.
+pub fn binary_safe_types(server_version: i32) -> String {
+    let (names, multirange) = if server_version >= 140000 {
+        (
+            format!("{BINARY_SAFE_TYPES}, {BINARY_SAFE_MULTIRANGES}"),
+            "or (t.typtype = 'm' and exists (select 1 from pg_catalog.pg_range r \
+                 where r.rngmultitypid = t.oid and r.rngtypid = s.oid))",
+        )
+    } else {
+        (BINARY_SAFE_TYPES.to_string(), "")
+    };
+    format!(
+        "binary_safe(oid) as ( \
+           select b.oid from pg_catalog.pg_type b \
+           where b.oid = any(array[{names}]::text[]::regtype[]::oid[]) \
+           union \
+           select b.typarray from pg_catalog.pg_type b \
+           where b.oid = any(array[{names}]::text[]::regtype[]::oid[]) and b.typarray <> 0 \
+           union \
+           select t.oid from pg_catalog.pg_type t join binary_safe s \
+             on (t.typtype = 'd' and t.typbasetype = s.oid) \
+             or (t.typtype = 'r' and exists (select 1 from pg_catalog.pg_range r \
+                 where r.rngtypid = t.oid and r.rngsubtype = s.oid)) \
+             {multirange})"
+    )
+}
+
+/// The top partitioned table through which a leaf partition must be loaded: when one of its
+/// ancestors is hash-partitioned on a key whose hash depends on OIDs (an enum, a user type,
+/// a user operator class), the target must route each row itself, as pg_dump's
+/// --load-via-partition-root does (pg_dump forces it only for enums).
+fn load_root(server_version: i32) -> &'static str {
+    if server_version < 120000 {
+        return "null::int8";
+    }
+    "case when c.relispartition and exists ( \
+         select 1 from pg_catalog.pg_partition_ancestors(c.oid) a \
+         join pg_catalog.pg_partitioned_table pt on pt.partrelid = a.relid \
+         where pt.partstrat = 'h' and (exists ( \
+               select 1 from pg_catalog.unnest(pt.partclass) k(opc) \
+               join pg_catalog.pg_opclass o on o.oid = k.opc \
+               where o.opcname = 'enum_ops' or o.opcintype >= 16384 \
+                  or o.opcnamespace <> 'pg_catalog'::regnamespace) \
+            or exists ( \
+               select 1 from pg_catalog.pg_attribute pa \
+               where pa.attrelid = pt.partrelid \
+                 and pa.attnum = any(pt.partattrs::int2[]) and pa.atttypid >= 16384))) \
+       then pg_catalog.pg_partition_root(c.oid)::int8 end"
+}
+
+/// The copyable columns of relation `c` (generated columns left out).
+fn copy_columns(server_version: i32) -> String {
     let generated = if server_version >= 120000 {
         "and a.attgenerated = ''"
     } else {
         ""
     };
     format!(
-        "select c.oid::int8, n.nspname::text, c.relname::text, \
+        "coalesce((select array_agg(a.attname::text order by a.attnum) \
+                   from pg_catalog.pg_attribute a \
+                   where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
+                   {generated}), '{{}}'::text[])"
+    )
+}
+
+/// Whether every copyable column of relation `c` is of a binary-safe type.
+fn all_binary_safe(server_version: i32) -> String {
+    let generated = if server_version >= 120000 {
+        "and a.attgenerated = ''"
+    } else {
+        ""
+    };
+    format!(
+        "coalesce((select bool_and(a.atttypid in (select oid from binary_safe)) \
+                   from pg_catalog.pg_attribute a \
+                   where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
+                   {generated}), true)"
+    )
+}
+
+/// The tables whose rows are copied: plain tables and partitions (partitioned parents hold no
+/// rows), with their copyable columns, largest first. Extension members are the extension's
+/// business, except its configuration tables, whose user rows pg_dump would also carry.
+pub fn tables(server_version: i32) -> String {
+    format!(
+        "with recursive {} \
+         select c.oid::int8, n.nspname::text, c.relname::text, \
                 pg_catalog.pg_table_size(c.oid)::int8 as bytes, \
                 greatest(c.reltuples, 0)::int8, \
                 c.relpersistence = 'u', \
                 ext.extcondition, \
                 ext.extname, \
-                coalesce((select array_agg(a.attname::text order by a.attnum) \
-                          from pg_catalog.pg_attribute a \
-                          where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
-                          {generated}), '{{}}'::text[]), \
+                {}, \
                 (select a.attname::text from pg_catalog.pg_index i \
                  join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = i.indkey[0] \
                  where i.indrelid = c.oid and i.indisunique and i.indisvalid and i.indnkeyatts = 1 \
@@ -93,9 +188,8 @@ pub fn tables(server_version: i32) -> String {
                                       'pg_catalog.int8'::regtype) \
                  order by i.indisprimary desc, i.indexrelid limit 1), \
                 (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8, \
-                coalesce((select bool_and(a.atttypid < 16384) from pg_catalog.pg_attribute a \
-                          where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped \
-                          {generated}), true) \
+                {}, \
+                {} \
          from pg_catalog.pg_class c \
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
          left join lateral ( \
@@ -107,7 +201,25 @@ pub fn tables(server_version: i32) -> String {
                 select 1 from pg_catalog.pg_depend d \
                 where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid \
                   and d.deptype = 'e')) \
-         order by bytes desc, n.nspname, c.relname"
+         order by bytes desc, n.nspname, c.relname",
+        binary_safe_types(server_version),
+        copy_columns(server_version),
+        all_binary_safe(server_version),
+        load_root(server_version),
+    )
+}
+
+/// The partitioned tables $1 as tables rows are loaded through: oid, schema, name, copyable
+/// columns, all of them binary-safe.
+pub fn load_roots(server_version: i32) -> String {
+    format!(
+        "with recursive {} \
+         select c.oid::int8, n.nspname::text, c.relname::text, {}, {} \
+         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+         where c.oid::int8 = any($1::int8[])",
+        binary_safe_types(server_version),
+        copy_columns(server_version),
+        all_binary_safe(server_version),
     )
 }
 
@@ -117,17 +229,7 @@ pub fn tables(server_version: i32) -> String {
 /// pg_restore creates `ON ONLY` the partitioned table). A primary key, unique or exclusion
 /// constraint comes with its index.
 pub const INDEXES: &str = "select i.indexrelid::int8, n.nspname::text, ic.relname::text, \
-            i.indrelid::int8, pg_catalog.pg_get_indexdef(i.indexrelid), \
-            con.oid::int8, con.conname::text, con.contype::text, \
-            con.condeferrable, con.condeferred, \
-            case when con.contype = 'x' then pg_catalog.pg_get_constraintdef(con.oid) end, \
-            i.indisclustered, i.indisreplident, \
-            coalesce((select array_agg(a.attnum::int4 order by a.attnum) \
-                      from pg_catalog.pg_attribute a \
-                      where a.attrelid = i.indexrelid and a.attstattarget >= 0), '{}'::int4[]), \
-            coalesce((select array_agg(a.attstattarget::int4 order by a.attnum) \
-                      from pg_catalog.pg_attribute a \
-                      where a.attrelid = i.indexrelid and a.attstattarget >= 0), '{}'::int4[]) \
+            i.indrelid::int8, con.oid::int8, con.conname::text, con.contype::text \
      from pg_catalog.pg_index i \
      join pg_catalog.pg_class ic on ic.oid = i.indexrelid \
      join pg_catalog.pg_class t on t.oid = i.indrelid \
@@ -187,32 +289,110 @@ pub const DATABASE_SETTINGS: &str = "select coalesce(( \
         pg_catalog.shobj_description(d.oid, 'pg_database') \
      from pg_catalog.pg_database d where d.datname = current_database()";
 
+/// Settings of roles in the current database (ALTER ROLE ... IN DATABASE ... SET): role
+/// name and its settings.
+pub const DATABASE_ROLE_SETTINGS: &str = "select r.rolname::text, s.setconfig::text[] \
+     from pg_catalog.pg_db_role_setting s \
+     join pg_catalog.pg_roles r on r.oid = s.setrole \
+     join pg_catalog.pg_database d on d.oid = s.setdatabase \
+     where d.datname = current_database() order by 1";
+
 pub const CURRENT_DATABASE: &str = "select current_database()::text";
 pub const LC_MONETARY: &str = "select current_setting('lc_monetary')";
 
-/// Settings whose value is a list of possibly quoted names, written without outer quotes (as
-/// pg_dump does for the same settings).
+/// Settings whose stored value is a list of names, each double-quoted where needed (pg_dump
+/// knows the same ones as GUC_LIST_QUOTE).
 pub const LIST_SETTINGS: &[&str] = &[
+    "local_preload_libraries",
     "search_path",
-    "temp_tablespaces",
     "session_preload_libraries",
     "shared_preload_libraries",
-    "local_preload_libraries",
+    "temp_tablespaces",
+    "unix_socket_directories",
 ];
 
-/// `ALTER DATABASE db SET name = value` from a `name=value` entry of pg_db_role_setting.
-pub fn alter_database_set(db: &str, entry: &str) -> Option<String> {
+/// The elements of a list setting as stored (`"", public, "my schema"`): split at commas
+/// outside double quotes, trimmed, and unquoted (a doubled quote inside is one quote).
+pub fn split_setting_list(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = value.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        item.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    item.push(c);
+                }
+            }
+            while chars.peek().is_some_and(|c| *c != ',') {
+                chars.next();
+            }
+        } else {
+            while let Some(c) = chars.peek().copied().filter(|c| *c != ',') {
+                item.push(c);
+                chars.next();
+            }
+            item = item.trim_end().to_string();
+        }
+        out.push(item);
+        if chars.next().is_none() {
+            break;
+        }
+    }
+    if out.len() == 1 && out[0].is_empty() && value.trim().is_empty() {
+        out.clear();
+    }
+    out
+}
+
+/// `SET name TO value` for one `name=value` entry of pg_db_role_setting, as pg_dump writes it:
+/// the value as a string literal, or for a list setting each element as one.
+fn set_clause(entry: &str) -> Option<String> {
     let (name, value) = entry.split_once('=')?;
     let value = if LIST_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
-        value.to_string()
+        let items = split_setting_list(value);
+        if items.is_empty() {
+            literal("")
+        } else {
+            items
+                .iter()
+                .map(|i| literal(i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     } else {
         literal(value)
     };
+    Some(format!("set {} to {value}", ident(name)))
+}
+
+/// `ALTER DATABASE db SET name TO value` from a `name=value` entry of pg_db_role_setting.
+pub fn alter_database_set(db: &str, entry: &str) -> Option<String> {
     Some(format!(
-        "alter database {} set {} = {}",
+        "alter database {} {}",
         ident(db),
-        ident(name),
-        value
+        set_clause(entry)?
+    ))
+}
+
+/// `ALTER ROLE role IN DATABASE db SET name TO value`.
+pub fn alter_role_in_database_set(role: &str, db: &str, entry: &str) -> Option<String> {
+    Some(format!(
+        "alter role {} in database {} {}",
+        ident(role),
+        ident(db),
+        set_clause(entry)?
     ))
 }
 
@@ -274,21 +454,49 @@ pub fn copy_in(
 
 /// The target-side record of committed table parts: a part's rows and its row here commit in
 /// one transaction, so after any crash a part is either wholly there and recorded, or absent.
-/// Dropped when the data is all in.
-pub const PARTS_SCHEMA: &str = "neoncopy";
-pub const CREATE_PARTS_TABLE: &str = "create schema if not exists neoncopy; \
-     create table if not exists neoncopy.parts (table_oid int8 not null, part int4 not null, \
-       rows int8 not null, primary key (table_oid, part))";
-pub const COMMITTED_PARTS: &str = "select table_oid, part from neoncopy.parts";
-pub const PARTS_TABLE_EXISTS: &str = "select pg_catalog.to_regclass('neoncopy.parts') is not null";
-pub const DROP_PARTS_SCHEMA: &str = "drop schema if exists neoncopy cascade";
+/// It lives in a schema of neoncopy's own, under a name checked to be free (`PARTS_SCHEMAS`),
+/// recorded in the work directory, and dropped (without CASCADE) when the data is all in.
+pub const PARTS_SCHEMAS: &[&str] = &[
+    "neoncopy",
+    "neoncopy_parts",
+    "neoncopy_parts_1",
+    "neoncopy_parts_2",
+    "neoncopy_parts_3",
+];
 
-pub const COMMITTED_PART_ROWS: &str =
-    "select rows from neoncopy.parts where table_oid = $1 and part = $2";
+/// Whether a schema of this name ($1) exists, and whether it holds neoncopy's parts table.
+pub const PARTS_SCHEMA_STATE: &str = "select exists (select 1 from pg_catalog.pg_namespace \
+       where nspname = $1), \
+     pg_catalog.to_regclass(pg_catalog.format('%I.parts', $1::text)) is not null";
 
-pub fn record_part(table_oid: u32, part: u32, rows: u64) -> String {
+pub fn create_parts_table(schema: &str) -> String {
     format!(
-        "insert into neoncopy.parts (table_oid, part, rows) values ({table_oid}, {part}, {rows})"
+        "create schema {s}; \
+         create table {s}.parts (table_oid int8 not null, part int4 not null, \
+           rows int8 not null, primary key (table_oid, part))",
+        s = ident(schema)
+    )
+}
+
+pub fn committed_parts(schema: &str) -> String {
+    format!("select table_oid, part from {}.parts", ident(schema))
+}
+
+pub fn drop_parts_schema(schema: &str) -> String {
+    format!("drop table {s}.parts; drop schema {s}", s = ident(schema))
+}
+
+pub fn committed_part_rows(schema: &str) -> String {
+    format!(
+        "select rows from {}.parts where table_oid = $1 and part = $2",
+        ident(schema)
+    )
+}
+
+pub fn record_part(schema: &str, table_oid: u32, part: u32, rows: u64) -> String {
+    format!(
+        "insert into {}.parts (table_oid, part, rows) values ({table_oid}, {part}, {rows})",
+        ident(schema)
     )
 }
 
@@ -314,6 +522,24 @@ pub fn delete_matching(schema: &str, table: &str, condition: &str) -> String {
     }
 }
 
+/// TRUNCATE of a table and everything that inherits from it (a partitioned table's
+/// partitions).
+pub fn truncate(schema: &str, table: &str) -> String {
+    format!("truncate {}", qualified(schema, table))
+}
+
+/// COPY to the client of the rows of several partitions, read together to be loaded through
+/// their partitioned table.
+pub fn copy_out_of_leaves(leaves: &[(String, String)], columns: &[String], binary: bool) -> String {
+    let cols = column_list(columns);
+    let selects: Vec<String> = leaves
+        .iter()
+        .map(|(s, n)| format!("select {cols} from only {}", qualified(s, n)))
+        .collect();
+    let format = if binary { " with (format binary)" } else { "" };
+    format!("copy ({}) to stdout{format}", selects.join(" union all "))
+}
+
 pub fn truncate_only(schema: &str, table: &str) -> String {
     format!("truncate only {}", qualified(schema, table))
 }
@@ -325,63 +551,6 @@ pub fn analyze(schema: &str, table: &str, vacuum: bool) -> String {
         "analyze"
     };
     format!("{verb} {}", qualified(schema, table))
-}
-
-/// Attaches a freshly built unique index as the table's primary key or unique constraint.
-pub fn add_constraint_using_index(
-    schema: &str,
-    table: &str,
-    constraint: &str,
-    kind: &str,
-    index: &str,
-    deferrable: bool,
-    deferred: bool,
-) -> String {
-    let kind = if kind == "p" { "primary key" } else { "unique" };
-    let mut s = format!(
-        "alter table only {} add constraint {} {kind} using index {}",
-        qualified(schema, table),
-        ident(constraint),
-        ident(index)
-    );
-    if deferrable {
-        s.push_str(" deferrable");
-        if deferred {
-            s.push_str(" initially deferred");
-        }
-    }
-    s
-}
-
-pub fn add_constraint(schema: &str, table: &str, constraint: &str, definition: &str) -> String {
-    format!(
-        "alter table only {} add constraint {} {definition}",
-        qualified(schema, table),
-        ident(constraint)
-    )
-}
-
-pub fn cluster_on(schema: &str, table: &str, index: &str) -> String {
-    format!(
-        "alter table {} cluster on {}",
-        qualified(schema, table),
-        ident(index)
-    )
-}
-
-pub fn replica_identity_index(schema: &str, table: &str, index: &str) -> String {
-    format!(
-        "alter table only {} replica identity using index {}",
-        qualified(schema, table),
-        ident(index)
-    )
-}
-
-pub fn index_column_statistics(schema: &str, index: &str, attnum: i32, target: i32) -> String {
-    format!(
-        "alter index {} alter column {attnum} set statistics {target}",
-        qualified(schema, index)
-    )
 }
 
 /// Boundaries that cut a table into parts of about equal rows along an integer key: the
@@ -438,17 +607,13 @@ pub const LIST_EXTENSIONS: &str = "select e.oid::int8, e.extname::text, e.extver
      from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace \
      order by e.extname";
 
-/// `CREATE [UNIQUE] INDEX name ...` as `CREATE [UNIQUE] INDEX IF NOT EXISTS name ...`.
-pub fn if_not_exists(index_definition: &str) -> String {
-    for prefix in ["CREATE UNIQUE INDEX ", "CREATE INDEX "] {
-        if let Some(rest) = index_definition.strip_prefix(prefix) {
-            if !rest.starts_with("IF NOT EXISTS ") {
-                return format!("{prefix}IF NOT EXISTS {rest}");
-            }
-        }
-    }
-    index_definition.to_string()
-}
+/// Of the qualified index names in $1, the positions (from 1) of those that exist.
+pub const EXISTING_INDEXES: &str = "select x.i from unnest($1::text[]) with ordinality as x(n, i) \
+     where pg_catalog.to_regclass(x.n) is not null";
+
+/// Which of the parameters $1 the server has.
+pub const KNOWN_SETTINGS: &str =
+    "select name::text from pg_catalog.pg_settings where name = any($1::text[])";
 
 /// Of the (table, constraint name) pairs in $1 and $2, the positions (from 1) of those that
 /// exist.
@@ -611,10 +776,12 @@ pub const DEPENDENT_VIEWS: &str = "with recursive deps(oid) as ( \
      select oid::int8 from deps where not (oid::int8 = any($1::int8[]))";
 
 /// Every foreign key with what validating it reads: the bytes of its table and of the table
-/// it references (null when either is partitioned: its partitions hold the rows).
+/// it references (null when either is partitioned: its partitions hold the rows); and the two
+/// tables.
 pub const FOREIGN_KEY_SIZES: &str = "select con.oid::int8, \
        case when c.relkind = 'p' or f.relkind = 'p' then null \
-            else pg_catalog.pg_relation_size(c.oid) + pg_catalog.pg_relation_size(f.oid) end \
+            else pg_catalog.pg_relation_size(c.oid) + pg_catalog.pg_relation_size(f.oid) end, \
+       c.oid::int8, f.oid::int8 \
      from pg_catalog.pg_constraint con \
      join pg_catalog.pg_class c on c.oid = con.conrelid \
      join pg_catalog.pg_class f on f.oid = con.confrelid \
@@ -666,25 +833,32 @@ mod tests {
     fn database_settings() {
         assert_eq!(
             alter_database_set("db", "work_mem=8MB").unwrap(),
-            r#"alter database "db" set "work_mem" = '8MB'"#
+            r#"alter database "db" set "work_mem" to '8MB'"#
         );
         assert_eq!(
             alter_database_set("db", r#"search_path=public, "x y""#).unwrap(),
-            r#"alter database "db" set "search_path" = public, "x y""#
+            r#"alter database "db" set "search_path" to 'public', 'x y'"#
+        );
+        // The common hardening: an empty search_path, stored as "".
+        assert_eq!(
+            alter_database_set("db", r#"search_path="""#).unwrap(),
+            r#"alter database "db" set "search_path" to ''"#
+        );
+        assert_eq!(
+            alter_database_set("db", r#"search_path="$user", public, "a""b", """#).unwrap(),
+            r#"alter database "db" set "search_path" to '$user', 'public', 'a"b', ''"#
+        );
+        assert_eq!(
+            alter_database_set("db", r#"DateStyle=ISO, MDY"#).unwrap(),
+            r#"alter database "db" set "DateStyle" to 'ISO, MDY'"#
+        );
+        assert_eq!(
+            alter_role_in_database_set("app", "db", "statement_timeout=5s").unwrap(),
+            r#"alter role "app" in database "db" set "statement_timeout" to '5s'"#
         );
         assert!(alter_database_set("db", "nonsense").is_none());
-    }
-
-    #[test]
-    fn index_if_not_exists() {
-        assert_eq!(
-            if_not_exists("CREATE UNIQUE INDEX a ON s.t USING btree (x)"),
-            "CREATE UNIQUE INDEX IF NOT EXISTS a ON s.t USING btree (x)"
-        );
-        assert_eq!(
-            if_not_exists("CREATE INDEX \"b c\" ON s.t USING gin (y)"),
-            "CREATE INDEX IF NOT EXISTS \"b c\" ON s.t USING gin (y)"
-        );
+        assert_eq!(split_setting_list(""), Vec::<String>::new());
+        assert_eq!(split_setting_list(" a ,b"), vec!["a", "b"]);
     }
 
     #[test]
