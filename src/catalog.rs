@@ -37,6 +37,10 @@ pub struct Table {
     pub leaves: Vec<(String, String)>,
     /// For a leaf of such a tree: the partitioned table its rows are loaded through.
     pub load_root: Option<u32>,
+    /// A materialized view reads this table (directly, or through views and parents): it is
+    /// never split, so that its rows keep the source's order and the view's refresh on the
+    /// target sees them as the source's did (a float sum depends on the order).
+    pub read_by_matview: bool,
 }
 
 /// What an extension registered with `pg_extension_config_dump` for one of its tables.
@@ -57,6 +61,11 @@ impl Table {
     /// through its root (COPY FREEZE refuses partitioned tables).
     pub fn frozen_on_load(&self) -> bool {
         self.extension_config.is_none() && self.leaves.is_empty()
+    }
+
+    /// Whether the table may be copied in parts.
+    pub fn splittable(&self) -> bool {
+        self.frozen_on_load() && !self.read_by_matview
     }
 
     /// A readable name for messages: schema.table, quoted only where needed.
@@ -270,6 +279,7 @@ impl Catalog {
                 binary_ok: r.get(11),
                 leaves: Vec::new(),
                 load_root: r.get::<_, Option<i64>>(12).map(oid),
+                read_by_matview: r.get(13),
             })
             .collect();
 
@@ -380,6 +390,7 @@ impl Catalog {
                         binary_ok: r.get(4),
                         leaves: Vec::new(),
                         load_root: None,
+                        read_by_matview: false,
                     };
                     (t.oid, t)
                 })

@@ -70,7 +70,7 @@ pub async fn plan_table(
     max_parts: u32,
 ) -> Result<Vec<Part>> {
     let n = part_count(t.bytes, threshold, max_parts);
-    if n < 2 || !t.frozen_on_load() {
+    if n < 2 || !t.splittable() {
         return Ok(whole(t));
     }
     let mut bounds: Vec<i64> = match &t.split_key {
@@ -134,6 +134,7 @@ mod tests {
             binary_ok: true,
             leaves: Vec::new(),
             load_root: None,
+            read_by_matview: false,
         };
         let p = parts_from_boundaries(&t, Some("id"), &[10, 20]);
         let c: Vec<_> = p.iter().map(|p| p.condition.clone().unwrap()).collect();

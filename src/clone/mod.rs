@@ -210,6 +210,9 @@ fn resume_hint(cfg: &CloneConfig) -> String {
     )
 }
 
+/// The status of a run the target refused before anything was written: nothing to resume.
+const REFUSED: &str = "refused";
+
 /// What an earlier run left, when this one resumes it.
 fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
     let previous = store.run_info()?;
@@ -218,7 +221,7 @@ fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
         return Ok(None);
     }
     if !cfg.resume {
-        if let Some(run) = previous.filter(|r| r.status != "done") {
+        if let Some(run) = previous.filter(|r| r.status != "done" && r.status != REFUSED) {
             return Err(UsageError(format!(
                 "the work directory {} holds an unfinished clone ({}): continue it with --resume, or start over with --restart",
                 cfg.dir.display(),
@@ -236,6 +239,13 @@ fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
         ))
         .into());
     };
+    if run.status == REFUSED {
+        return Err(UsageError(format!(
+            "nothing to resume in {}: the last clone was refused before it wrote anything (drop --resume to start again)",
+            cfg.dir.display()
+        ))
+        .into());
+    }
     if run.status == "done" {
         return Err(UsageError(format!(
             "the clone recorded in {} is already done: nothing to resume",
@@ -320,6 +330,9 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
             ("interrupted", Some(format!("{e:#}")))
         }
+        Err(e) if e.downcast_ref::<schema::Refused>().is_some() => {
+            (REFUSED, Some(format!("{e:#}")))
+        }
         Err(e) => ("failed", Some(format!("{e:#}"))),
     };
     rec.send(Event::RunEnd { status, error });
@@ -330,6 +343,7 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
         Err(e)
             if e.downcast_ref::<Interrupted>().is_some()
                 || e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<schema::Refused>().is_some()
                 || !started.load(std::sync::atomic::Ordering::SeqCst) =>
         {
             Err(e)
@@ -472,6 +486,10 @@ async fn pipeline(
     }
     let ddl = retrying(&ctx, "read the schema archive", |_| schema::load_ddl(&ctx)).await?;
     let _ = ctx.ddl.set(ddl);
+    if !resuming {
+        // Before the first write: whatever the target refuses of the schema is found now.
+        retrying(&ctx, "rehearse the schema", |_| schema::rehearse(&ctx)).await?;
+    }
     if is_done(STEP_PREPARE) {
         info!("{STEP_PREPARE}: done before, skipped");
     } else {
@@ -629,6 +647,21 @@ async fn plan_units(
                 est_rows: t.estimated_rows / n,
             });
         }
+    }
+    let whole: Vec<String> = catalog
+        .tables
+        .iter()
+        .filter(|t| {
+            t.read_by_matview
+                && crate::split::part_count(t.bytes, cfg.split_threshold, cfg.split_max_parts) > 1
+        })
+        .map(|t| t.display())
+        .collect();
+    if !whole.is_empty() {
+        info!(
+            "not split, so that the materialized views reading them refresh as on the source: {}",
+            whole.join(", ")
+        );
     }
     let split = units.iter().filter(|u| u.parts > 1 && u.part == 1).count();
     if split > 0 {

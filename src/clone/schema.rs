@@ -23,6 +23,8 @@ const DROP_LIST: &str = "drop.list";
 const PRE_DATA_SQL: &str = "pre-data.sql";
 const SESSION_LIST: &str = "session.list";
 const SESSION_SQL: &str = "session.sql";
+const REHEARSAL_LIST: &str = "rehearsal.list";
+const REHEARSAL_SQL: &str = "rehearsal.sql";
 
 /// Entry kinds whose statement text neoncopy runs itself.
 const BUILT_KINDS: &[&str] = &["INDEX", "CONSTRAINT"];
@@ -235,13 +237,17 @@ fn unquote_ident(name: &str) -> String {
     }
 }
 
+/// What neoncopy builds itself and what the filters leave out.
 fn left_out(ctx: &Ctx) -> LeftOut {
-    let mut objects: HashSet<(u32, u32)> = ctx
-        .catalog
-        .indexes
-        .iter()
-        .map(|i| i.archive_oid())
-        .collect();
+    let mut left = left_out_by_filters(ctx);
+    left.objects
+        .extend(ctx.catalog.indexes.iter().map(|i| i.archive_oid()));
+    left
+}
+
+/// What the filters leave out.
+fn left_out_by_filters(ctx: &Ctx) -> LeftOut {
+    let mut objects = HashSet::new();
     let sel = &ctx.selection;
     objects.extend(sel.excluded_indexes.keys().map(|oid| (PG_CLASS, *oid)));
     objects.extend(
@@ -313,6 +319,148 @@ pub fn archive_ready(ctx: &Ctx) -> bool {
     ]
     .iter()
     .all(|f| ctx.workdir.file(f).is_file())
+}
+
+/// The target refused part of the schema when it was rehearsed: nothing was written to it.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Runs the whole schema, as pg_restore writes it (the indexes and constraints neoncopy
+/// builds itself included, materialized view data left out), in one transaction on the target
+/// and rolls it back: whatever the target refuses (an object only a superuser may create, a
+/// missing tablespace, role or extension, what an older server cannot parse) is found before
+/// anything is written, and named. Skipped when the schema would take more locks than the
+/// target's lock table holds (one transaction locks every relation it creates).
+pub async fn rehearse(ctx: &Ctx) -> Result<()> {
+    let toc = read_archive(ctx, &|_| false)?;
+    let relations = toc
+        .entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.desc.as_str(),
+                "TABLE"
+                    | "SEQUENCE"
+                    | "INDEX"
+                    | "CONSTRAINT"
+                    | "VIEW"
+                    | "MATERIALIZED VIEW"
+                    | "FOREIGN TABLE"
+                    | "TYPE"
+                    | "DOMAIN"
+                    | "FK CONSTRAINT"
+                    | "TRIGGER"
+            )
+        })
+        .count() as i64;
+    let client = ctx.target.connect().await?;
+    let row = client
+        .query_one(crate::pg::sql::LOCK_TABLE_SIZE, &[])
+        .await
+        .db()
+        .context("read the target's lock table size")?;
+    let locks: i64 = row.get(0);
+    // Every object may take a lock on itself and one on what it is on; leave room for the
+    // other sessions.
+    if relations * 2 > locks / 2 {
+        info!(
+            "schema not rehearsed on the target: its {relations} relations would need more locks \
+             in one transaction than the target's lock table holds ({locks})"
+        );
+        return Ok(());
+    }
+    let wanted = |e: &Entry| e.desc != "MATERIALIZED VIEW DATA";
+    let (list, _) = restore_list(&toc.entries, &wanted, &left_out_by_filters(ctx));
+    std::fs::write(ctx.workdir.file(REHEARSAL_LIST), list).context("write rehearsal list")?;
+    let (session, entries) =
+        restore_script(ctx, REHEARSAL_LIST, REHEARSAL_SQL, "rehearsal").await?;
+    let session = adapt_session(&client, &session).await?;
+    client
+        .batch_execute(&session)
+        .await
+        .db()
+        .context("set up the rehearsal session")?;
+    client
+        .batch_execute("begin")
+        .await
+        .db()
+        .context("begin the rehearsal")?;
+    let result = async {
+        if ctx.cfg.drop_if_exists {
+            let drops = drop_script(ctx, DROP_LIST, "drop.sql").await?;
+            client
+                .batch_execute(&adapt_session(&client, &drops).await?)
+                .await
+                .db()
+                .context("rehearse dropping existing objects on the target")?;
+        }
+        rehearse_entries(&client, &entries).await
+    }
+    .await;
+    let _ = client.batch_execute("rollback").await;
+    match result {
+        Err(e) if crate::pg::PgError::code_of(&e) == Some("53200") => {
+            info!("schema not rehearsed on the target: {e:#}");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// What to do about an entry the target refuses, by the error's SQLSTATE.
+fn way_out(code: Option<&str>) -> &'static str {
+    match code {
+        Some("42501") => {
+            "clone with a target role that may create it (a superuser), or remove it from the source"
+        }
+        Some("42704") | Some("3F000") | Some("58P01") | Some("0A000") => {
+            "create or install what it needs on the target first, or remove it from the source"
+        }
+        _ => "fix the cause on the target (or remove the object from the source) and run the clone again",
+    }
+}
+
+/// Runs the rehearsal's entries in batches inside the open transaction, each batch under a
+/// savepoint; a failed batch is run again entry by entry to name the entry at fault.
+async fn rehearse_entries(client: &tokio_postgres::Client, entries: &[ScriptEntry]) -> Result<()> {
+    const SAVEPOINT: &str = "neoncopy_rehearsal";
+    for batch in batches(entries) {
+        let sql: String = batch.iter().map(|e| e.sql.as_str()).collect();
+        let run = |sql: String| async move {
+            let wrapped = format!("savepoint {SAVEPOINT};\n{sql}\nrelease savepoint {SAVEPOINT};");
+            let r = client.batch_execute(&wrapped).await.db();
+            if r.is_err() {
+                let _ = client
+                    .batch_execute(&format!("rollback to savepoint {SAVEPOINT}"))
+                    .await;
+            }
+            r
+        };
+        let Err(e) = run(sql).await else { continue };
+        if crate::pg::retry::is_transient(&e) || crate::pg::PgError::code_of(&e) == Some("53200") {
+            return Err(e.context("rehearse the schema on the target"));
+        }
+        for entry in batch {
+            if let Err(e) = run(entry.sql.clone()).await {
+                let code = crate::pg::PgError::code_of(&e).map(str::to_string);
+                return Err(Refused(format!(
+                    "the target refuses {}: {e:#}; nothing was written to the target: {}",
+                    entry.name,
+                    way_out(code.as_deref())
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates schemas, types, functions, tables... (pre-data) on the target. `clean` first drops
@@ -417,6 +565,20 @@ fn entry_header(comment: &str) -> Option<&str> {
         .filter(|rest| rest.contains("; Type: "))
 }
 
+/// `TYPE schema.name` from a header's `name; Type: TYPE; Schema: schema; Owner: owner`.
+fn describe_header(header: &str) -> String {
+    let Some((name, rest)) = header.split_once("; Type: ") else {
+        return header.to_string();
+    };
+    let (kind, rest) = rest.split_once("; Schema: ").unwrap_or((rest, ""));
+    let schema = rest.split("; Owner: ").next().unwrap_or("-");
+    if schema.is_empty() || schema == "-" {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {schema}.{name}")
+    }
+}
+
 /// Splits a pg_restore script into its session statements (those before the first entry) and
 /// its entries (each introduced by the `-- Name: ...; Type: ...` header pg_restore writes
 /// between statements). psql meta-commands (`\restrict`) are left out. The `SET`s pg_restore
@@ -436,7 +598,7 @@ pub fn split_script(text: &str) -> (Vec<String>, Vec<ScriptEntry>) {
                         }
                     }
                     carried.reverse();
-                    entries.push((name.to_string(), carried));
+                    entries.push((describe_header(name), carried));
                 }
             }
             script::Piece::Meta(_) => {}
@@ -465,6 +627,34 @@ const BATCH_BYTES: usize = 1 << 20;
 /// fails it is run again entry by entry, so that the error names the entry at fault; when
 /// every entry then succeeds on its own (statements that fail only together), the run goes on.
 async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]) -> Result<()> {
+    for batch in batches(entries) {
+        let sql: String = batch.iter().map(|e| e.sql.as_str()).collect();
+        if let Err(e) = client.batch_execute(&sql).await {
+            let err = crate::pg::db_err(e);
+            if crate::pg::retry::is_transient(&err) {
+                return Err(err.context("create the schema on the target"));
+            }
+            // The batch rolled back whole: run its entries one at a time to find the one at
+            // fault.
+            for entry in batch {
+                client
+                    .batch_execute(&entry.sql)
+                    .await
+                    .db()
+                    .with_context(|| format!("create {} on the target", entry.name))?;
+            }
+            tracing::debug!(
+                "a batch of {} entries failed together ({err:#}) but each succeeded on its own",
+                batch.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Consecutive entries, at most BATCH_ENTRIES and about BATCH_BYTES a batch.
+fn batches(entries: &[ScriptEntry]) -> Vec<&[ScriptEntry]> {
+    let mut out = Vec::new();
     let mut start = 0;
     while start < entries.len() {
         let mut end = start;
@@ -476,29 +666,10 @@ async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]
             bytes += entries[end].sql.len();
             end += 1;
         }
-        let batch: String = entries[start..end].iter().map(|e| e.sql.as_str()).collect();
-        if let Err(e) = client.batch_execute(&batch).await {
-            let err = crate::pg::db_err(e);
-            if crate::pg::retry::is_transient(&err) {
-                return Err(err.context("create the schema on the target"));
-            }
-            // The batch rolled back whole: run its entries one at a time to find the one at
-            // fault.
-            for entry in &entries[start..end] {
-                client
-                    .batch_execute(&entry.sql)
-                    .await
-                    .db()
-                    .with_context(|| format!("create {} on the target", entry.name))?;
-            }
-            tracing::debug!(
-                "a batch of {} entries failed together ({err:#}) but each succeeded on its own",
-                end - start
-            );
-        }
+        out.push(&entries[start..end]);
         start = end;
     }
-    Ok(())
+    out
 }
 
 /// Foreign keys, triggers, rules, policies, materialized view data, comments and whatever else
@@ -622,6 +793,24 @@ fn post_phase(e: &Entry, fk_bytes: &dyn Fn(u32) -> Option<i64>) -> PostPhase {
 /// taken from its script output and run in one transaction (for --drop-if-exists, and before
 /// redoing an interrupted schema step).
 async fn drop_existing(ctx: &Ctx, list: &str, script: &str) -> Result<()> {
+    let statements = drop_script(ctx, list, script).await?;
+    if !statements.iter().any(|s| script::set_name(s).is_none()) {
+        return Ok(());
+    }
+    let client = ctx.target.connect().await?;
+    let drops = adapt_session(&client, &statements).await?;
+    client
+        .batch_execute(&format!("begin;\n{drops}\ncommit;"))
+        .await
+        .db()
+        .context("drop existing objects on the target")?;
+    info!("dropped the archive's objects ({list}) from the target where they existed");
+    Ok(())
+}
+
+/// The session settings and DROP ... IF EXISTS statements of `pg_restore --clean` for the
+/// entries of `list`.
+async fn drop_script(ctx: &Ctx, list: &str, script: &str) -> Result<Vec<String>> {
     let sql_path = ctx.workdir.file(script);
     let mut args = vec![
         "--clean".to_string(),
@@ -639,19 +828,7 @@ async fn drop_existing(ctx: &Ctx, list: &str, script: &str) -> Result<()> {
     .await?;
     let text = read_script(&sql_path, "drop")?;
     // The DROP statements come before the first entry's header, with the session settings.
-    let (statements, _) = split_script(&text);
-    if !statements.iter().any(|s| script::set_name(s).is_none()) {
-        return Ok(());
-    }
-    let client = ctx.target.connect().await?;
-    let drops = adapt_session(&client, &statements).await?;
-    client
-        .batch_execute(&format!("begin;\n{drops}\ncommit;"))
-        .await
-        .db()
-        .context("drop existing objects on the target")?;
-    info!("dropped the archive's objects ({list}) from the target where they existed");
-    Ok(())
+    Ok(split_script(&text).0)
 }
 
 #[cfg(test)]
@@ -767,7 +944,12 @@ mod tests {
             vec!["SET a = 1;", "SELECT 1;", "SET default_tablespace = '';"]
         );
         assert_eq!(entries.len(), 2, "{entries:#?}");
-        assert_eq!(entries[0].name, "t; Type: TABLE; Schema: public; Owner: -");
+        assert_eq!(entries[0].name, "TABLE public.t");
+        assert_eq!(entries[1].name, "FUNCTION public.f()");
+        assert_eq!(
+            describe_header("no_alter_table; Type: EVENT TRIGGER; Schema: -; Owner: -"),
+            "EVENT TRIGGER no_alter_table"
+        );
         assert_eq!(entries[0].sql, "CREATE TABLE public.t (\n    id int\n);\n");
         assert!(entries[1]
             .sql

@@ -54,6 +54,17 @@ pub struct PgError {
     pub transient: bool,
     /// The server sent the error (rather than the connection failing).
     pub from_server: bool,
+    /// The server's SQLSTATE, when it sent one.
+    pub code: Option<String>,
+}
+
+impl PgError {
+    /// The SQLSTATE of the first server error in an error's chain.
+    pub fn code_of(e: &anyhow::Error) -> Option<&str> {
+        e.chain()
+            .find_map(|c| c.downcast_ref::<PgError>())
+            .and_then(|p| p.code.as_deref())
+    }
 }
 
 impl std::fmt::Display for PgError {
@@ -114,6 +125,7 @@ pub fn db_err(e: tokio_postgres::Error) -> anyhow::Error {
         message: describe_error(&e),
         transient: is_transient_pg(&e),
         from_server: e.as_db_error().is_some(),
+        code: e.as_db_error().map(|d| d.code().code().to_string()),
     }
     .into()
 }

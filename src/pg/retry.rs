@@ -156,6 +156,7 @@ mod tests {
             message: "connection reset".into(),
             transient: true,
             from_server: false,
+            code: None,
         }
         .into()
     }

@@ -167,12 +167,26 @@ fn all_binary_safe(server_version: i32) -> String {
     )
 }
 
+/// CTEs `matview_reads(oid)`: the relations materialized views read, directly or through
+/// views, partitioned tables and inheritance parents.
+const MATVIEW_READS: &str = "matview_edges(src, dst) as ( \
+       select r.ev_class, d.refobjid from pg_catalog.pg_rewrite r \
+       join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::regclass \
+        and d.objid = r.oid and d.refclassid = 'pg_catalog.pg_class'::regclass \
+       where r.rulename = '_RETURN' and d.refobjid <> r.ev_class \
+       union all select i.inhparent, i.inhrelid from pg_catalog.pg_inherits i), \
+     matview_reads(oid) as ( \
+       select e.dst from matview_edges e \
+       join pg_catalog.pg_class m on m.oid = e.src and m.relkind = 'm' \
+       union \
+       select e.dst from matview_reads x join matview_edges e on e.src = x.oid)";
+
 /// The tables whose rows are copied: plain tables and partitions (partitioned parents hold no
 /// rows), with their copyable columns, largest first. Extension members are the extension's
 /// business, except its configuration tables, whose user rows pg_dump would also carry.
 pub fn tables(server_version: i32) -> String {
     format!(
-        "with recursive {} \
+        "with recursive {}, {MATVIEW_READS} \
          select c.oid::int8, n.nspname::text, c.relname::text, \
                 pg_catalog.pg_table_size(c.oid)::int8 as bytes, \
                 greatest(c.reltuples, 0)::int8, \
@@ -189,7 +203,8 @@ pub fn tables(server_version: i32) -> String {
                  order by i.indisprimary desc, i.indexrelid limit 1), \
                 (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8, \
                 {}, \
-                {} \
+                {}, \
+                c.oid in (select oid from matview_reads) \
          from pg_catalog.pg_class c \
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
          left join lateral ( \
@@ -610,6 +625,12 @@ pub const LIST_EXTENSIONS: &str = "select e.oid::int8, e.extname::text, e.extver
 /// Of the qualified index names in $1, the positions (from 1) of those that exist.
 pub const EXISTING_INDEXES: &str = "select x.i from unnest($1::text[]) with ordinality as x(n, i) \
      where pg_catalog.to_regclass(x.n) is not null";
+
+/// How many locks the server's shared lock table holds:
+/// max_locks_per_transaction × (max_connections + max_prepared_transactions).
+pub const LOCK_TABLE_SIZE: &str = "select (current_setting('max_locks_per_transaction')::int8 \
+       * (current_setting('max_connections')::int8 \
+          + current_setting('max_prepared_transactions')::int8))::int8";
 
 /// Which of the parameters $1 the server has.
 pub const KNOWN_SETTINGS: &str =

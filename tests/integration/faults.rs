@@ -41,6 +41,7 @@ fn spawn_clone(pair: &Pair, extra: &[&str]) -> Child {
         "0.2".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
+    pair.note_clone(false, extra);
     Command::new(env!("CARGO_BIN_EXE_neoncopy"))
         .args(&args)
         .env_remove("RUST_LOG")
@@ -201,6 +202,7 @@ async fn connections_cut_by_the_network_are_retried() {
         "postgresql://postgres@127.0.0.1:{}/{}",
         proxy.port, pair.dst
     );
+    pair.note_clone(false, &[]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_neoncopy"))
         .args([
             "clone",

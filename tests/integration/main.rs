@@ -4,6 +4,7 @@
 mod compare;
 mod connections;
 mod faults;
+mod fidelity;
 mod filters;
 mod objects;
 mod options;

@@ -51,6 +51,7 @@ async fn progress_during_a_clone_only_grows_and_ends_complete() {
     );
     source().psql(&pair.src, &fixture("users"));
     let dir = pair.workdir.path().to_path_buf();
+    pair.note_clone(false, &[]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_neoncopy"))
         .args([
             "clone",

@@ -298,11 +298,16 @@ impl Cluster {
 
     /// pg_dump --schema-only --no-owner --no-acl, without the lines that differ on every run.
     pub fn schema_dump(&self, db: &str) -> String {
+        self.schema_dump_with(db, &["--no-owner", "--no-acl"])
+    }
+
+    /// pg_dump --schema-only with more options, without the lines that differ on every run
+    /// (the random key of `\restrict`).
+    pub fn schema_dump_with(&self, db: &str, options: &[&str]) -> String {
         let out = Command::new(self.bin.join("pg_dump"))
+            .arg("--schema-only")
+            .args(options)
             .args([
-                "--schema-only",
-                "--no-owner",
-                "--no-acl",
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -347,6 +352,9 @@ pub struct Pair {
     pub src: String,
     pub dst: String,
     pub workdir: tempfile::TempDir,
+    /// How the last clone ran (as the managed-style role or not, and its extra arguments):
+    /// the reference restore of `assert_faithful` runs the same way.
+    last_clone: Mutex<Option<(bool, Vec<String>)>>,
 }
 
 /// Makes fresh databases named after the test: the target owned by the managed-style role when
@@ -363,11 +371,21 @@ pub fn fresh_pair(test: &str, managed: bool) -> Pair {
         String::new()
     };
     target().psql("postgres", &format!("create database \"{dst}\"{owner}"));
+    target().psql(
+        "postgres",
+        &format!("drop database if exists \"{}\"", reference_db(&dst)),
+    );
     Pair {
         src,
         dst,
         workdir: tempfile::tempdir().expect("work directory"),
+        last_clone: Mutex::new(None),
     }
+}
+
+/// The database the reference restore of a target goes to, on the target's server.
+pub fn reference_db(dst: &str) -> String {
+    format!("{dst}_ref")
 }
 
 impl Pair {
@@ -411,7 +429,119 @@ impl Pair {
             args.push("--no-acl".into());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
+        self.note_clone(managed, extra);
         neoncopy(&args, &[])
+    }
+
+    /// Records how a clone started outside `clone_with` runs, for `assert_faithful`'s
+    /// reference (`managed`: as the managed-style role with --no-owner --no-acl).
+    pub fn note_clone(&self, managed: bool, extra: &[&str]) {
+        *self.last_clone.lock().unwrap() =
+            Some((managed, extra.iter().map(|s| s.to_string()).collect()));
+    }
+
+    /// The reference for the last clone: the source restored with pg_dump -Fc | pg_restore
+    /// and the same flags, as the same role, into a fresh database on the target's server.
+    /// Returns its name.
+    pub fn reference(&self) -> String {
+        self.try_reference().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Pair::reference`], or what pg_dump or pg_restore said when it failed.
+    pub fn try_reference(&self) -> Result<String, String> {
+        let (managed, extra) = self
+            .last_clone
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a clone ran before the reference is made");
+        let db = reference_db(&self.dst);
+        let t = target();
+        t.psql("postgres", &format!("drop database if exists \"{db}\""));
+        let owner = if managed {
+            format!(" owner {MANAGED_ROLE}")
+        } else {
+            String::new()
+        };
+        t.psql("postgres", &format!("create database \"{db}\"{owner}"));
+        let mut dump_args = vec!["--format=custom".to_string()];
+        let mut restore_args: Vec<String> = Vec::new();
+        if managed {
+            restore_args.extend(["--no-owner".into(), "--no-acl".into()]);
+        }
+        for a in &extra {
+            match a.as_str() {
+                "--no-owner" | "--no-acl" | "--no-comments" => restore_args.push(a.clone()),
+                "--skip-large-objects" => dump_args.push("--no-large-objects".into()),
+                "--filters" => panic!("assert_faithful has no reference for --filters"),
+                _ => {}
+            }
+        }
+        let archive = self.workdir.path().join("reference.dump");
+        let dump = Command::new(source().bin.join("pg_dump"))
+            .args(&dump_args)
+            .arg(format!("--file={}", archive.display()))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &source().port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg(&self.src)
+            .output()
+            .expect("run pg_dump");
+        if !dump.status.success() {
+            return Err(format!(
+                "reference pg_dump failed: {}",
+                String::from_utf8_lossy(&dump.stderr)
+            ));
+        }
+        let role = if managed { MANAGED_ROLE } else { "postgres" };
+        let restore = Command::new(t.bin.join("pg_restore"))
+            .args(&restore_args)
+            .args([
+                "--exit-on-error",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &t.port.to_string(),
+                "-U",
+                role,
+            ])
+            .arg(format!("--dbname={db}"))
+            .arg(&archive)
+            .output()
+            .expect("run pg_restore");
+        if !restore.status.success() {
+            return Err(format!(
+                "reference pg_restore failed: {}",
+                String::from_utf8_lossy(&restore.stderr)
+            ));
+        }
+        Ok(db)
+    }
+
+    /// How many relations of the user's the target database holds.
+    pub async fn target_relations(&self) -> i64 {
+        let t = target().client(&self.dst).await;
+        scalar(
+            &t,
+            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname not in ('pg_catalog', 'information_schema') \
+               and n.nspname !~ '^pg_toast'",
+        )
+        .await
+    }
+
+    /// Whether the last clone carried database settings.
+    fn carried_db_properties(&self) -> bool {
+        self.last_clone
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_none_or(|(_, extra)| !extra.iter().any(|a| a == "--skip-db-properties"))
     }
 
     /// Clones and asserts success.
@@ -442,6 +572,23 @@ pub fn neoncopy(args: &[String], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run neoncopy")
+}
+
+/// Asserts a failure with exit code `code` and exactly one error line, holding `needle`.
+pub fn assert_one_line_error(out: &std::process::Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{err}");
+    assert!(
+        errors[0].contains(needle),
+        "expected {needle:?} in {:?}",
+        errors[0]
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("stack backtrace"),
+        "{err}"
+    );
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -534,25 +681,54 @@ const LARGE_OBJECTS: &str = "select m.oid::text || ' ' || md5(pg_catalog.lo_get(
      from pg_largeobject_metadata m order by m.oid";
 
 const DB_SETTINGS: &str = "select coalesce(array_to_string(s.setconfig, ' | '), '') || ' ' || \
-     coalesce(shobj_description(d.oid, 'pg_database'), '') \
+     coalesce(shobj_description(d.oid, 'pg_database'), '') || ' ' || \
+     coalesce((select string_agg(r.rolname || ': ' || array_to_string(rs.setconfig, ' | '), ', ' \
+                                 order by r.rolname) \
+               from pg_db_role_setting rs join pg_roles r on r.oid = rs.setrole \
+               where rs.setdatabase = d.oid), '') \
      from pg_database d left join pg_db_role_setting s on s.setdatabase = d.oid and s.setrole = 0 \
      where d.datname = current_database()";
 
-/// Asserts that the target is a faithful copy of the source: identical schema dumps
-/// (`pg_dump --schema-only --no-owner --no-acl`), identical rows in every table and
-/// materialized view, identical sequences, large objects and database settings.
-pub async fn assert_faithful(pair: &Pair) {
-    let (s_dump, t_dump) = (
-        source().schema_dump(&pair.src),
-        target().schema_dump(&pair.dst),
-    );
-    if s_dump != t_dump {
-        let s: Vec<&str> = s_dump.lines().collect();
-        let t: Vec<&str> = t_dump.lines().collect();
-        let missing: Vec<&&str> = s.iter().filter(|l| !t.contains(l)).take(20).collect();
-        let extra: Vec<&&str> = t.iter().filter(|l| !s.contains(l)).take(20).collect();
-        panic!("schema differs.\nonly on source: {missing:#?}\nonly on target: {extra:#?}");
+/// Panics with the lines that differ when two schema dumps are not identical.
+fn assert_same_dump(what: &str, a: &str, b: &str) {
+    if a != b {
+        let x: Vec<&str> = a.lines().collect();
+        let y: Vec<&str> = b.lines().collect();
+        let missing: Vec<&&str> = x.iter().filter(|l| !y.contains(l)).take(20).collect();
+        let extra: Vec<&&str> = y.iter().filter(|l| !x.contains(l)).take(20).collect();
+        let first = x
+            .iter()
+            .zip(&y)
+            .position(|(p, q)| p != q)
+            .unwrap_or(x.len().min(y.len()));
+        panic!(
+            "{what}: schema differs from line {} on.\nonly in the first: {missing:#?}\nonly in the second: {extra:#?}\nfirst: {:?}\nsecond: {:?}",
+            first + 1,
+            x.get(first),
+            y.get(first)
+        );
     }
+}
+
+/// Asserts that the target is a faithful copy of the source. The reference is pg_dump |
+/// pg_restore of the source with the clone's flags into a fresh database beside the target:
+/// every line of `pg_dump --schema-only` (owners, privileges and `--` lines included) must
+/// be the same for both. Against the source itself: the schema without owners and
+/// privileges, the rows of every table and materialized view, sequences (last_value and
+/// is_called), large objects (oid, data, comment) and database settings and comment (which
+/// the reference does not carry).
+pub async fn assert_faithful(pair: &Pair) {
+    let reference = pair.reference();
+    assert_same_dump(
+        "target against pg_dump | pg_restore",
+        &target().schema_dump_with(&reference, &[]),
+        &target().schema_dump_with(&pair.dst, &[]),
+    );
+    assert_same_dump(
+        "target against the source",
+        &source().schema_dump(&pair.src),
+        &target().schema_dump(&pair.dst),
+    );
     let (s, t) = (
         source().client(&pair.src).await,
         target().client(&pair.dst).await,
@@ -578,11 +754,13 @@ pub async fn assert_faithful(pair: &Pair) {
         single_column(&t, LARGE_OBJECTS).await,
         "large objects differ"
     );
-    assert_eq!(
-        single_column(&s, DB_SETTINGS).await,
-        single_column(&t, DB_SETTINGS).await,
-        "database settings differ"
-    );
+    if pair.carried_db_properties() {
+        assert_eq!(
+            single_column(&s, DB_SETTINGS).await,
+            single_column(&t, DB_SETTINGS).await,
+            "database settings differ"
+        );
+    }
 }
 
 /// The SQL of a fixture under tests/fixtures.
