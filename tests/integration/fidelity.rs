@@ -85,3 +85,492 @@ async fn every_fixture_split_onto_a_superuser_target() {
 async fn every_fixture_split_onto_a_managed_target() {
     every_fixture("mgs", true, SPLIT).await;
 }
+
+/// Literals tried as a value of every type: typical and extreme numbers, times, text with
+/// awkward characters, geometric, network, range, JSON, XML, search, bit string and LSN
+/// forms, and names of objects (app.*) that the reg* types refer to. Each type keeps the ones
+/// its input function accepts.
+const CANDIDATES: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "42",
+    "-32768",
+    "32767",
+    "-2147483648",
+    "2147483647",
+    "-9223372036854775808",
+    "9223372036854775807",
+    "3.14159",
+    "-0",
+    "0.1",
+    "1e-7",
+    "1.7976931348623157e308",
+    "2.2250738585072014e-308",
+    "5e-324",
+    "3.4028235e38",
+    "1e-45",
+    "123456789012345678901234567890.123456789012345678901234567890",
+    "-0.000000000000000000000000000001",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "t",
+    "f",
+    "",
+    "a",
+    "hello world",
+    "tab\there",
+    "line\nbreak\r\nand CR LF",
+    "back\\slash\\",
+    "quote'and\"double",
+    "ünïcödé ✓ 日本語 😀",
+    "\\x00ff10",
+    "\\N",
+    "{}",
+    "{1,2,3}",
+    "{a,\"b c\",NULL}",
+    "(0,0)",
+    "(1.5,-2)",
+    "((0,0),(1,1))",
+    "[(0,0),(1,1)]",
+    "((0,0),(1,1),(1,0))",
+    "<(0,0),1>",
+    "{1,2,3}",
+    "[1,10)",
+    "(,)",
+    "empty",
+    "[1.5,2.5]",
+    "[2024-01-01,2024-12-31)",
+    "[\"2024-01-01 00:00\",\"2024-01-02 00:00\")",
+    "{[1,3),[5,7)}",
+    "2024-02-29",
+    "4713-01-01 BC",
+    "5874897-12-31",
+    "2024-02-29 12:34:56.789012",
+    "294276-12-31 23:59:59.999999",
+    "2024-02-29 12:34:56.789012+05:30",
+    "12:34:56.789012",
+    "24:00:00",
+    "00:00:00+14",
+    "12:34:56-15:59",
+    "1 day 02:03:04.5",
+    "-178000000 years",
+    "1 mon -1 day",
+    "P1Y2M3DT4H5M6S",
+    "192.168.0.1",
+    "192.168.0.0/24",
+    "::1",
+    "2001:db8::/32",
+    "::ffff:1.2.3.4/128",
+    "08:00:2b:01:02:03",
+    "08:00:2b:01:02:03:04:05",
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    "00000000-0000-0000-0000-000000000000",
+    "{\"a\": 1,  \"b\": [1, 2.50, null]}",
+    "[]",
+    "\"text\"",
+    "null",
+    "{\"k\": \"\\u00e9\"}",
+    "  {\"ws\" :  true }  ",
+    "$.a[*] ? (@ > 1)",
+    "strict $.x",
+    "<a>x</a>",
+    "text node",
+    "a & b",
+    "'fat' & ('rat' | !'cat')",
+    "a:1 b:2B c",
+    "101",
+    "10101010101",
+    "X1F",
+    "0/16B6C50",
+    "FFFFFFFF/FFFFFFFF",
+    "10:20:10,14,15",
+    "(0,1)",
+    "(4294967295,65535)",
+    "1 2 3",
+    "postgres=arwdDxt/postgres",
+    "app_owner=r*/postgres",
+    "=r/postgres",
+    "$1,234.56",
+    "-12.34",
+    "c",
+    "app.t1",
+    "pg_catalog.pg_class",
+    "app.color",
+    "integer",
+    "app.f",
+    "app.f(integer)",
+    "app.===",
+    "app.===(integer,integer)",
+    "app_owner",
+    "app",
+    "pg_catalog",
+    "app.tsc",
+    "english",
+    "app.tsd",
+    "simple",
+    "app.coll",
+    "\"C\"",
+];
+
+/// Types whose input function accepts no value at all (the server makes them itself): no
+/// copy can carry them, pg_dump's included.
+const NOT_INPUTTABLE: &[&str] = &[
+    "pg_node_tree",
+    "pg_ndistinct",
+    "pg_dependencies",
+    "pg_mcv_list",
+    "pg_brin_bloom_summary",
+    "pg_brin_minmax_multi_summary",
+    "gtsvector",
+];
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A table of every base, range and multirange type of pg_catalog (arrays of each too) and
+/// of domains over a few, filled with every candidate value each accepts. Returns how many
+/// types it holds.
+async fn every_type_source(db: &str) -> usize {
+    source().psql(
+        db,
+        "create schema app; create table app.t1 (id int); \
+         create type app.color as enum ('red', 'green'); \
+         create function app.f(int) returns int language sql as 'select $1'; \
+         create operator app.=== (leftarg = int, rightarg = int, function = int4eq); \
+         create text search dictionary app.tsd (template = simple); \
+         create text search configuration app.tsc (copy = pg_catalog.simple); \
+         create collation app.coll (locale = 'C');",
+    );
+    let s = source().client(db).await;
+    s.batch_execute(
+        "create function try_cast(v text, t regtype) returns text language plpgsql as $$ \
+         declare r text; begin execute format('select %L::%s::text', v, t) into r; return r; \
+         exception when others then return null; end $$",
+    )
+    .await
+    .unwrap();
+    let types: Vec<(String, String)> = s
+        .query(
+            "select t.typname::text, format_type(t.oid, null) from pg_type t \
+             join pg_namespace n on n.oid = t.typnamespace \
+             where n.nspname = 'pg_catalog' and t.typtype in ('b', 'r', 'm') and t.typisdefined \
+               and not exists (select 1 from pg_type e where e.typarray = t.oid) \
+             order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut missing = Vec::new();
+    let mut covered = 0;
+    for (name, sql_type) in &types {
+        let accepted: Vec<String> = s
+            .query(
+                "select c from unnest($1::text[]) with ordinality as x(c, i) \
+                 where try_cast(c, $2::text::regtype) is not null \
+                 order by i",
+                &[&CANDIDATES, &sql_type],
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        if accepted.is_empty() {
+            if !NOT_INPUTTABLE.contains(&name.as_str()) {
+                missing.push(name.clone());
+            }
+            continue;
+        }
+        covered += 1;
+        let table = format!("\"t_{name}\"");
+        let mut sql = format!("create table {table} (id int, v {sql_type}, a {sql_type}[]);\n");
+        let lit = |c: &str| format!("{}::{sql_type}", quote(c));
+        for (i, c) in accepted.iter().enumerate() {
+            let other = &accepted[(i + 1) % accepted.len()];
+            sql.push_str(&format!(
+                "insert into {table} values ({i}, {v}, array[{v}, null, {w}]);\n",
+                v = lit(c),
+                w = lit(other)
+            ));
+        }
+        let (a, b) = (lit(&accepted[0]), lit(&accepted[accepted.len() - 1]));
+        sql.push_str(&format!(
+            "insert into {table} values (-1, null, '{{}}'), (-2, null, array[[{a}, {b}], [{b}, {a}]]), \
+             (-3, null, ('[0:1]=' || array[{a}, {b}]::text)::{sql_type}[]), (-4, null, null);\n"
+        ));
+        s.batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("fill {table}: {e:?}"));
+    }
+    assert!(
+        missing.is_empty(),
+        "no candidate value is accepted by these types: add one to CANDIDATES: {missing:?}"
+    );
+    // Domains over a few, and arrays of them.
+    s.batch_execute(
+        "drop function try_cast(text, regtype); \
+         create domain app.d_int as int4 check (value > -1000000); \
+         create domain app.d_text as text collate \"C\" check (value <> 'forbidden'); \
+         create domain app.d_json as jsonb; \
+         create domain app.d_at as timestamptz; \
+         create domain app.d_color as app.color; \
+         create domain app.d_ints as int4[]; \
+         create domain app.d_d_int as app.d_int; \
+         create table t_domains (id int, i app.d_int, t app.d_text, j app.d_json, at app.d_at, \
+           c app.d_color, ints app.d_ints, dd app.d_d_int, ia app.d_int[], ca app.d_color[]); \
+         insert into t_domains values \
+           (1, -5, E'a\\tb', '{\"x\": [1, 2]}', '2024-02-29 12:00+01', 'green', '{1,2}', 7, '{1,NULL}', '{red,green}'), \
+           (2, null, '', 'null', 'infinity', 'red', '[0:1]={3,4}', null, '{}', '[5:5]={green}'), \
+           (3, 0, 'x', '{}', '-infinity', null, null, 0, null, null);",
+    )
+    .await
+    .unwrap();
+    covered
+}
+
+async fn every_type(test: &str, managed: bool, extra: &[&str]) {
+    let pair = fresh_pair(test, managed);
+    let covered = every_type_source(&pair.src).await;
+    assert!(covered >= 70, "only {covered} types");
+    pair.clone_ok(managed, extra);
+    assert_faithful(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_type_the_server_has() {
+    every_type("every_type", false, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_type_onto_a_managed_target_in_parts() {
+    every_type("every_type_mg", true, SPLIT).await;
+}
+
+/// Text that a line-by-line reading of a schema script gets wrong: CR LF, backslashes at the
+/// start of lines, lines that look like pg_restore's entry headers or psql meta-commands,
+/// nested dollar quotes, SQL-standard bodies, semicolons in names, a body over a megabyte.
+const AWKWARD_TEXT: &str = r#"
+create table "odd;name" ("semi;colon" text default E'a\r\nb', "line
+break" int check ("line
+break" <> 7 or "semi;colon" <> E'\\d+\';\r\n--'));
+comment on table "odd;name" is E'first line\r\n\\\\server\\share\\dir\r\n\\d+'';\n--\n-- Name: x; Type: TABLE; Schema: public; Owner: me\n--\n\\connect other\nlast';
+comment on column "odd;name"."semi;colon" is E'\\restrict abc\n\\unrestrict abc';
+create function awkward() returns text language plpgsql as $fn$
+begin
+  -- a comment inside a body
+  return $q$
+\d+';
+--
+-- Name: y; Type: TABLE; Schema: public; Owner: me
+--
+\i /etc/passwd
+$$ not the end $$
+$q$ || E'\r\n';
+end $fn$;
+create function crlf() returns int language sql as E'select 1\r\n-- trailing comment\r\n';
+create function standard(a int) returns int language sql
+begin atomic
+  select case when a > 0 then a else -a end;
+  select a + 1;
+end;
+create table items (id int primary key, label text default E'\\x\r\n');
+insert into items select g, E'row\r\n\\' || g from generate_series(1, 20) g;
+insert into "odd;name" values (E'x\ny', 1), (E'\\.', 2), (E'\\N', 3), (null, null);
+create view crlf_view as select id, E'a\r\nb' as v, $$;$$ as semi from items where label <> E'\\.';
+create rule items_log as on delete to items do also (select 1; select 2);
+do $$ begin
+  execute format('create function big() returns text language plpgsql as %L',
+                 'begin return ' || quote_literal(repeat(E'x\\\r\n', 300000)) || '; end');
+end $$;
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn awkward_text_in_the_schema_arrives_byte_for_byte() {
+    for (test, managed) in [("awkward_su", false), ("awkward_mg", true)] {
+        let pair = fresh_pair(test, managed);
+        source().psql(&pair.src, AWKWARD_TEXT);
+        pair.clone_ok(managed, &[]);
+        assert_faithful(&pair).await;
+        // And the body that holds lines starting with a backslash still works.
+        let t = target().client(&pair.dst).await;
+        let body: String = scalar(&t, "select awkward()").await;
+        assert!(body.contains("\n\\d+';\n--\n-- Name: y;"), "{body:?}");
+        assert!(body.ends_with("\r\n"), "{body:?}");
+        let big: i64 = scalar(&t, "select length(big())::int8").await;
+        assert_eq!(big, 4 * 300_000);
+    }
+}
+
+/// Sources in other encodings than UTF-8, with non-ASCII text in the schema (names, comments,
+/// bodies, enum labels, checks, views) and in the rows, cloned into UTF-8.
+#[tokio::test(flavor = "multi_thread")]
+async fn sources_in_latin1_win1252_and_euc_jp() {
+    let cases = [
+        ("LATIN1", "café", "Größe naïve ÿ"),
+        ("WIN1252", "prix€", "œuvre — “quoted” €5"),
+        ("EUC_JP", "表", "日本語のテキスト"),
+    ];
+    for (encoding, name, text) in cases {
+        let pair = fresh_pair(&format!("enc_{}", encoding.to_lowercase()), false);
+        source().psql("postgres", &format!("drop database \"{}\"", pair.src));
+        source().psql(
+            "postgres",
+            &format!(
+                "create database \"{}\" encoding '{encoding}' locale 'C' template template0",
+                pair.src
+            ),
+        );
+        source().psql(
+            &pair.src,
+            &format!(
+                "set client_encoding = 'UTF8';
+                 create type \"{name}_kind\" as enum ('{text}', 'plain');
+                 create table \"{name}\" (id int primary key, \"{name}_col\" text default '{text}'
+                   check (\"{name}_col\" <> '{text}!'), k \"{name}_kind\");
+                 comment on table \"{name}\" is '{text}';
+                 create index \"{name}_idx\" on \"{name}\" (\"{name}_col\");
+                 create function \"{name}_fn\"() returns text language plpgsql as $$
+                 begin return '{text}'; end $$;
+                 create view \"{name}_view\" as select id, '{text}' || \"{name}_col\" as v from \"{name}\";
+                 insert into \"{name}\" select g, '{text} ' || g, '{text}' from generate_series(1, 50) g;"
+            ),
+        );
+        pair.clone_ok(false, &[]);
+        assert_faithful(&pair).await;
+    }
+}
+
+/// A table hash-partitioned on an enum: an enum hashes by its values' OIDs, which differ on
+/// the target, so rows must be routed there by the target (as pg_dump's
+/// --load-via-partition-root does); a sub-partitioned one too, and its indexes.
+#[tokio::test(flavor = "multi_thread")]
+async fn hash_partitions_on_an_enum_are_loaded_through_their_root() {
+    let pair = fresh_pair("hash_enum", false);
+    source().psql(
+        &pair.src,
+        "create type mood as enum ('sad', 'ok', 'happy', 'elated');
+         create table hp (id int, m mood, primary key (id, m)) partition by hash (m);
+         create table hp0 partition of hp for values with (modulus 3, remainder 0);
+         create table hp1 partition of hp for values with (modulus 3, remainder 1);
+         create table hp2 partition of hp for values with (modulus 3, remainder 2)
+           partition by range (id);
+         create table hp2_low partition of hp2 for values from (minvalue) to (500);
+         create table hp2_high partition of hp2 for values from (500) to (maxvalue);
+         create index hp_id on hp (id);
+         insert into hp select g, (enum_range(null::mood))[1 + g % 4] from generate_series(1, 1000) g;
+         create table plain_hash (id int primary key, t text) partition by hash (id);
+         create table plain_hash0 partition of plain_hash for values with (modulus 2, remainder 0);
+         create table plain_hash1 partition of plain_hash for values with (modulus 2, remainder 1);
+         insert into plain_hash select g, 'x' from generate_series(1, 100) g;",
+    );
+    let out = pair.clone_ok(false, &[]);
+    assert_faithful(&pair).await;
+    let t = target().client(&pair.dst).await;
+    let n: i64 = scalar(&t, "select count(*) from hp").await;
+    assert_eq!(n, 1000);
+    // Loaded as one unit through the root; the plain hash partitions as themselves.
+    let units = pair.state_count("select count(*) from unit where table_name = 'hp'");
+    assert_eq!(units, 1, "{}", stderr(&out));
+    let leaves = pair.state_count("select count(*) from unit where table_name like 'plain_hash_'");
+    assert_eq!(leaves, 2);
+}
+
+/// Database settings that hold an empty string, and a materialized view whose rows depend on
+/// the database's TimeZone: refreshed with the database's settings in place.
+#[tokio::test(flavor = "multi_thread")]
+async fn database_settings_with_empty_strings_apply_before_views_refresh() {
+    let pair = fresh_pair("db_empty", true);
+    source().psql(
+        &pair.src,
+        "do $$ begin
+           execute format('alter database %I set search_path = ''''', current_database());
+           execute format('alter database %I set timezone = %L', current_database(), 'America/New_York');
+           execute format('alter database %I set temp_tablespaces = ''''', current_database());
+           execute format('alter database %I set default_text_search_config = %L', current_database(), 'pg_catalog.simple');
+           execute format('alter role app_owner in database %I set work_mem = %L', current_database(), '3MB');
+         end $$;",
+    );
+    // A new session: the database's TimeZone applies to what follows.
+    source().psql(
+        &pair.src,
+        "create table public.events (at timestamptz);
+         insert into public.events values ('2024-03-10 03:30:00+00'), ('2024-03-10 05:30:00+00');
+         create materialized view public.event_days as
+           select at::date as day, count(*) as n from public.events group by 1;",
+    );
+    pair.clone_ok(true, &[]);
+    // Rows of the view, settings (role settings too) and comment against the source.
+    assert_faithful(&pair).await;
+    let t = target().client(&pair.dst).await;
+    let days: String = scalar(
+        &t,
+        "select string_agg(day::text, ',' order by day) from public.event_days",
+    )
+    .await;
+    assert_eq!(days, "2024-03-09,2024-03-10");
+}
+
+/// neoncopy's record of committed parts must not take a user's schema called neoncopy (nor
+/// write into its table parts), and must never drop it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_schema_named_neoncopy_is_left_alone() {
+    let pair = fresh_pair("user_neoncopy", false);
+    source().psql(
+        &pair.src,
+        "create schema neoncopy;
+         create table neoncopy.parts (table_oid int8, part int4, rows int8, note text);
+         insert into neoncopy.parts values (1, 1, 1, 'the user''s own row');
+         create table neoncopy.keep (id int primary key);
+         insert into neoncopy.keep select generate_series(1, 1000);
+         create table big (id int primary key, t text);
+         insert into big select g, repeat('x', 100) from generate_series(1, 20000) g;",
+    );
+    let out = pair.clone_ok(false, SPLIT);
+    assert_faithful(&pair).await;
+    let err = stderr(&out);
+    assert!(err.contains("split into"), "{err}");
+    let t = target().client(&pair.dst).await;
+    let rows: i64 = scalar(&t, "select count(*) from neoncopy.parts").await;
+    assert_eq!(rows, 1);
+    let ours: i64 = scalar(
+        &t,
+        "select count(*) from pg_namespace where nspname like 'neoncopy_parts%'",
+    )
+    .await;
+    assert_eq!(ours, 0, "neoncopy's own schema is dropped after the copy");
+}
+
+/// An index marked as depending on an extension keeps the mark (pg_dump writes it in the
+/// index's entry, after CREATE INDEX).
+#[tokio::test(flavor = "multi_thread")]
+async fn index_depends_on_extension_is_kept() {
+    let pair = fresh_pair("idx_depends", false);
+    source().psql(
+        &pair.src,
+        "create extension hstore;
+         create table docs (id int primary key, h hstore);
+         create index docs_h on docs using gist (h);
+         alter index docs_h depends on extension hstore;
+         create index docs_id_h on docs ((id * 2)) where h is not null;
+         alter index docs_id_h alter column 1 set statistics 500;
+         alter table docs cluster on docs_h;
+         alter index docs_pkey depends on extension hstore;
+         insert into docs select g, hstore('k', g::text) from generate_series(1, 100) g;",
+    );
+    pair.clone_ok(false, &[]);
+    assert_faithful(&pair).await;
+    let t = target().client(&pair.dst).await;
+    let n: i64 = scalar(
+        &t,
+        "select count(*) from pg_depend d join pg_extension e on e.oid = d.refobjid \
+         where d.classid = 'pg_class'::regclass and d.deptype = 'x' and e.extname = 'hstore'",
+    )
+    .await;
+    assert_eq!(n, 2);
+}
