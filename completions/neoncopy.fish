@@ -40,7 +40,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l target -d 'T
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l dir -d 'Work directory for the schema archive, restore lists and logs [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l table-jobs -d 'Number of tables copied at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l index-jobs -d 'Number of indexes and constraints built at the same time' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l restore-jobs -d 'Number of pg_restore jobs for the final schema step (foreign keys on big tables, materialized view refreshes)' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l restore-jobs -d 'Sessions validating foreign keys on big tables side by side in the final schema step' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l split-tables-larger-than -d 'Tables larger than this (heap plus TOAST) are copied in parts at the same time: 500MB, 1GB, 10GiB, or bytes; 0 never splits' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l split-max-parts -d 'Most parts one table is split into [default: --table-jobs]' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l maintenance-work-mem -d 'maintenance_work_mem of the index builds (e.g. 1GB; the server\'s default otherwise)' -r
@@ -189,7 +189,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l source -d 'S
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l target -d 'Target connection string (postgresql:// URI or key=value); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l table-jobs -d 'As for clone: tables copied at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l index-jobs -d 'As for clone: indexes built at the same time' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restore-jobs -d 'As for clone: pg_restore jobs for the final schema step' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restore-jobs -d 'As for clone: sessions validating big foreign keys in the final schema step' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l filters -d 'As for clone: what to copy (extensions the file leaves out need not exist on the target); an INI file in pgcopydb\'s format' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l log-format -d 'How log lines are written: human-readable text, or one JSON object per line' -r -f -a "text\t''
 json\t''"

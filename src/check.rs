@@ -449,7 +449,8 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
         });
         let sv: i32 = src.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
         let tv: i32 = tgt.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
-        more.push(match crate::pg::tools::find((sv / 10000) as u32) {
+        let tools = crate::pg::tools::find((sv / 10000) as u32);
+        more.push(match &tools {
             Ok(t) => pass("pg_dump", format!("{} {} (source is PostgreSQL {})", t.pg_dump.display(), t.version, sv / 10000)),
             Err(e) => fail("pg_dump", format!("{e:#}"), format!("install postgresql-client-{} or newer", sv / 10000)),
         });
@@ -476,6 +477,9 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
             ),
         });
         more.extend(on_connections(&src, &tgt, opts).await?);
+        if let Ok(tools) = &tools {
+            more.push(schema(source, target, &src, tools, opts).await);
+        }
         let los: i64 = src.query_one(sql::LARGE_OBJECT_COUNT, &[]).await.db()?.get(0);
         more.push(if los == 0 {
             pass("large objects", "none on the source")
@@ -514,6 +518,64 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
         ));
     }
     out
+}
+
+/// The whole schema, dumped with pg_dump and run on the target in a transaction that is
+/// rolled back (as clone rehearses it before its first write): whatever the target refuses is
+/// named here.
+async fn schema(
+    source: &Endpoint,
+    target: &Endpoint,
+    src: &Client,
+    tools: &crate::pg::tools::PgTools,
+    opts: &Options,
+) -> Check {
+    let dir = std::env::temp_dir().join(format!("neoncopy-check-{}", std::process::id()));
+    let result = async {
+        let selection =
+            crate::filters::Selection::compute(src, opts.filters.as_ref(), opts.skip_extensions)
+                .await
+                .context("apply --filters")?;
+        let workdir = crate::workdir::WorkDir::open(&dir)?;
+        crate::clone::schema::pg_dump(
+            &workdir,
+            tools,
+            source,
+            &selection,
+            None,
+            opts.skip_large_objects,
+        )
+        .await?;
+        let restorer = crate::clone::schema::Restorer {
+            dir: &workdir,
+            tools,
+            target,
+            no_owner: opts.no_owner,
+            no_acl: opts.no_acl,
+            no_comments: false,
+        };
+        let left = crate::clone::schema::LeftOut::by_filters(&selection);
+        crate::clone::schema::rehearse(&restorer, &left, opts.drop_if_exists).await
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(crate::clone::schema::Rehearsal::Done(n)) => pass(
+            "schema",
+            format!("the target accepts the whole schema ({n} entries created and rolled back)"),
+        ),
+        Ok(crate::clone::schema::Rehearsal::Skipped(why)) => {
+            pass("schema", format!("not rehearsed on the target: {why}"))
+        }
+        Err(e) => match e.downcast_ref::<crate::clone::schema::Refused>() {
+            Some(r) => fail("schema", r.what.clone(), r.fix),
+            None => fail(
+                "schema",
+                format!("{e:#}"),
+                "check pg_dump, the roles' privileges and the connections",
+            ),
+        },
+    }
 }
 
 fn is_local(host: &str) -> bool {

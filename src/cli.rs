@@ -86,7 +86,7 @@ pub struct CheckArgs {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub index_jobs: u32,
 
-    /// As for clone: pg_restore jobs for the final schema step
+    /// As for clone: sessions validating big foreign keys in the final schema step
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub restore_jobs: u32,
@@ -269,8 +269,7 @@ pub struct CloneArgs {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub index_jobs: u32,
 
-    /// Number of pg_restore jobs for the final schema step (foreign keys on big tables,
-    /// materialized view refreshes)
+    /// Sessions validating foreign keys on big tables side by side in the final schema step
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub restore_jobs: u32,

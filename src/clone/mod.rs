@@ -6,7 +6,7 @@ mod db_properties;
 mod foreign_keys;
 mod large_objects;
 mod safety;
-mod schema;
+pub mod schema;
 mod sequences;
 mod snapshot;
 
@@ -70,6 +70,18 @@ impl Ctx {
             .get()
             .map(String::as_str)
             .context("the record of committed parts has not been made yet")
+    }
+
+    /// pg_restore over the clone's archive, with its restore flags.
+    pub fn restorer(&self) -> schema::Restorer<'_> {
+        schema::Restorer {
+            dir: &self.workdir,
+            tools: &self.tools,
+            target: &self.target,
+            no_owner: self.cfg.no_owner,
+            no_acl: self.cfg.no_acl,
+            no_comments: self.cfg.no_comments,
+        }
     }
 
     /// The archive's statements for the indexes and constraints neoncopy builds.
@@ -488,7 +500,18 @@ async fn pipeline(
     let _ = ctx.ddl.set(ddl);
     if !resuming {
         // Before the first write: whatever the target refuses of the schema is found now.
-        retrying(&ctx, "rehearse the schema", |_| schema::rehearse(&ctx)).await?;
+        let left = schema::LeftOut::by_filters(&ctx.selection);
+        let restorer = ctx.restorer();
+        let rehearsal = retrying(&ctx, "rehearse the schema", |_| {
+            schema::rehearse(&restorer, &left, ctx.cfg.drop_if_exists)
+        })
+        .await?;
+        match rehearsal {
+            schema::Rehearsal::Done(n) => {
+                info!("the target accepts the schema: {n} entries created and rolled back")
+            }
+            schema::Rehearsal::Skipped(why) => info!("schema not rehearsed on the target: {why}"),
+        }
     }
     if is_done(STEP_PREPARE) {
         info!("{STEP_PREPARE}: done before, skipped");

@@ -10,8 +10,11 @@
 
 use super::Ctx;
 use crate::catalog::{Index, PG_CLASS, PG_CONSTRAINT};
+use crate::filters::Selection;
 use crate::pg::archive::{Archive, Entry, Section};
-use crate::pg::{script, tools, DbResultExt};
+use crate::pg::tools::PgTools;
+use crate::pg::{script, tools, DbResultExt, Endpoint};
+use crate::workdir::WorkDir;
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use tracing::{info, warn};
@@ -24,18 +27,25 @@ const PRE_DATA_SQL: &str = "pre-data.sql";
 const SESSION_LIST: &str = "session.list";
 const SESSION_SQL: &str = "session.sql";
 const REHEARSAL_LIST: &str = "rehearsal.list";
+const REHEARSAL_DROP_LIST: &str = "rehearsal-drop.list";
 const REHEARSAL_SQL: &str = "rehearsal.sql";
 
 /// Entry kinds whose statement text neoncopy runs itself.
 const BUILT_KINDS: &[&str] = &["INDEX", "CONSTRAINT"];
 
-/// `pg_dump -Fc --section=pre-data --section=post-data` in the clone's snapshot, then the
-/// restore lists.
-pub async fn dump(ctx: &Ctx) -> Result<()> {
-    let archive = ctx.workdir.file(ARCHIVE);
+/// `pg_dump -Fc --section=pre-data --section=post-data` of what `selection` selects, in
+/// `snapshot` when there is one, into the archive of `dir`.
+pub async fn pg_dump(
+    dir: &WorkDir,
+    tools: &PgTools,
+    source: &Endpoint,
+    selection: &Selection,
+    snapshot: Option<&str>,
+    skip_large_objects: bool,
+) -> Result<()> {
     let mut args = vec![
         "--format=custom".to_string(),
-        format!("--file={}", archive.display()),
+        format!("--file={}", dir.file(ARCHIVE).display()),
         "--section=pre-data".into(),
         "--section=post-data".into(),
         "--no-subscriptions".into(),
@@ -43,20 +53,33 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
         // and sent to the target on UTF-8 connections.
         "--encoding=UTF8".into(),
     ];
-    if let Some(id) = &ctx.snapshot {
+    if let Some(id) = snapshot {
         args.push(format!("--snapshot={id}"));
     }
-    if ctx.cfg.skip_large_objects {
+    if skip_large_objects {
         args.push("--no-blobs".into());
     }
-    args.extend(ctx.selection.pg_dump_args());
+    args.extend(selection.pg_dump_args());
     args.push(format!(
         "--dbname={}",
-        ctx.source.params.to_libpq_without_secrets()
+        source.params.to_libpq_without_secrets()
     ));
-    tools::run(&ctx.tools.pg_dump, &args, &ctx.source.params, "pg_dump").await?;
+    tools::run(&tools.pg_dump, &args, &source.params, "pg_dump").await?;
+    Ok(())
+}
 
-    let toc = read_archive(ctx, &|_| false)?;
+/// pg_dump in the clone's snapshot, then the restore lists.
+pub async fn dump(ctx: &Ctx) -> Result<()> {
+    pg_dump(
+        &ctx.workdir,
+        &ctx.tools,
+        &ctx.source,
+        &ctx.selection,
+        ctx.snapshot.as_deref(),
+        ctx.cfg.skip_large_objects,
+    )
+    .await?;
+    let toc = ctx.restorer().archive(&|_| false)?;
     // pg_restore decides the section of a comment by the entries around it, so a comment on a
     // constraint neoncopy builds would move into pre-data once that constraint is left out.
     // The lists therefore name each section's entries explicitly, as the archive places them.
@@ -82,8 +105,82 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn read_archive(ctx: &Ctx, keep_defn: &dyn Fn(&str) -> bool) -> Result<Archive> {
-    Archive::read(&ctx.workdir.file(ARCHIVE), keep_defn)
+/// pg_restore over the archive of a work directory, with the clone's restore flags.
+pub struct Restorer<'a> {
+    pub dir: &'a WorkDir,
+    pub tools: &'a PgTools,
+    pub target: &'a Endpoint,
+    pub no_owner: bool,
+    pub no_acl: bool,
+    pub no_comments: bool,
+}
+
+impl Restorer<'_> {
+    /// The archive's table of contents, with the statement text of the kinds `keep_defn`
+    /// selects.
+    pub fn archive(&self, keep_defn: &dyn Fn(&str) -> bool) -> Result<Archive> {
+        Archive::read(&self.dir.file(ARCHIVE), keep_defn)
+    }
+
+    fn args(&self, list: &str) -> Vec<String> {
+        let mut args = vec![format!("--use-list={}", self.dir.file(list).display())];
+        if self.no_owner {
+            args.push("--no-owner".into());
+        }
+        if self.no_acl {
+            args.push("--no-acl".into());
+        }
+        if self.no_comments {
+            args.push("--no-comments".into());
+        }
+        args
+    }
+
+    /// pg_restore's script for the entries of `list`, split into its session settings and
+    /// its entries.
+    async fn script(
+        &self,
+        list: &str,
+        sql_file: &str,
+        what: &str,
+    ) -> Result<(Vec<String>, Vec<ScriptEntry>)> {
+        let sql_path = self.dir.file(sql_file);
+        let mut args = self.args(list);
+        args.push(format!("--file={}", sql_path.display()));
+        args.push(self.dir.file(ARCHIVE).display().to_string());
+        tools::run(
+            &self.tools.pg_restore,
+            &args,
+            &self.target.params,
+            &format!("pg_restore ({what} script)"),
+        )
+        .await?;
+        let script = read_script(&sql_path, what)?;
+        Ok(split_script(&script))
+    }
+
+    /// The session settings and DROP ... IF EXISTS statements of `pg_restore --clean` for the
+    /// entries of `list`.
+    async fn drop_script(&self, list: &str, script: &str) -> Result<Vec<String>> {
+        let sql_path = self.dir.file(script);
+        let args = vec![
+            "--clean".to_string(),
+            "--if-exists".into(),
+            format!("--use-list={}", self.dir.file(list).display()),
+            format!("--file={}", sql_path.display()),
+            self.dir.file(ARCHIVE).display().to_string(),
+        ];
+        tools::run(
+            &self.tools.pg_restore,
+            &args,
+            &self.target.params,
+            "pg_restore --clean (script)",
+        )
+        .await?;
+        let text = read_script(&sql_path, "drop")?;
+        // The DROP statements come before the first entry's header, with the session settings.
+        Ok(split_script(&text).0)
+    }
 }
 
 /// What the archive says for the indexes and constraints neoncopy builds, and the session
@@ -131,19 +228,13 @@ impl ArchiveDdl {
     pub fn get(&self, index: &Index) -> Option<&BuiltDdl> {
         self.built.get(&index.archive_oid())
     }
-
-    #[cfg(test)]
-    pub fn for_tests(built: HashMap<(u32, u32), BuiltDdl>) -> ArchiveDdl {
-        ArchiveDdl {
-            session: String::new(),
-            built,
-        }
-    }
 }
 
 /// Reads the archive's entries for the catalog's indexes, and the session settings.
 pub async fn load_ddl(ctx: &Ctx) -> Result<ArchiveDdl> {
-    let toc = read_archive(ctx, &|desc| BUILT_KINDS.contains(&desc))?;
+    let toc = ctx
+        .restorer()
+        .archive(&|desc| BUILT_KINDS.contains(&desc))?;
     let wanted: HashSet<(u32, u32)> = ctx.catalog.indexes.iter().map(Index::archive_oid).collect();
     let mut built = HashMap::new();
     for e in toc.entries {
@@ -176,26 +267,17 @@ pub async fn load_ddl(ctx: &Ctx) -> Result<ArchiveDdl> {
 
 /// The session settings a pg_restore script starts with, adapted to the target.
 async fn session_prologue(ctx: &Ctx) -> Result<String> {
-    let path = ctx.workdir.file(SESSION_SQL);
-    let mut args = restore_args(ctx, SESSION_LIST);
-    args.push(format!("--file={}", path.display()));
-    args.push(ctx.workdir.file(ARCHIVE).display().to_string());
-    tools::run(
-        &ctx.tools.pg_restore,
-        &args,
-        &ctx.target.params,
-        "pg_restore (session settings)",
-    )
-    .await?;
-    let text = read_script(&path, "session settings")?;
-    let (session, _) = split_script(&text);
+    let (session, _) = ctx
+        .restorer()
+        .script(SESSION_LIST, SESSION_SQL, "session settings")
+        .await?;
     let client = ctx.target.connect().await?;
     adapt_session(&client, &session).await
 }
 
 /// Archive entries not to restore.
 #[derive(Debug, Default)]
-struct LeftOut {
+pub struct LeftOut {
     /// By (catalog table oid, object oid): what neoncopy builds itself, and the indexes and
     /// constraints the filters leave out.
     objects: HashSet<(u32, u32)>,
@@ -239,26 +321,27 @@ fn unquote_ident(name: &str) -> String {
 
 /// What neoncopy builds itself and what the filters leave out.
 fn left_out(ctx: &Ctx) -> LeftOut {
-    let mut left = left_out_by_filters(ctx);
+    let mut left = LeftOut::by_filters(&ctx.selection);
     left.objects
         .extend(ctx.catalog.indexes.iter().map(|i| i.archive_oid()));
     left
 }
 
-/// What the filters leave out.
-fn left_out_by_filters(ctx: &Ctx) -> LeftOut {
-    let mut objects = HashSet::new();
-    let sel = &ctx.selection;
-    objects.extend(sel.excluded_indexes.keys().map(|oid| (PG_CLASS, *oid)));
-    objects.extend(
-        sel.excluded_constraints
-            .iter()
-            .map(|oid| (PG_CONSTRAINT, *oid)),
-    );
-    LeftOut {
-        objects,
-        extensions: sel.excluded_extensions.clone(),
-        attachments: sel.excluded_indexes.values().cloned().collect(),
+impl LeftOut {
+    /// What the filters leave out.
+    pub fn by_filters(sel: &Selection) -> LeftOut {
+        let mut objects = HashSet::new();
+        objects.extend(sel.excluded_indexes.keys().map(|oid| (PG_CLASS, *oid)));
+        objects.extend(
+            sel.excluded_constraints
+                .iter()
+                .map(|oid| (PG_CONSTRAINT, *oid)),
+        );
+        LeftOut {
+            objects,
+            extensions: sel.excluded_extensions.clone(),
+            attachments: sel.excluded_indexes.values().cloned().collect(),
+        }
     }
 }
 
@@ -294,20 +377,6 @@ fn active_ids(list: &str) -> HashSet<u32> {
         .collect()
 }
 
-fn restore_args(ctx: &Ctx, list: &str) -> Vec<String> {
-    let mut args = vec![format!("--use-list={}", ctx.workdir.file(list).display())];
-    if ctx.cfg.no_owner {
-        args.push("--no-owner".into());
-    }
-    if ctx.cfg.no_acl {
-        args.push("--no-acl".into());
-    }
-    if ctx.cfg.no_comments {
-        args.push("--no-comments".into());
-    }
-    args
-}
-
 /// Whether an earlier run's archive and lists are all there.
 pub fn archive_ready(ctx: &Ctx) -> bool {
     [
@@ -323,11 +392,20 @@ pub fn archive_ready(ctx: &Ctx) -> bool {
 
 /// The target refused part of the schema when it was rehearsed: nothing was written to it.
 #[derive(Debug)]
-pub struct Refused(pub String);
+pub struct Refused {
+    /// What the target refused, and what it said.
+    pub what: String,
+    /// What to do about it.
+    pub fix: &'static str,
+}
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        write!(
+            f,
+            "{}; nothing was written to the target: {}",
+            self.what, self.fix
+        )
     }
 }
 
@@ -339,8 +417,8 @@ impl std::error::Error for Refused {}
 /// missing tablespace, role or extension, what an older server cannot parse) is found before
 /// anything is written, and named. Skipped when the schema would take more locks than the
 /// target's lock table holds (one transaction locks every relation it creates).
-pub async fn rehearse(ctx: &Ctx) -> Result<()> {
-    let toc = read_archive(ctx, &|_| false)?;
+pub async fn rehearse(r: &Restorer<'_>, left: &LeftOut, drop_if_exists: bool) -> Result<Rehearsal> {
+    let toc = r.archive(&|_| false)?;
     let relations = toc
         .entries
         .iter()
@@ -361,7 +439,7 @@ pub async fn rehearse(ctx: &Ctx) -> Result<()> {
             )
         })
         .count() as i64;
-    let client = ctx.target.connect().await?;
+    let client = r.target.connect().await?;
     let row = client
         .query_one(crate::pg::sql::LOCK_TABLE_SIZE, &[])
         .await
@@ -371,17 +449,21 @@ pub async fn rehearse(ctx: &Ctx) -> Result<()> {
     // Every object may take a lock on itself and one on what it is on; leave room for the
     // other sessions.
     if relations * 2 > locks / 2 {
-        info!(
-            "schema not rehearsed on the target: its {relations} relations would need more locks \
-             in one transaction than the target's lock table holds ({locks})"
-        );
-        return Ok(());
+        return Ok(Rehearsal::Skipped(format!(
+            "its {relations} relations would need more locks in one transaction than the \
+             target's lock table holds ({locks})"
+        )));
     }
     let wanted = |e: &Entry| e.desc != "MATERIALIZED VIEW DATA";
-    let (list, _) = restore_list(&toc.entries, &wanted, &left_out_by_filters(ctx));
-    std::fs::write(ctx.workdir.file(REHEARSAL_LIST), list).context("write rehearsal list")?;
-    let (session, entries) =
-        restore_script(ctx, REHEARSAL_LIST, REHEARSAL_SQL, "rehearsal").await?;
+    let (list, _) = restore_list(&toc.entries, &wanted, left);
+    std::fs::write(r.dir.file(REHEARSAL_LIST), list).context("write rehearsal list")?;
+    let extensions_only = LeftOut {
+        extensions: left.extensions.clone(),
+        ..LeftOut::default()
+    };
+    let (drop, _) = restore_list(&toc.entries, &|_| true, &extensions_only);
+    std::fs::write(r.dir.file(REHEARSAL_DROP_LIST), drop).context("write rehearsal list")?;
+    let (session, entries) = r.script(REHEARSAL_LIST, REHEARSAL_SQL, "rehearsal").await?;
     let session = adapt_session(&client, &session).await?;
     client
         .batch_execute(&session)
@@ -394,8 +476,10 @@ pub async fn rehearse(ctx: &Ctx) -> Result<()> {
         .db()
         .context("begin the rehearsal")?;
     let result = async {
-        if ctx.cfg.drop_if_exists {
-            let drops = drop_script(ctx, DROP_LIST, "drop.sql").await?;
+        if drop_if_exists {
+            let drops = r
+                .drop_script(REHEARSAL_DROP_LIST, "rehearsal-drop.sql")
+                .await?;
             client
                 .batch_execute(&adapt_session(&client, &drops).await?)
                 .await
@@ -407,12 +491,21 @@ pub async fn rehearse(ctx: &Ctx) -> Result<()> {
     .await;
     let _ = client.batch_execute("rollback").await;
     match result {
+        Ok(()) => Ok(Rehearsal::Done(entries.len())),
         Err(e) if crate::pg::PgError::code_of(&e) == Some("53200") => {
-            info!("schema not rehearsed on the target: {e:#}");
-            Ok(())
+            Ok(Rehearsal::Skipped(format!("{e:#}")))
         }
-        other => other,
+        Err(e) => Err(e),
     }
+}
+
+/// How a rehearsal went, when the target refused nothing.
+#[derive(Debug)]
+pub enum Rehearsal {
+    /// Every entry (this many) ran and was rolled back.
+    Done(usize),
+    /// Not rehearsed, for this reason.
+    Skipped(String),
 }
 
 /// What to do about an entry the target refuses, by the error's SQLSTATE.
@@ -451,11 +544,10 @@ async fn rehearse_entries(client: &tokio_postgres::Client, entries: &[ScriptEntr
         for entry in batch {
             if let Err(e) = run(entry.sql.clone()).await {
                 let code = crate::pg::PgError::code_of(&e).map(str::to_string);
-                return Err(Refused(format!(
-                    "the target refuses {}: {e:#}; nothing was written to the target: {}",
-                    entry.name,
-                    way_out(code.as_deref())
-                ))
+                return Err(Refused {
+                    what: format!("the target refuses {}: {e:#}", entry.name),
+                    fix: way_out(code.as_deref()),
+                }
                 .into());
             }
         }
@@ -479,34 +571,11 @@ fn read_script(path: &std::path::Path, what: &str) -> Result<String> {
     })
 }
 
-/// pg_restore's script for the entries of `list`, split into its session settings and its
-/// entries.
-async fn restore_script(
-    ctx: &Ctx,
-    list: &str,
-    sql_file: &str,
-    what: &str,
-) -> Result<(Vec<String>, Vec<ScriptEntry>)> {
-    let sql_path = ctx.workdir.file(sql_file);
-    let mut args = restore_args(ctx, list);
-    args.push(format!("--file={}", sql_path.display()));
-    args.push(ctx.workdir.file(ARCHIVE).display().to_string());
-    tools::run(
-        &ctx.tools.pg_restore,
-        &args,
-        &ctx.target.params,
-        &format!("pg_restore ({what} script)"),
-    )
-    .await?;
-    let script = read_script(&sql_path, what)?;
-    Ok(split_script(&script))
-}
-
 /// Restores the entries of `list`: pg_restore writes the SQL it would run, and neoncopy sends
 /// it in batches on its own connection, one round trip per batch instead of one per statement
 /// (which is what a schema of many objects costs over a wide-area link).
 async fn restore_batched(ctx: &Ctx, list: &str, sql_file: &str, what: &str) -> Result<()> {
-    let (session, entries) = restore_script(ctx, list, sql_file, what).await?;
+    let (session, entries) = ctx.restorer().script(list, sql_file, what).await?;
     if entries.is_empty() {
         return Ok(());
     }
@@ -683,9 +752,9 @@ pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
     let list = std::fs::read_to_string(ctx.workdir.file(POST_DATA_LIST))
         .context("read the post-data list")?;
     let active = active_ids(&list);
-    let toc = read_archive(ctx, &|desc| {
-        desc == "FK CONSTRAINT" || desc == "MATERIALIZED VIEW DATA"
-    })?;
+    let toc = ctx
+        .restorer()
+        .archive(&|desc| desc == "FK CONSTRAINT" || desc == "MATERIALIZED VIEW DATA")?;
     let fk_bytes = |oid: u32| ctx.catalog.foreign_keys.get(&oid).and_then(|f| f.bytes);
     let mut by_phase: HashMap<PostPhase, Vec<&Entry>> = HashMap::new();
     for e in toc.entries.iter().filter(|e| active.contains(&e.dump_id)) {
@@ -793,7 +862,7 @@ fn post_phase(e: &Entry, fk_bytes: &dyn Fn(u32) -> Option<i64>) -> PostPhase {
 /// taken from its script output and run in one transaction (for --drop-if-exists, and before
 /// redoing an interrupted schema step).
 async fn drop_existing(ctx: &Ctx, list: &str, script: &str) -> Result<()> {
-    let statements = drop_script(ctx, list, script).await?;
+    let statements = ctx.restorer().drop_script(list, script).await?;
     if !statements.iter().any(|s| script::set_name(s).is_none()) {
         return Ok(());
     }
@@ -806,29 +875,6 @@ async fn drop_existing(ctx: &Ctx, list: &str, script: &str) -> Result<()> {
         .context("drop existing objects on the target")?;
     info!("dropped the archive's objects ({list}) from the target where they existed");
     Ok(())
-}
-
-/// The session settings and DROP ... IF EXISTS statements of `pg_restore --clean` for the
-/// entries of `list`.
-async fn drop_script(ctx: &Ctx, list: &str, script: &str) -> Result<Vec<String>> {
-    let sql_path = ctx.workdir.file(script);
-    let mut args = vec![
-        "--clean".to_string(),
-        "--if-exists".into(),
-        format!("--use-list={}", ctx.workdir.file(list).display()),
-    ];
-    args.push(format!("--file={}", sql_path.display()));
-    args.push(ctx.workdir.file(ARCHIVE).display().to_string());
-    tools::run(
-        &ctx.tools.pg_restore,
-        &args,
-        &ctx.target.params,
-        "pg_restore --clean (script)",
-    )
-    .await?;
-    let text = read_script(&sql_path, "drop")?;
-    // The DROP statements come before the first entry's header, with the session settings.
-    Ok(split_script(&text).0)
 }
 
 #[cfg(test)]

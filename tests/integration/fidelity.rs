@@ -574,3 +574,53 @@ async fn index_depends_on_extension_is_kept() {
     .await;
     assert_eq!(n, 2);
 }
+
+/// `check` rehearses the schema as clone does: what only a superuser may create is named
+/// before anything is written, with the way out; a superuser target passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_what_the_target_would_refuse() {
+    let pair = fresh_pair("check_refuses", true);
+    source().psql(&pair.src, &fixture("post_data"));
+    let run = |managed: bool| {
+        let mut args = vec![
+            "check".to_string(),
+            "--json".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--target".into(),
+            pair.target_uri(managed),
+        ];
+        if managed {
+            args.extend(["--no-owner".into(), "--no-acl".into()]);
+        }
+        let out = neoncopy(&args, &[]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        let schema = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "schema")
+            .cloned()
+            .unwrap_or_else(|| panic!("no schema check: {v}"));
+        (out.status.code(), schema)
+    };
+    let (code, schema) = run(true);
+    assert_eq!(code, Some(1), "{schema}");
+    assert_eq!(schema["status"], "fail", "{schema}");
+    assert!(
+        schema["detail"]
+            .as_str()
+            .unwrap()
+            .contains("EVENT TRIGGER no_alter_table"),
+        "{schema}"
+    );
+    assert!(
+        schema["fix"].as_str().unwrap().contains("superuser"),
+        "{schema}"
+    );
+    assert_eq!(pair.target_relations().await, 0);
+    let (code, schema) = run(false);
+    assert_eq!(schema["status"], "pass", "{schema}");
+    assert_eq!(code, Some(0), "{schema}");
+}
