@@ -6,12 +6,13 @@
 #
 #   bench/run.sh [--runs N] [--jobs N] [--datasets "mixed small big latency onekey nokey"]
 #                [--scale F]
-#                [--bin-dir DIR] [--settle SECONDS]
+#                [--bin-dir DIR] [--baseline-bin DIR] [--settle SECONDS]
 #
 # --scale shrinks or grows every dataset (1 = the sizes of docs/benchmarks.md). --bin-dir
 # takes neoncopy and latency_proxy from DIR instead of building them (to measure a given
-# build while the tree changes). --settle is the pause before each run, after the
-# run's checkpoint and sync (default 2 s).
+# build while the tree changes). --baseline-bin adds the neoncopy of DIR (an earlier build)
+# as one more contender, alternating with the others, to measure a change. --settle is the
+# pause before each run, after the run's checkpoint and sync (default 2 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -21,6 +22,7 @@ jobs=2
 datasets="mixed small big latency onekey nokey"
 scale=1
 bin_dir=""
+baseline=""
 settle=2
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
         --datasets) datasets="$2"; shift 2 ;;
         --scale) scale="$2"; shift 2 ;;
         --bin-dir) bin_dir="$2"; shift 2 ;;
+        --baseline-bin) baseline="$(cd "$2" && pwd)/neoncopy"; shift 2 ;;
         --settle) settle="$2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -54,6 +57,7 @@ else
     proxy="$root/target/release/examples/latency_proxy"
 fi
 echo "== neoncopy: $("$neoncopy" --version)"
+[ -n "$baseline" ] && echo "== baseline: $("$baseline" --version)"
 
 work="$(mktemp -d /tmp/neoncopy-bench.XXXXXX)"
 chmod 755 "$work"
@@ -223,6 +227,7 @@ run_dataset() { # dataset
             big) order=(neoncopy neoncopy-split pgdump pgcopydb) ;;
             onekey|nokey) order=(neoncopy neoncopy-split pgdump pgcopydb-split) ;;
         esac
+        [ -n "$baseline" ] && order=(neoncopy neoncopy-baseline "${order[@]:1}")
         local k=$(( (r - 1) % ${#order[@]} ))
         local rotated=("${order[@]:$k}" "${order[@]:0:$k}")
         for c in "${rotated[@]}"; do
@@ -232,6 +237,10 @@ run_dataset() { # dataset
                 neoncopy)
                     timed neoncopy "$ds" /usr/bin/time -f "%M" -o "$work/rss.$ds.$r" \
                         "$neoncopy" clone -q --source "$src" --target "$dst" --dir "$work/nc" --restart \
+                        --table-jobs "$jobs" --index-jobs "$jobs" --restore-jobs "$jobs" "${split[@]}" ;;
+                neoncopy-baseline)
+                    timed "neoncopy baseline" "$ds" \
+                        "$baseline" clone -q --source "$src" --target "$dst" --dir "$work/nc" --restart \
                         --table-jobs "$jobs" --index-jobs "$jobs" --restore-jobs "$jobs" "${split[@]}" ;;
                 neoncopy-split)
                     timed "neoncopy --split-tables-larger-than 100MB" "$ds" \

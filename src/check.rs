@@ -449,19 +449,20 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
         });
         let sv: i32 = src.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
         let tv: i32 = tgt.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
-        let tools = crate::pg::tools::find((sv / 10000) as u32);
+        let (smajor, tmajor) = ((sv / 10000) as u32, (tv / 10000) as u32);
+        let older = crate::clone::refuse_older_target(smajor, tmajor);
+        let tools = crate::pg::tools::find(smajor, tmajor.max(smajor));
         more.push(match &tools {
-            Ok(t) => pass("pg_dump", format!("{} {} (source is PostgreSQL {})", t.pg_dump.display(), t.version, sv / 10000)),
-            Err(e) => fail("pg_dump", format!("{e:#}"), format!("install postgresql-client-{} or newer", sv / 10000)),
+            Ok(t) => pass("pg_dump", format!("{} {}: {}", t.pg_dump.display(), t.version, t.reason)),
+            Err(e) => fail("pg_dump", format!("{e:#}"), format!("install postgresql-client-{tmajor} (the target's version)")),
         });
-        more.push(if tv / 10000 < sv / 10000 {
-            warn(
+        more.push(match older {
+            Err(_) => fail(
                 "versions",
-                format!("the target (PostgreSQL {}) is older than the source ({})", tv / 10000, sv / 10000),
-                "objects using newer features may fail to restore: prefer a target at least as new as the source",
-            )
-        } else {
-            pass("versions", format!("PostgreSQL {} to {}", sv / 10000, tv / 10000))
+                format!("the target (PostgreSQL {tmajor}) is older than the source (PostgreSQL {smajor}): clone refuses it"),
+                format!("use a target of PostgreSQL {smajor} or newer (on Neon, a project of that version)"),
+            ),
+            Ok(()) => pass("versions", format!("PostgreSQL {smajor} to {tmajor}")),
         });
         more.push(match crate::clone::target_tables(&tgt).await? {
             (0, _) => pass("target empty", "the target database holds no tables"),
@@ -477,7 +478,7 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
             ),
         });
         more.extend(on_connections(&src, &tgt, opts).await?);
-        if let Ok(tools) = &tools {
+        if let (Ok(tools), true) = (&tools, tmajor >= smajor) {
             more.push(schema(source, target, &src, tools, opts).await);
         }
         let los: i64 = src.query_one(sql::LARGE_OBJECT_COUNT, &[]).await.db()?.get(0);
@@ -555,7 +556,9 @@ async fn schema(
             no_comments: false,
         };
         let left = crate::clone::schema::LeftOut::by_filters(&selection);
-        crate::clone::schema::rehearse(&restorer, &left, opts.drop_if_exists).await
+        // Everything, the indexes and constraints clone builds itself included.
+        let built = std::collections::HashSet::new();
+        crate::clone::schema::rehearse(&restorer, &left, &built, opts.drop_if_exists).await
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,9 @@
-//! Large objects: pre-data created them (empty, with their original OIDs and comments); their
-//! contents are read in the snapshot in chunks and written with lo_put, several objects in
-//! flight on one pair of connections.
+//! Large objects. Their metadata (OID, owner, privileges, comment) comes from pg_dump's
+//! archive when it holds it (pg_dump before 17 puts it in pre-data); pg_dump 17 and later
+//! put it in the data section, which neoncopy does not dump, and `pg_dump --schema` leaves
+//! large objects out altogether: those neoncopy creates itself, with the same OID and, as
+//! the flags say, owner, privileges and comment. Their contents are read in the snapshot in
+//! chunks and written with lo_put, several objects in flight on one pair of connections.
 
 use super::Ctx;
 use crate::pg::{sql, DbResultExt};
@@ -10,6 +13,8 @@ use tokio_postgres::Client;
 
 const CHUNK: i32 = 1024 * 1024;
 const IN_FLIGHT: usize = 8;
+/// Large objects created in one transaction.
+const CREATE_BATCH: usize = 1000;
 
 /// Returns how many objects and bytes were copied.
 pub async fn run(ctx: &Ctx) -> Result<(usize, Option<u64>)> {
@@ -18,6 +23,7 @@ pub async fn run(ctx: &Ctx) -> Result<(usize, Option<u64>)> {
         return Ok((0, Some(0)));
     }
     let (source, target) = tokio::try_join!(ctx.source_reader(), ctx.target.connect())?;
+    create_missing(ctx, &source, &target).await?;
     let read = source.prepare(sql::LO_READ).await.db()?;
     let write = target.prepare(sql::LO_WRITE).await.db()?;
     let sizes = futures::stream::iter(los.iter().copied())
@@ -39,6 +45,107 @@ pub async fn run(ctx: &Ctx) -> Result<(usize, Option<u64>)> {
         crate::fmt::bytes(bytes)
     );
     Ok((los.len(), Some(bytes)))
+}
+
+/// Creates the large objects the archive did not, each batch with its metadata in one
+/// transaction (so one that exists is whole).
+async fn create_missing(ctx: &Ctx, source: &Client, target: &Client) -> Result<()> {
+    let all: Vec<i64> = ctx
+        .catalog
+        .large_objects
+        .iter()
+        .map(|o| *o as i64)
+        .collect();
+    let existing: std::collections::HashSet<i64> = target
+        .query(sql::EXISTING_LARGE_OBJECTS, &[&all])
+        .await
+        .db()
+        .context("look for large objects on the target")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing: Vec<i64> = all.into_iter().filter(|o| !existing.contains(o)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for chunk in missing.chunks(CREATE_BATCH) {
+        let rows = source
+            .query(sql::LARGE_OBJECT_METADATA, &[&chunk])
+            .await
+            .db()
+            .context("read large objects' owners, privileges and comments on the source")?;
+        let mut batch = String::from("begin;\n");
+        for r in rows {
+            let m = Metadata {
+                oid: r.get::<_, i64>(0) as u32,
+                owner: r.get(1),
+                comment: r.get(2),
+                acl_set: r.get(3),
+                privileges: r.get(4),
+            };
+            batch.push_str(&m.statements(&ctx.cfg));
+        }
+        batch.push_str("commit;\n");
+        target
+            .batch_execute(&batch)
+            .await
+            .db()
+            .context("create large objects on the target")?;
+    }
+    tracing::info!(
+        "created {} large objects the schema archive does not hold",
+        missing.len()
+    );
+    Ok(())
+}
+
+/// What pg_dump carries of a large object besides its contents.
+struct Metadata {
+    oid: u32,
+    owner: String,
+    comment: Option<String>,
+    acl_set: bool,
+    /// `PRIVILEGE grantee [with grant option]`, grantee quoted.
+    privileges: Vec<String>,
+}
+
+impl Metadata {
+    /// The statements pg_restore would run for the object, with the clone's flags: create it
+    /// with its OID; its owner; its privileges (when set: every default revoked from the
+    /// owner, then what was granted); its comment.
+    fn statements(&self, cfg: &crate::config::CloneConfig) -> String {
+        let oid = self.oid;
+        let mut s = format!("select pg_catalog.lo_create({oid});\n");
+        if !cfg.no_owner {
+            s.push_str(&format!(
+                "alter large object {oid} owner to {};\n",
+                sql::ident(&self.owner)
+            ));
+        }
+        if !cfg.no_acl && self.acl_set {
+            s.push_str(&format!(
+                "revoke all on large object {oid} from {};\n",
+                sql::ident(&self.owner)
+            ));
+            for p in &self.privileges {
+                let (privilege, rest) = p.split_once(' ').unwrap_or((p, ""));
+                let (grantee, option) = match rest.strip_suffix(" with grant option") {
+                    Some(g) => (g, " with grant option"),
+                    None => (rest, ""),
+                };
+                s.push_str(&format!(
+                    "grant {privilege} on large object {oid} to {grantee}{option};\n"
+                ));
+            }
+        }
+        if let (Some(c), false) = (&self.comment, cfg.no_comments) {
+            s.push_str(&format!(
+                "comment on large object {oid} is {};\n",
+                sql::literal(c)
+            ));
+        }
+        s
+    }
 }
 
 async fn copy_one(

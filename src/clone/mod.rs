@@ -10,7 +10,7 @@ pub mod schema;
 mod sequences;
 mod snapshot;
 
-pub use safety::{same_database, target_tables};
+pub use safety::{refuse_older_target, same_database, target_tables};
 pub use snapshot::{reader as data_reader, Holder as SnapshotHolder};
 
 use crate::catalog::{Catalog, IndexKind};
@@ -397,12 +397,17 @@ async fn pipeline(
     safety::refuse_same_database(&src_client, &tgt_client).await?;
     let source_version = safety::server_version(&src_client, Side::Source).await?;
     let target_version = safety::server_version(&tgt_client, Side::Target).await?;
-    let pg_tools = tools::find((source_version / 10000) as u32)?;
+    let (source_major, target_major) = (
+        (source_version / 10000) as u32,
+        (target_version / 10000) as u32,
+    );
+    safety::refuse_older_target(source_major, target_major)?;
+    let pg_tools = tools::find(source_major, target_major)?;
     info!(
-        "using {} ({}) for a PostgreSQL {} source",
+        "using {} ({}) from PostgreSQL {source_major} to {target_major}: {}",
         pg_tools.pg_dump.display(),
         pg_tools.version,
-        source_version / 10000
+        pg_tools.reason
     );
     if !resuming {
         safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
@@ -480,7 +485,9 @@ async fn pipeline(
         selection,
         split_tables,
         units,
-        binary: source_version / 10000 == target_version / 10000,
+        // The allow-listed types' binary form is the same in every version neoncopy copies
+        // between (12 to 18); everything else goes as text anyway.
+        binary: true,
         ddl: std::sync::OnceLock::new(),
         parts_schema: std::sync::OnceLock::new(),
     });
@@ -496,22 +503,39 @@ async fn pipeline(
         )
         .await?;
     }
-    let ddl = retrying(&ctx, "read the schema archive", |_| schema::load_ddl(&ctx)).await?;
-    let _ = ctx.ddl.set(ddl);
-    if !resuming {
-        // Before the first write: whatever the target refuses of the schema is found now.
-        let left = schema::LeftOut::by_filters(&ctx.selection);
-        let restorer = ctx.restorer();
-        let rehearsal = retrying(&ctx, "rehearse the schema", |_| {
-            schema::rehearse(&restorer, &left, ctx.cfg.drop_if_exists)
-        })
-        .await?;
-        match rehearsal {
-            schema::Rehearsal::Done(n) => {
-                info!("the target accepts the schema: {n} entries created and rolled back")
+    // Before the first write, whatever the target refuses of the schema is found (unless this
+    // run resumes one that wrote already); meanwhile the archive's statements for what
+    // neoncopy builds are read.
+    let left = schema::LeftOut::by_filters(&ctx.selection);
+    let built: std::collections::HashSet<(u32, u32)> = ctx
+        .catalog
+        .indexes
+        .iter()
+        .map(|i| i.archive_oid())
+        .collect();
+    let restorer = ctx.restorer();
+    let (ddl, rehearsal) = tokio::try_join!(
+        retrying(&ctx, "read the schema archive", |_| schema::load_ddl(&ctx)),
+        async {
+            if resuming {
+                return Ok(None);
             }
-            schema::Rehearsal::Skipped(why) => info!("schema not rehearsed on the target: {why}"),
+            retrying(&ctx, "rehearse the schema", |_| {
+                schema::rehearse(&restorer, &left, &built, ctx.cfg.drop_if_exists)
+            })
+            .await
+            .map(Some)
         }
+    )?;
+    let _ = ctx.ddl.set(ddl);
+    match rehearsal {
+        Some(schema::Rehearsal::Done(n)) => {
+            info!("the target accepts the schema: {n} entries created and rolled back")
+        }
+        Some(schema::Rehearsal::Skipped(why)) => {
+            info!("schema not rehearsed on the target: {why}")
+        }
+        None => {}
     }
     if is_done(STEP_PREPARE) {
         info!("{STEP_PREPARE}: done before, skipped");

@@ -13,6 +13,20 @@ pub async fn server_version(client: &Client, side: Side) -> Result<i32> {
         .get(0))
 }
 
+/// Refuses a target of an older major version than the source: pg_dump's output for a newer
+/// server is not meant to be restored into an older one, and the newer server's features
+/// (and types' binary forms) may not exist there.
+pub fn refuse_older_target(source_major: u32, target_major: u32) -> Result<()> {
+    if target_major < source_major {
+        bail!(
+            "the target runs PostgreSQL {target_major}, older than the source's \
+             PostgreSQL {source_major}: a copy can only go to the same or a newer version; \
+             use a target of PostgreSQL {source_major} or newer (on Neon, a project of that version)"
+        );
+    }
+    Ok(())
+}
+
 /// The database's name when source and target are the same database: same server (system
 /// identifier where readable, and postmaster start time) and same database OID.
 pub async fn same_database(source: &Client, target: &Client) -> Result<Option<String>> {

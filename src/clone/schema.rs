@@ -79,11 +79,12 @@ pub async fn dump(ctx: &Ctx) -> Result<()> {
         ctx.cfg.skip_large_objects,
     )
     .await?;
-    let toc = ctx.restorer().archive(&|_| false)?;
+    let toc = ctx.restorer().archive(&|desc| desc == "SCHEMA")?;
     // pg_restore decides the section of a comment by the entries around it, so a comment on a
     // constraint neoncopy builds would move into pre-data once that constraint is left out.
     // The lists therefore name each section's entries explicitly, as the archive places them.
-    let left = left_out(ctx);
+    let mut left = left_out(ctx);
+    left.leave_out_public_creation(&toc.entries);
     let (pre, skipped_pre) = restore_list(&toc.entries, &|e| e.placed != Section::PostData, &left);
     let (post, skipped_post) =
         restore_list(&toc.entries, &|e| e.placed == Section::PostData, &left);
@@ -276,7 +277,7 @@ async fn session_prologue(ctx: &Ctx) -> Result<String> {
 }
 
 /// Archive entries not to restore.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LeftOut {
     /// By (catalog table oid, object oid): what neoncopy builds itself, and the indexes and
     /// constraints the filters leave out.
@@ -328,6 +329,20 @@ fn left_out(ctx: &Ctx) -> LeftOut {
 }
 
 impl LeftOut {
+    /// pg_dump --schema public writes `CREATE SCHEMA public`, which every target has already
+    /// (without --schema it writes a comment instead): that entry is left out.
+    pub fn leave_out_public_creation(&mut self, entries: &[Entry]) {
+        for e in entries {
+            let creates = e
+                .defn
+                .as_deref()
+                .is_some_and(|d| d.trim_start().starts_with("CREATE SCHEMA"));
+            if e.desc == "SCHEMA" && e.tag == "public" && creates {
+                self.objects.insert((e.catalog_oid, e.oid));
+            }
+        }
+    }
+
     /// What the filters leave out.
     pub fn by_filters(sel: &Selection) -> LeftOut {
         let mut objects = HashSet::new();
@@ -417,11 +432,21 @@ impl std::error::Error for Refused {}
 /// missing tablespace, role or extension, what an older server cannot parse) is found before
 /// anything is written, and named. Skipped when the schema would take more locks than the
 /// target's lock table holds (one transaction locks every relation it creates).
-pub async fn rehearse(r: &Restorer<'_>, left: &LeftOut, drop_if_exists: bool) -> Result<Rehearsal> {
-    let toc = r.archive(&|_| false)?;
+pub async fn rehearse(
+    r: &Restorer<'_>,
+    left: &LeftOut,
+    built: &HashSet<(u32, u32)>,
+    drop_if_exists: bool,
+) -> Result<Rehearsal> {
+    let toc = r.archive(&|desc| desc == "SCHEMA")?;
+    let mut left = left.clone();
+    left.leave_out_public_creation(&toc.entries);
+    let left = &left;
+    let rehearsed = rehearsed_entries(&toc.entries, left, built);
     let relations = toc
         .entries
         .iter()
+        .filter(|e| rehearsed.contains(&e.dump_id))
         .filter(|e| {
             matches!(
                 e.desc.as_str(),
@@ -454,7 +479,7 @@ pub async fn rehearse(r: &Restorer<'_>, left: &LeftOut, drop_if_exists: bool) ->
              target's lock table holds ({locks})"
         )));
     }
-    let wanted = |e: &Entry| e.desc != "MATERIALIZED VIEW DATA";
+    let wanted = |e: &Entry| rehearsed.contains(&e.dump_id);
     let (list, _) = restore_list(&toc.entries, &wanted, left);
     std::fs::write(r.dir.file(REHEARSAL_LIST), list).context("write rehearsal list")?;
     let extensions_only = LeftOut {
@@ -497,6 +522,39 @@ pub async fn rehearse(r: &Restorer<'_>, left: &LeftOut, drop_if_exists: bool) ->
         }
         Err(e) => Err(e),
     }
+}
+
+/// The dump ids a rehearsal runs: every entry the clone restores or builds, but materialized
+/// view data (which needs the rows) and the indexes and constraints neoncopy builds itself that
+/// nothing else depends on (a foreign key needs its referenced key, an attachment its
+/// index). Those are the bulk of a schema of many small tables, and what could make their
+/// CREATE fail on an empty table (a missing extension, operator class or function) is
+/// rehearsed with pre-data.
+fn rehearsed_entries(
+    entries: &[Entry],
+    left: &LeftOut,
+    built: &HashSet<(u32, u32)>,
+) -> HashSet<u32> {
+    let candidates: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.desc != "MATERIALIZED VIEW DATA" && !left.contains(e))
+        .collect();
+    let is_built = |e: &Entry| built.contains(&(e.catalog_oid, e.oid));
+    let mut kept: HashSet<u32> = candidates
+        .iter()
+        .filter(|e| !is_built(e))
+        .map(|e| e.dump_id)
+        .collect();
+    let by_id: HashMap<u32, &Entry> = candidates.iter().map(|e| (e.dump_id, *e)).collect();
+    let mut todo: Vec<u32> = kept.iter().copied().collect();
+    while let Some(id) = todo.pop() {
+        for dep in &by_id[&id].dependencies {
+            if by_id.contains_key(dep) && kept.insert(*dep) {
+                todo.push(*dep);
+            }
+        }
+    }
+    kept
 }
 
 /// How a rehearsal went, when the target refused nothing.
@@ -971,6 +1029,39 @@ mod tests {
         assert_eq!(n, 1);
         assert!(out.contains("\n;3301; 0 0 INDEX ATTACH public t_1_v_idx"));
         assert!(out.contains("\n3302; 0 0 INDEX ATTACH public t_2_v_idx"));
+    }
+
+    #[test]
+    fn rehearsals_leave_out_built_entries_nothing_needs() {
+        use Section::*;
+        let mut toc = vec![
+            entry(1, 1259, 10, "TABLE", "public", "a", PreData),
+            entry(2, 1259, 11, "TABLE", "public", "b", PreData),
+            entry(3, 2606, 20, "CONSTRAINT", "public", "a a_pkey", PostData),
+            entry(4, 1259, 21, "INDEX", "public", "a_v", PostData),
+            entry(
+                5,
+                2606,
+                22,
+                "FK CONSTRAINT",
+                "public",
+                "b b_a_fkey",
+                PostData,
+            ),
+            entry(6, 0, 0, "MATERIALIZED VIEW DATA", "public", "mv", PostData),
+            entry(7, 1259, 23, "INDEX", "public", "b_v", PostData),
+            entry(8, 0, 0, "COMMENT", "public", "INDEX b_v", PostData),
+        ];
+        toc[4].dependencies = vec![2, 3];
+        toc[7].dependencies = vec![7];
+        let built = HashSet::from([(2606, 20), (1259, 21), (1259, 23)]);
+        let mut ids: Vec<u32> = rehearsed_entries(&toc, &LeftOut::default(), &built)
+            .into_iter()
+            .collect();
+        ids.sort();
+        // The key the foreign key needs and the index the comment is on stay; a_v goes, and
+        // so does the view's data.
+        assert_eq!(ids, vec![1, 2, 3, 5, 7, 8]);
     }
 
     #[test]

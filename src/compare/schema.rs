@@ -55,7 +55,15 @@ fn first_difference(a: &str, b: &str) -> (String, String) {
     (window(&a_chars), window(&b_chars))
 }
 
-async fn describe(client: &Client, owners: bool, acl: bool) -> Result<BTreeMap<String, String>> {
+/// A catalog as compare reads it: (object, description) pairs, the views' queries apart, and
+/// the server's version.
+struct Described {
+    objects: BTreeMap<String, String>,
+    views: BTreeMap<String, String>,
+    version: i32,
+}
+
+async fn describe(client: &Client, owners: bool, acl: bool) -> Result<Described> {
     let version: i32 = client
         .query_one(sql::SERVER_VERSION, &[])
         .await
@@ -123,7 +131,36 @@ async fn describe(client: &Client, owners: bool, acl: bool) -> Result<BTreeMap<S
             );
         }
     }
-    Ok(out)
+    let views = client
+        .query(q::view_definitions().as_str(), &[&owners, &acl])
+        .await
+        .db()
+        .context("read view definitions")?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(Described {
+        objects: out,
+        views,
+        version,
+    })
+}
+
+/// How `target` prints the query of a view: the source's query made into a temporary view
+/// there, in a transaction that is rolled back. None when the target does not take it.
+async fn as_printed_by(target: &Client, query: &str) -> Option<String> {
+    let printed = async {
+        target.batch_execute("begin").await?;
+        target.batch_execute(&q::temp_view(query)).await?;
+        target
+            .query_one(q::TEMP_VIEW_DEFINITION, &[])
+            .await
+            .map(|r| r.get::<_, String>(0))
+    }
+    .await
+    .ok();
+    let _ = target.batch_execute("rollback").await;
+    printed
 }
 
 /// Compares the two catalogs; returns the differences and how many objects were compared.
@@ -134,7 +171,7 @@ pub async fn compare(
     acl: bool,
     selection: &crate::filters::Selection,
 ) -> Result<(Vec<Difference>, usize)> {
-    let (s, t) = tokio::try_join!(
+    let (sd, td) = tokio::try_join!(
         async {
             describe(source, owners, acl)
                 .await
@@ -146,6 +183,26 @@ pub async fn compare(
                 .context("read the target catalog")
         }
     )?;
+    let (s, mut t) = (sd.objects, td.objects);
+    // PostgreSQL 18 records NOT NULL as constraints of their own; from an older source they
+    // are the columns' nullability, which is compared with the columns.
+    if sd.version < 180000 && td.version >= 180000 {
+        t.retain(|k, v| !(k.starts_with("constraint ") && v.starts_with("NOT NULL ")));
+    }
+    // CREATE EXTENSION without a version (as pg_dump writes it) installs the target's own
+    // default version, which a newer major may have moved on.
+    let mut s = s;
+    if sd.version / 10000 != td.version / 10000 {
+        for m in [&mut s, &mut t] {
+            for (k, v) in m.iter_mut() {
+                if k.starts_with("extension ") {
+                    if let Some(pos) = v.find(" schema ") {
+                        *v = v[pos + 1..].to_string();
+                    }
+                }
+            }
+        }
+    }
     // What the filters leave out is not expected on the target; a materialized view whose
     // data is left out is not populated there.
     let select = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
@@ -191,6 +248,29 @@ pub async fn compare(
                 target: Some(td.clone()),
             });
         }
+    }
+    // Views' queries: between two major versions the same query may be printed another way,
+    // so the source's is compared as the target prints it.
+    let versions_differ = sd.version / 10000 != td.version / 10000;
+    for (object, query) in &sd.views {
+        if selection.excludes_compare_key(object) {
+            continue;
+        }
+        let Some(target_query) = td.views.get(object) else {
+            continue;
+        };
+        if query == target_query {
+            continue;
+        }
+        if versions_differ && as_printed_by(target, query).await.as_ref() == Some(target_query) {
+            continue;
+        }
+        diffs.push(Difference {
+            object: object.clone(),
+            kind: "differs",
+            source: Some(query.clone()),
+            target: Some(target_query.clone()),
+        });
     }
     diffs.sort_by(|a, b| a.object.cmp(&b.object));
     let compared = s.len().max(t.len());

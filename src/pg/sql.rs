@@ -295,6 +295,26 @@ pub const SET_SEQUENCES: &str =
 
 pub const LARGE_OBJECTS: &str =
     "select oid::int8 from pg_catalog.pg_largeobject_metadata order by oid";
+/// Owner, comment and privileges of the large objects $1, as pg_dump reads them: owner name,
+/// comment, whether the ACL is set, and each privilege as `PRIVILEGE grantee [with grant
+/// option]`.
+pub const LARGE_OBJECT_METADATA: &str = "select m.oid::int8, \
+       pg_catalog.pg_get_userbyid(m.lomowner)::text, \
+       pg_catalog.obj_description(m.oid, 'pg_largeobject'), \
+       m.lomacl is not null, \
+       coalesce((select array_agg(a.privilege_type || ' ' || \
+                   case when a.grantee = 0 then 'public' \
+                        else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) end || \
+                   case when a.is_grantable then ' with grant option' else '' end \
+                   order by a.grantee, a.privilege_type) \
+                 from pg_catalog.aclexplode(m.lomacl) a), '{}'::text[]) \
+     from pg_catalog.pg_largeobject_metadata m where m.oid::int8 = any($1::int8[]) order by m.oid";
+
+/// Which of the large objects $1 exist here.
+pub const EXISTING_LARGE_OBJECTS: &str =
+    "select oid::int8 from pg_catalog.pg_largeobject_metadata \
+     where oid::int8 = any($1::int8[])";
+
 pub const LO_READ: &str = "select pg_catalog.lo_get($1::int8::oid, $2::int8, $3::int4)";
 pub const LO_WRITE: &str = "select pg_catalog.lo_put($1::int8::oid, $2::int8, $3::bytea)";
 /// Database-level settings (ALTER DATABASE ... SET) and comment of the current database.

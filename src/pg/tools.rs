@@ -15,6 +15,8 @@ pub struct PgTools {
     pub pg_restore: PathBuf,
     pub major: u32,
     pub version: String,
+    /// Why these were chosen.
+    pub reason: String,
 }
 
 /// Reads `pg_dump (PostgreSQL) 15.18 (Debian ...)` into (15, "15.18").
@@ -86,15 +88,18 @@ fn candidate_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// Finds the pg_dump/pg_restore pair of the lowest major version that is at least the source
-/// server's (a pg_dump older than the server refuses to dump it).
-pub fn find(source_major: u32) -> Result<PgTools> {
-    find_in(candidate_dirs(), source_major)
+/// Finds the pg_dump/pg_restore pair to use between a source and a target server: one whose
+/// major is at least the source's (an older pg_dump refuses to dump a newer server); among
+/// those, the target's own major (its output is written for that version), else the newest
+/// that is not newer than the target, else the oldest newer one. `reason` says which rule
+/// chose it.
+pub fn find(source_major: u32, target_major: u32) -> Result<PgTools> {
+    find_in(candidate_dirs(), source_major, target_major)
 }
 
-fn find_in(dirs: Vec<PathBuf>, source_major: u32) -> Result<PgTools> {
+fn find_in(dirs: Vec<PathBuf>, source_major: u32, target_major: u32) -> Result<PgTools> {
     let mut seen = Vec::new();
-    let mut best: Option<PgTools> = None;
+    let mut usable: Vec<PgTools> = Vec::new();
     for dir in dirs {
         let pg_dump = dir.join("pg_dump");
         let pg_restore = dir.join("pg_restore");
@@ -109,27 +114,53 @@ fn find_in(dirs: Vec<PathBuf>, source_major: u32) -> Result<PgTools> {
             continue;
         }
         seen.push(described);
-        if major < source_major {
+        if major < source_major || usable.iter().any(|t| t.major == major) {
             continue;
         }
-        if best.as_ref().is_none_or(|b| major < b.major) {
-            best = Some(PgTools {
-                pg_dump,
-                pg_restore,
-                major,
-                version,
-            });
-        }
+        usable.push(PgTools {
+            pg_dump,
+            pg_restore,
+            major,
+            version,
+            reason: String::new(),
+        });
     }
-    match best {
+    let pick = |pred: &dyn Fn(u32) -> bool, newest: bool| {
+        let mut fit: Vec<&PgTools> = usable.iter().filter(|t| pred(t.major)).collect();
+        fit.sort_by_key(|t| t.major);
+        if newest {
+            fit.last().copied().cloned()
+        } else {
+            fit.first().copied().cloned()
+        }
+    };
+    let chosen = if let Some(mut t) = pick(&|m| m == target_major, false) {
+        t.reason = format!("the target's own major version ({target_major})");
+        Some(t)
+    } else if let Some(mut t) = pick(&|m| m < target_major, true) {
+        t.reason = format!(
+            "no pg_dump {target_major} (the target's version) was found; this is the newest that \
+             can read the source ({source_major}) and is not newer than the target"
+        );
+        Some(t)
+    } else if let Some(mut t) = pick(&|_| true, false) {
+        t.reason = format!(
+            "no pg_dump between the source's version ({source_major}) and the target's \
+             ({target_major}) was found; this is the oldest newer one"
+        );
+        Some(t)
+    } else {
+        None
+    };
+    match chosen {
         Some(t) => Ok(t),
         None if seen.is_empty() => bail!(
             "pg_dump and pg_restore not found (looked in PATH, pg_config --bindir and /usr/lib/postgresql/*/bin): \
-             install the PostgreSQL {source_major} client, e.g. apt-get install postgresql-client-{source_major}"
+             install the PostgreSQL {target_major} client, e.g. apt-get install postgresql-client-{target_major}"
         ),
         None => bail!(
             "the source server is PostgreSQL {source_major} but every pg_dump found is older: {}; \
-             install postgresql-client-{source_major} or newer",
+             install postgresql-client-{target_major} (the target's version)",
             seen.join(", ")
         ),
     }
@@ -243,25 +274,39 @@ mod tests {
     }
 
     #[test]
-    fn picks_the_oldest_pg_dump_that_can_read_the_source() {
+    fn picks_the_targets_version_else_the_closest_below_it() {
         let root = tempfile::tempdir().unwrap();
         let dirs = vec![
             fake_tools(root.path(), "a", "17.2"),
             fake_tools(root.path(), "b", "13.9"),
-            fake_tools(root.path(), "c", "16.4"),
+            fake_tools(root.path(), "c", "15.4"),
+            fake_tools(root.path(), "d", "18.1"),
             root.path().join("missing"),
         ];
-        let t = find_in(dirs.clone(), 15).unwrap();
-        assert_eq!((t.major, t.version.as_str()), (16, "16.4"));
-        assert_eq!(t.pg_restore, dirs[2].join("pg_restore"));
-        assert_eq!(find_in(dirs.clone(), 13).unwrap().major, 13);
-        let err = find_in(dirs, 18).unwrap_err().to_string();
+        let major = |s, t| find_in(dirs.clone(), s, t).unwrap().major;
+        // The target's own version.
+        assert_eq!(major(13, 17), 17);
+        assert_eq!(major(15, 15), 15);
+        let t = find_in(dirs.clone(), 15, 18).unwrap();
+        assert_eq!((t.major, t.version.as_str()), (18, "18.1"));
+        assert_eq!(t.pg_restore, dirs[3].join("pg_restore"));
+        assert!(t.reason.contains("target's own"), "{}", t.reason);
+        // Else the newest not newer than the target that reads the source.
+        assert_eq!(major(12, 16), 15);
+        assert!(find_in(dirs.clone(), 12, 16)
+            .unwrap()
+            .reason
+            .contains("not newer"));
+        // Else the oldest newer one.
+        assert_eq!(major(16, 16), 17);
+        assert_eq!(major(14, 14), 15);
+        let err = find_in(dirs.clone(), 19, 19).unwrap_err().to_string();
         assert!(
-            err.contains("PostgreSQL 18") && err.contains("older"),
+            err.contains("PostgreSQL 19") && err.contains("older"),
             "{err}"
         );
-        assert!(err.contains("postgresql-client-18"), "{err}");
-        let err = find_in(vec![root.path().join("none")], 15)
+        assert!(err.contains("postgresql-client-19"), "{err}");
+        let err = find_in(vec![root.path().join("none")], 15, 17)
             .unwrap_err()
             .to_string();
         assert!(err.contains("not found"), "{err}");

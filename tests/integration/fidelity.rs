@@ -6,7 +6,7 @@
 use crate::support::*;
 
 /// Every fixture file, by name.
-fn all_fixtures() -> Vec<String> {
+pub fn all_fixtures() -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("read tests/fixtures")
@@ -88,7 +88,7 @@ async fn every_fixture_split_onto_a_managed_target() {
 
 /// Literals tried as a value of every type: typical and extreme numbers, times, text with
 /// awkward characters, geometric, network, range, JSON, XML, search, bit string and LSN
-/// forms, and names of objects (app.*) that the reg* types refer to. Each type keeps the ones
+/// forms, and names of objects (rt.*) that the reg* types refer to. Each type keeps the ones
 /// its input function accepts.
 const CANDIDATES: &[&str] = &[
     "0",
@@ -195,22 +195,22 @@ const CANDIDATES: &[&str] = &[
     "$1,234.56",
     "-12.34",
     "c",
-    "app.t1",
+    "rt.t1",
     "pg_catalog.pg_class",
-    "app.color",
+    "rt.color",
     "integer",
-    "app.f",
-    "app.f(integer)",
-    "app.===",
-    "app.===(integer,integer)",
+    "rt.f",
+    "rt.f(integer)",
+    "rt.===",
+    "rt.===(integer,integer)",
     "app_owner",
-    "app",
+    "rt",
     "pg_catalog",
-    "app.tsc",
+    "rt.tsc",
     "english",
-    "app.tsd",
+    "rt.tsd",
     "simple",
-    "app.coll",
+    "rt.coll",
     "\"C\"",
 ];
 
@@ -233,18 +233,18 @@ fn quote(s: &str) -> String {
 /// A table of every base, range and multirange type of pg_catalog (arrays of each too) and
 /// of domains over a few, filled with every candidate value each accepts. Returns how many
 /// types it holds.
-async fn every_type_source(db: &str) -> usize {
-    source().psql(
+pub async fn every_type_source(cluster: &Cluster, db: &str) -> usize {
+    cluster.psql(
         db,
-        "create schema app; create table app.t1 (id int); \
-         create type app.color as enum ('red', 'green'); \
-         create function app.f(int) returns int language sql as 'select $1'; \
-         create operator app.=== (leftarg = int, rightarg = int, function = int4eq); \
-         create text search dictionary app.tsd (template = simple); \
-         create text search configuration app.tsc (copy = pg_catalog.simple); \
-         create collation app.coll (locale = 'C');",
+        "create schema rt; create table rt.t1 (id int); \
+         create type rt.color as enum ('red', 'green'); \
+         create function rt.f(int) returns int language sql as 'select $1'; \
+         create operator rt.=== (leftarg = int, rightarg = int, function = int4eq); \
+         create text search dictionary rt.tsd (template = simple); \
+         create text search configuration rt.tsc (copy = pg_catalog.simple); \
+         create collation rt.coll (locale = 'C');",
     );
-    let s = source().client(db).await;
+    let s = cluster.client(db).await;
     s.batch_execute(
         "create function try_cast(v text, t regtype) returns text language plpgsql as $$ \
          declare r text; begin execute format('select %L::%s::text', v, t) into r; return r; \
@@ -252,9 +252,9 @@ async fn every_type_source(db: &str) -> usize {
     )
     .await
     .unwrap();
-    let types: Vec<(String, String)> = s
+    let types: Vec<(String, String, String)> = s
         .query(
-            "select t.typname::text, format_type(t.oid, null) from pg_type t \
+            "select t.typname::text, format_type(t.oid, null), t.typdelim::text from pg_type t \
              join pg_namespace n on n.oid = t.typnamespace \
              where n.nspname = 'pg_catalog' and t.typtype in ('b', 'r', 'm') and t.typisdefined \
                and not exists (select 1 from pg_type e where e.typarray = t.oid) \
@@ -264,11 +264,11 @@ async fn every_type_source(db: &str) -> usize {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let mut missing = Vec::new();
     let mut covered = 0;
-    for (name, sql_type) in &types {
+    for (name, sql_type, delimiter) in &types {
         let accepted: Vec<String> = s
             .query(
                 "select c from unnest($1::text[]) with ordinality as x(c, i) \
@@ -279,7 +279,13 @@ async fn every_type_source(db: &str) -> usize {
             .await
             .unwrap()
             .into_iter()
-            .map(|r| r.get(0))
+            .map(|r| r.get::<_, String>(0))
+            // A reg* value given as a number is an OID, which may name an object on one
+            // server and none on the other: its text differs, not the value.
+            .filter(|c| !(name.starts_with("reg") && c != "0" && c.parse::<i64>().is_ok()))
+            // A "char" over 127 prints as that byte before PostgreSQL 15 (not UTF-8, which
+            // the reference cannot load) and as an octal escape after: ASCII only here.
+            .filter(|c| name != "char" || c.is_ascii())
             .collect();
         if accepted.is_empty() {
             if !NOT_INPUTTABLE.contains(&name.as_str()) {
@@ -291,18 +297,28 @@ async fn every_type_source(db: &str) -> usize {
         let table = format!("\"t_{name}\"");
         let mut sql = format!("create table {table} (id int, v {sql_type}, a {sql_type}[]);\n");
         let lit = |c: &str| format!("{}::{sql_type}", quote(c));
+        // Arrays are built with array_append, not ARRAY[]: before PostgreSQL 13, ARRAY[] of
+        // an array-like type (int2vector) makes a two-dimensional array of its elements.
+        let array = |items: &[String]| {
+            items
+                .iter()
+                .fold(format!("'{{}}'::{sql_type}[]"), |acc, v| {
+                    format!("array_append({acc}, {v})")
+                })
+        };
         for (i, c) in accepted.iter().enumerate() {
             let other = &accepted[(i + 1) % accepted.len()];
+            let a = array(&[lit(c), format!("null::{sql_type}"), lit(other)]);
             sql.push_str(&format!(
-                "insert into {table} values ({i}, {v}, array[{v}, null, {w}]);\n",
-                v = lit(c),
-                w = lit(other)
+                "insert into {table} values ({i}, {}, {a});\n",
+                lit(c)
             ));
         }
-        let (a, b) = (lit(&accepted[0]), lit(&accepted[accepted.len() - 1]));
+        let pair = array(&[lit(&accepted[0]), lit(&accepted[accepted.len() - 1])]);
         sql.push_str(&format!(
-            "insert into {table} values (-1, null, '{{}}'), (-2, null, array[[{a}, {b}], [{b}, {a}]]), \
-             (-3, null, ('[0:1]=' || array[{a}, {b}]::text)::{sql_type}[]), (-4, null, null);\n"
+            "insert into {table} values (-1, null, '{{}}'), \
+             (-2, null, ('{{' || {pair}::text || '{delimiter}' || {pair}::text || '}}')::{sql_type}[]), \
+             (-3, null, ('[0:1]=' || {pair}::text)::{sql_type}[]), (-4, null, null);\n"
         ));
         s.batch_execute(&sql)
             .await
@@ -315,15 +331,15 @@ async fn every_type_source(db: &str) -> usize {
     // Domains over a few, and arrays of them.
     s.batch_execute(
         "drop function try_cast(text, regtype); \
-         create domain app.d_int as int4 check (value > -1000000); \
-         create domain app.d_text as text collate \"C\" check (value <> 'forbidden'); \
-         create domain app.d_json as jsonb; \
-         create domain app.d_at as timestamptz; \
-         create domain app.d_color as app.color; \
-         create domain app.d_ints as int4[]; \
-         create domain app.d_d_int as app.d_int; \
-         create table t_domains (id int, i app.d_int, t app.d_text, j app.d_json, at app.d_at, \
-           c app.d_color, ints app.d_ints, dd app.d_d_int, ia app.d_int[], ca app.d_color[]); \
+         create domain rt.d_int as int4 check (value > -1000000); \
+         create domain rt.d_text as text collate \"C\" check (value <> 'forbidden'); \
+         create domain rt.d_json as jsonb; \
+         create domain rt.d_at as timestamptz; \
+         create domain rt.d_color as rt.color; \
+         create domain rt.d_ints as int4[]; \
+         create domain rt.d_d_int as rt.d_int; \
+         create table t_domains (id int, i rt.d_int, t rt.d_text, j rt.d_json, at rt.d_at, \
+           c rt.d_color, ints rt.d_ints, dd rt.d_d_int, ia rt.d_int[], ca rt.d_color[]); \
          insert into t_domains values \
            (1, -5, E'a\\tb', '{\"x\": [1, 2]}', '2024-02-29 12:00+01', 'green', '{1,2}', 7, '{1,NULL}', '{red,green}'), \
            (2, null, '', 'null', 'infinity', 'red', '[0:1]={3,4}', null, '{}', '[5:5]={green}'), \
@@ -336,7 +352,7 @@ async fn every_type_source(db: &str) -> usize {
 
 async fn every_type(test: &str, managed: bool, extra: &[&str]) {
     let pair = fresh_pair(test, managed);
-    let covered = every_type_source(&pair.src).await;
+    let covered = every_type_source(pair.src_cluster, &pair.src).await;
     assert!(covered >= 70, "only {covered} types");
     pair.clone_ok(managed, extra);
     assert_faithful(&pair).await;

@@ -496,3 +496,34 @@ async fn an_excluded_extension_need_not_exist_on_the_target() {
         0
     );
 }
+
+/// Large objects belong to no schema: pg_dump --schema leaves them out of its archive, and
+/// neoncopy creates them itself (OID, owner, privileges, comment), then copies them.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_objects_come_along_with_include_only_schema() {
+    let pair = fresh_pair("filter_los", false);
+    source().psql(&pair.src, &fixture("large_objects"));
+    source().psql(
+        &pair.src,
+        "alter large object 424243 owner to app_owner; \
+         grant select on large object 424243 to app_reader; \
+         grant update on large object 424243 to app_reader with grant option; \
+         create schema other; create table other.t (id int);",
+    );
+    let path = write_filters(&pair, "[include-only-schema]\npublic\n");
+    pair.clone_ok(false, &["--filters", &path.display().to_string()]);
+    let query = "select string_agg(m.oid::text || ' ' || pg_get_userbyid(m.lomowner) || ' ' || \
+                 coalesce(m.lomacl::text, '-') || ' ' || md5(lo_get(m.oid)) || ' ' || \
+                 coalesce(obj_description(m.oid, 'pg_largeobject'), '-'), '; ' order by m.oid) \
+                 from pg_largeobject_metadata m";
+    let s = source().psql(&pair.src, query);
+    assert!(s.contains("424243 app_owner"), "{s}");
+    assert_eq!(target().psql(&pair.dst, query), s);
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_namespace where nspname = 'other'"
+        ),
+        0
+    );
+}

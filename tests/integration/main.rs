@@ -4,10 +4,11 @@
 mod compare;
 mod connections;
 mod faults;
-mod fidelity;
+pub mod fidelity;
 mod filters;
 mod objects;
 mod options;
 mod progress;
 mod safety;
 mod support;
+mod versions;
