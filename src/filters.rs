@@ -22,6 +22,8 @@ pub enum Pattern {
 pub struct Entry {
     pub line: usize,
     pub pattern: Pattern,
+    /// As written in the file.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,6 +84,8 @@ pub struct Filters {
     pub sections: std::collections::BTreeMap<Section, Vec<Entry>>,
     /// The file's text, to tell a resumed run's filters from another's.
     pub text: String,
+    /// Where it was read from, for messages.
+    pub path: std::path::PathBuf,
 }
 
 fn bad(path: &Path, line: usize, msg: impl std::fmt::Display) -> anyhow::Error {
@@ -148,6 +152,7 @@ impl Filters {
     pub fn parse(path: &Path, text: &str) -> Result<Filters> {
         let mut f = Filters {
             text: text.to_string(),
+            path: path.to_path_buf(),
             ..Default::default()
         };
         let mut current: Option<Section> = None;
@@ -211,10 +216,11 @@ impl Filters {
                 }
                 Pattern::Exact(parts)
             };
-            f.sections
-                .entry(s)
-                .or_default()
-                .push(Entry { line, pattern });
+            f.sections.entry(s).or_default().push(Entry {
+                line,
+                pattern,
+                text: l.to_string(),
+            });
         }
         for (a, b) in [
             (Section::IncludeOnlySchema, Section::ExcludeSchema),
@@ -497,7 +503,7 @@ impl Selection {
         let extensions = extension_names(client).await?;
 
         // Schemas.
-        let regex_hits = |entries, names| regex_hits(client, entries, names);
+        let regex_hits = |entries, names| regex_hits(client, &f.path, entries, names);
         if f.has(Section::IncludeOnlySchema) {
             let e = f.entries(Section::IncludeOnlySchema);
             let hits = regex_hits(e, &schemas).await?;
@@ -650,6 +656,22 @@ impl Selection {
             .iter()
             .map(|(_, s, n, _)| format!("{s}.{n}"))
             .collect();
+        let table_pairs: Vec<(String, String)> = tables
+            .iter()
+            .map(|r| (r.schema.clone(), r.name.clone()))
+            .collect();
+        let index_pairs: Vec<(String, String)> = indexes
+            .iter()
+            .map(|(_, s, n, _)| (s.clone(), n.clone()))
+            .collect();
+        let names = SourceNames {
+            schemas: schemas.clone(),
+            tables: table_pairs,
+            indexes: index_pairs,
+            extensions: extensions.clone(),
+        };
+        sel.warnings
+            .extend(check_entries_match(client, f, &names).await?);
         let mut dropped_indexes: Vec<i64> = Vec::new();
         if f.has(Section::ExcludeIndex) {
             let e = f.entries(Section::ExcludeIndex);
@@ -773,26 +795,199 @@ fn pick(entries: &[Entry], names: &[String], hits: &HashSet<String>) -> BTreeSet
 /// regular expressions); an invalid one is a usage error naming its line.
 async fn regex_hits(
     client: &Client,
+    path: &Path,
     entries: &[Entry],
     names: &[String],
 ) -> Result<HashSet<String>> {
     let mut out = HashSet::new();
     for e in entries {
         if let Pattern::Regex(re) = &e.pattern {
-            let rows = client
-                .query(sql::REGEX_MATCHES, &[&names, re])
-                .await
-                .map_err(|err| {
-                    anyhow::Error::from(UsageError(format!(
-                        "filters file line {}: {}",
-                        e.line,
-                        crate::pg::describe_error(&err)
-                    )))
-                })?;
-            out.extend(rows.into_iter().map(|r| r.get::<_, String>(0)));
+            out.extend(regex_matches(client, path, e, re, names).await?);
         }
     }
     Ok(out)
+}
+
+/// The names a regular expression matches, on the server. An invalid expression is a usage
+/// error naming the file and line; a lost connection is an error like any other.
+async fn regex_matches(
+    client: &Client,
+    path: &Path,
+    e: &Entry,
+    re: &str,
+    names: &[String],
+) -> Result<Vec<String>> {
+    match client.query(sql::REGEX_MATCHES, &[&names, &re]).await {
+        Ok(rows) => Ok(rows.into_iter().map(|r| r.get::<_, String>(0)).collect()),
+        Err(err) => {
+            let code = err.code().cloned();
+            Err(regex_error(path, e, code.as_ref(), crate::pg::db_err(err)))
+        }
+    }
+}
+
+/// A failed match: the expression's fault (a usage error) only when the server says it is
+/// invalid; anything else (a lost connection) is an error like any other, naming the file.
+fn regex_error(
+    path: &Path,
+    e: &Entry,
+    code: Option<&tokio_postgres::error::SqlState>,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    if code == Some(&tokio_postgres::error::SqlState::INVALID_REGULAR_EXPRESSION) {
+        bad(path, e.line, format!("{err:#}"))
+    } else {
+        err.context(format!(
+            "match {} line {} against the source",
+            path.display(),
+            e.line
+        ))
+    }
+}
+
+/// The entries that name nothing among `names` (exact ones as `exact` says, patterns on the
+/// server).
+async fn matching_nothing<'a>(
+    client: &Client,
+    path: &Path,
+    entries: &'a [Entry],
+    names: &[String],
+    exact: &dyn Fn(&[String]) -> bool,
+) -> Result<Vec<&'a Entry>> {
+    let mut out = Vec::new();
+    for e in entries {
+        let matched = match &e.pattern {
+            Pattern::Exact(parts) => exact(parts),
+            Pattern::Regex(re) => !regex_matches(client, path, e, re, names).await?.is_empty(),
+        };
+        if !matched {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that every entry of the filters names something: an include-only entry that names
+/// nothing is a typo, refused (a usage error naming the file, line and entry, before anything
+/// is written); an exclude entry that names nothing is a warning.
+async fn check_entries_match(client: &Client, f: &Filters, n: &SourceNames) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let (schemas, tables, indexes, extensions) = (&n.schemas, &n.tables, &n.indexes, &n.extensions);
+    let qualified = |v: &[(String, String)]| -> Vec<String> {
+        v.iter().map(|(s, n)| format!("{s}.{n}")).collect()
+    };
+    let (table_names, index_names) = (qualified(tables), qualified(indexes));
+    let one = |names: &[String]| {
+        let names = names.to_vec();
+        move |p: &[String]| p.len() == 1 && names.contains(&p[0])
+    };
+    let two = |pairs: &[(String, String)]| {
+        let pairs = pairs.to_vec();
+        move |p: &[String]| p.len() == 2 && pairs.iter().any(|(s, n)| *s == p[0] && *n == p[1])
+    };
+    let in_schemas = one(schemas);
+    let in_extensions = one(extensions);
+    let in_tables = two(tables);
+    let in_indexes = two(indexes);
+    type Check<'a> = (
+        Section,
+        &'a [String],
+        &'a dyn Fn(&[String]) -> bool,
+        &'a str,
+    );
+    let sections: [Check<'_>; 8] = [
+        (Section::IncludeOnlySchema, schemas, &in_schemas, "schema"),
+        (Section::ExcludeSchema, schemas, &in_schemas, "schema"),
+        (Section::IncludeOnlyTable, &table_names, &in_tables, "table"),
+        (Section::ExcludeTable, &table_names, &in_tables, "table"),
+        (Section::ExcludeTableData, &table_names, &in_tables, "table"),
+        (Section::ExcludeIndex, &index_names, &in_indexes, "index"),
+        (
+            Section::IncludeOnlyExtension,
+            extensions,
+            &in_extensions,
+            "extension",
+        ),
+        (
+            Section::ExcludeExtension,
+            extensions,
+            &in_extensions,
+            "extension",
+        ),
+    ];
+    for (section, names, exact, kind) in sections {
+        let unmatched = matching_nothing(client, &f.path, f.entries(section), names, exact).await?;
+        for e in unmatched {
+            let what = format!(
+                "[{}] {} matches no {kind} of the source",
+                section.name(),
+                e.text
+            );
+            if matches!(
+                section,
+                Section::IncludeOnlySchema
+                    | Section::IncludeOnlyTable
+                    | Section::IncludeOnlyExtension
+            ) {
+                return Err(bad(
+                    &f.path,
+                    e.line,
+                    format!(
+                        "{what}: correct it (a name with capitals or spaces is written in double \
+                         quotes, a table as schema.table) or remove it"
+                    ),
+                ));
+            }
+            warnings.push(format!(
+                "{} line {}: {what}; it leaves nothing out",
+                f.path.display(),
+                e.line
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+/// The names filters are matched against.
+struct SourceNames {
+    schemas: Vec<String>,
+    tables: Vec<(String, String)>,
+    indexes: Vec<(String, String)>,
+    extensions: Vec<String>,
+}
+
+impl Filters {
+    /// Checks, against the source, that every entry names something (see
+    /// `check_entries_match`): run before anything is written. Returns the warnings.
+    pub async fn validate(&self, client: &Client) -> Result<Vec<String>> {
+        let pairs = |rows: Vec<tokio_postgres::Row>, a: usize, b: usize| -> Vec<(String, String)> {
+            rows.into_iter().map(|r| (r.get(a), r.get(b))).collect()
+        };
+        let tables = pairs(
+            client.query(&sql::selection_relations(), &[]).await.db()?,
+            1,
+            2,
+        );
+        let indexes = pairs(
+            client.query(&sql::selection_indexes(), &[]).await.db()?,
+            1,
+            2,
+        );
+        let schemas = client
+            .query(&sql::selection_schemas(), &[])
+            .await
+            .db()?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        let names = SourceNames {
+            schemas,
+            tables,
+            indexes,
+            extensions: extension_names(client).await?,
+        };
+        check_entries_match(client, self, &names).await
+    }
 }
 
 /// The extensions left out: all with --skip-extensions, else as the extension sections say.
@@ -806,7 +1001,11 @@ async fn extensions_left_out(
         extensions.iter().cloned().collect()
     } else if f.has(Section::IncludeOnlyExtension) {
         let e = f.entries(Section::IncludeOnlyExtension);
-        let keep = pick(e, extensions, &regex_hits(client, e, extensions).await?);
+        let keep = pick(
+            e,
+            extensions,
+            &regex_hits(client, &f.path, e, extensions).await?,
+        );
         extensions
             .iter()
             .filter(|x| !keep.contains(*x))
@@ -814,7 +1013,11 @@ async fn extensions_left_out(
             .collect()
     } else if f.has(Section::ExcludeExtension) {
         let e = f.entries(Section::ExcludeExtension);
-        pick(e, extensions, &regex_hits(client, e, extensions).await?)
+        pick(
+            e,
+            extensions,
+            &regex_hits(client, &f.path, e, extensions).await?,
+        )
     } else {
         BTreeSet::new()
     })
@@ -884,6 +1087,30 @@ mod tests {
 
     fn parse(text: &str) -> Result<Filters> {
         Filters::parse(Path::new("f.ini"), text)
+    }
+
+    #[test]
+    fn only_an_invalid_expression_is_a_usage_error() {
+        use tokio_postgres::error::SqlState;
+        let f = parse("[exclude-table]\n~/x/\n").unwrap();
+        let e = &f.entries(Section::ExcludeTable)[0];
+        let lost = || anyhow::anyhow!("connection reset");
+        let invalid = regex_error(
+            Path::new("f.ini"),
+            e,
+            Some(&SqlState::INVALID_REGULAR_EXPRESSION),
+            lost(),
+        );
+        assert!(invalid.downcast_ref::<UsageError>().is_some());
+        for code in [None, Some(&SqlState::ADMIN_SHUTDOWN)] {
+            let other = regex_error(Path::new("f.ini"), e, code, lost());
+            assert!(other.downcast_ref::<UsageError>().is_none());
+            let text = format!("{other:#}");
+            assert!(
+                text.contains("f.ini line 2") && text.contains("connection reset"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

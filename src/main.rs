@@ -52,6 +52,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let source = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Source, source)?;
             let target = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Target, target)?;
+            if let Some(f) = &opts.filters {
+                // A filter entry that names nothing is refused before the checks (exit 2).
+                if let Ok(client) = source.connect_preflight().await {
+                    f.validate(&client).await?;
+                }
+            }
             let checks = neoncopy::check::all(&source, &target, &opts).await;
             if args.json {
                 neoncopy::fmt::out(&format!("{}\n", serde_json::to_string_pretty(&checks)?))?;

@@ -416,6 +416,11 @@ async fn pipeline(
         .await
         .context("run pre-flight checks")?;
     crate::check::first_failure(&checks)?;
+    if let Some(f) = &cfg.filters {
+        // An include-only entry that names nothing is a typo: refused before anything is
+        // written or recorded (its warnings come with the selection, later).
+        f.validate(&src_client).await?;
+    }
     if let Some(old) = previous_run {
         // A killed run's statements may still be running on the servers (a CREATE INDEX, an
         // orphaned pg_restore): end them before redoing their work.

@@ -527,3 +527,86 @@ async fn large_objects_come_along_with_include_only_schema() {
         0
     );
 }
+
+/// An include-only entry that names nothing is a typo: clone, check, list and compare refuse
+/// it before anything is written or recorded, naming the file, the line and the entry (exit
+/// 2). An exclude entry that names nothing is a warning and the clone goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn filter_entries_that_name_nothing() {
+    let pair = fresh_pair("f_nothing", false);
+    source().psql(&pair.src, &fixture("filters"));
+    let cases = [
+        (
+            "[include-only-schema]\nap\n",
+            "line 2: [include-only-schema] ap matches no schema",
+        ),
+        (
+            "[include-only-schema]\napp\n\"Odd Schema\"\nsales\n",
+            "line 4: [include-only-schema] sales matches no schema",
+        ),
+        (
+            "[include-only-table]\napp.nosuchtable\n",
+            "line 2: [include-only-table] app.nosuchtable matches no table",
+        ),
+        (
+            "[include-only-table]\n~/^nothing_like_this/\n",
+            "line 2: [include-only-table] ~/^nothing_like_this/ matches no table",
+        ),
+        (
+            "[include-only-extension]\ncitex\n",
+            "line 2: [include-only-extension] citex matches no extension",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = write_filters(&pair, text);
+        let path_arg = path.display().to_string();
+        let out = pair.clone_with(false, &["--filters", &path_arg]);
+        assert_one_line_error(&out, 2, expected);
+        assert!(stderr(&out).contains(&path_arg), "{}", stderr(&out));
+        assert_eq!(pair.target_relations().await, 0, "{text:?}");
+        assert!(
+            !pair.workdir.path().join("state.db").exists()
+                || pair.state_count("select count(*) from run") == 0,
+            "{text:?}: a refused clone records nothing"
+        );
+        for command in [
+            vec!["check", "--target", &pair.target_uri(false)],
+            vec!["list", "tables"],
+            vec!["compare", "schema", "--target", &pair.target_uri(false)],
+        ] {
+            let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+            args.extend([
+                "--source".to_string(),
+                pair.source_uri(),
+                "--filters".into(),
+                path_arg.clone(),
+            ]);
+            let out = neoncopy(&args, &[]);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command:?} {text:?}: {}",
+                stderr(&out)
+            );
+            assert!(
+                stderr(&out).contains(expected),
+                "{command:?}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    let path = write_filters(&pair, "[exclude-table]\npublic.nosuchtable\napp.settings\n");
+    let out = pair.clone_ok(false, &["--filters", &path.display().to_string()]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 2: [exclude-table] public.nosuchtable matches no table of the source; it leaves nothing out"),
+        "{err}"
+    );
+    assert_eq!(
+        count(
+            &pair,
+            "select count(*) from pg_tables where tablename = 'settings'"
+        ),
+        0
+    );
+}
