@@ -114,6 +114,36 @@ create table if not exists label (
 );
 ";
 
+/// What a new run clears of the record of the run before it.
+const RESET: &str = "delete from run; delete from step; delete from unit; delete from idx; \
+     delete from vacuum; delete from worker; delete from sample; delete from counter; \
+     delete from label;";
+
+/// Keeps a copy of the work directory's record, when it holds a run, in
+/// `earlier-runs/<run id>.db` beside it, before a new run replaces it. Returns the copy's path.
+pub fn keep_earlier_record(state: &Path, dir: &Path) -> Result<Option<std::path::PathBuf>> {
+    if !state.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(state, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("open run state {}", state.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let run_id: Option<String> = conn
+        .query_row("select run_id from run where id = 1", [], |r| r.get(0))
+        .optional()
+        .context("read run state")?;
+    let Some(run_id) = run_id else {
+        return Ok(None);
+    };
+    let earlier = dir.join("earlier-runs");
+    crate::workdir::create_private_dir(&earlier)?;
+    let copy = earlier.join(format!("{run_id}.db"));
+    let _ = std::fs::remove_file(&copy);
+    conn.execute("vacuum into ?1", [copy.display().to_string()])
+        .with_context(|| format!("keep the earlier run's record in {}", copy.display()))?;
+    Ok(Some(copy))
+}
+
 /// The SQLite database of one work directory.
 pub struct Store {
     conn: Connection,
@@ -142,17 +172,6 @@ impl Store {
         .with_context(|| format!("open run state {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;
         Ok(Store { conn })
-    }
-
-    /// Forgets the previous run.
-    pub fn reset(&self) -> Result<()> {
-        self.conn
-            .execute_batch(
-                "begin; delete from run; delete from step; delete from unit; delete from idx; \
-                 delete from vacuum; delete from worker; delete from sample; delete from counter; delete from label; \
-                 commit;",
-            )
-            .context("reset run state")
     }
 
     pub fn conn(&self) -> &Connection {
@@ -466,6 +485,8 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             snapshot,
             jobs,
         } => {
+            // A new run replaces the record of the one before (kept by keep_earlier_record).
+            tx.execute_batch(RESET)?;
             exec(
                 tx,
                 "insert or replace into run (id, command, started_at, status, source, target, settings, \

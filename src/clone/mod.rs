@@ -228,8 +228,9 @@ const REFUSED: &str = "refused";
 /// What an earlier run left, when this one resumes it.
 fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
     let previous = store.run_info()?;
+    // Nothing is removed here: a run refused by the checks that follow leaves the record of
+    // the earlier one as it was (a new run keeps a copy of it when it starts: RunStart).
     if cfg.restart {
-        store.reset()?;
         return Ok(None);
     }
     if !cfg.resume {
@@ -241,7 +242,6 @@ fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
             ))
             .into());
         }
-        store.reset()?;
         return Ok(None);
     }
     let Some(run) = previous else {
@@ -347,7 +347,10 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
         }
         Err(e) => ("failed", Some(format!("{e:#}"))),
     };
-    rec.send(Event::RunEnd { status, error });
+    // A run refused before it was recorded leaves the record of the one before untouched.
+    if started.load(std::sync::atomic::Ordering::SeqCst) {
+        rec.send(Event::RunEnd { status, error });
+    }
     rec.flush();
     match result {
         Ok(()) => report::summary(&Store::open_read_only(&state_path)?),
@@ -435,6 +438,17 @@ async fn pipeline(
     }
     drop(tgt_client);
     drop(src_client);
+    if matches!(begin, Event::RunStart { .. }) {
+        // The record of the run before is kept, in earlier-runs/, as this one replaces it.
+        if let Some(kept) =
+            crate::state::keep_earlier_record(&workdir.file(STATE_FILE), workdir.path())?
+        {
+            info!(
+                "the record of the earlier clone is kept in {}",
+                kept.display()
+            );
+        }
+    }
     rec.send(begin);
     started.store(true, std::sync::atomic::Ordering::SeqCst);
 

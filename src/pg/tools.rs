@@ -222,6 +222,8 @@ pub async fn run(program: &Path, args: &[String], conn: &ConnParams, what: &str)
     let mut child = cmd
         .spawn()
         .with_context(|| format!("start {}", program.display()))?;
+    // Known to the signal handler, which ends it should the process have to exit at once.
+    let _running = child.id().map(crate::signals::Child::register);
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let mut out = String::new();

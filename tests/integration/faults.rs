@@ -717,3 +717,83 @@ async fn target_disk_full_stops_with_a_clear_line_then_resumes() {
     assert_faithful(&pair).await;
     drop(disk);
 }
+
+/// The processes whose parent is `pid`, with their command names.
+fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = head
+            .split_once(" (")
+            .map(|(_, c)| c.to_string())
+            .unwrap_or_default();
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push((child, comm));
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+}
+
+/// Two SIGTERMs in a row: the process exits at once (130) and ends its pg_dump first, which
+/// would otherwise outlive it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_ends_the_children_too() {
+    let pair = fresh_pair("two_signals", false);
+    source().psql(&pair.src, &fixture("users"));
+    // pg_dump waits for this lock, so it is running when the signals come.
+    let blocker = source().client(&pair.src).await;
+    blocker
+        .batch_execute("begin; lock table users in access exclusive mode")
+        .await
+        .unwrap();
+    let mut child = spawn_clone(&pair, &[]);
+    let pid = child.id();
+    let mut dump = None;
+    for _ in 0..300 {
+        if let Some((p, _)) = children_of(pid).into_iter().find(|(_, c)| c == "pg_dump") {
+            dump = Some(p);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let Some(dump) = dump else {
+        let _ = child.kill();
+        panic!("pg_dump never started: {}", stderr(&finish(child)));
+    };
+    for _ in 0..2 {
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let mut gone = false;
+    for _ in 0..100 {
+        if !alive(dump) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    blocker.batch_execute("rollback").await.unwrap();
+    assert!(gone, "pg_dump {dump} outlived neoncopy: {}", stderr(&out));
+}

@@ -420,3 +420,47 @@ async fn json_logs_are_one_object_per_line() {
     assert!(lines > 5, "{err}");
     assert!(err.contains("\"copied public.users: 2 rows"), "{err}");
 }
+
+/// A run refused by its checks (the target now holds tables) leaves the record of the clone
+/// before it as it was; a run that starts keeps a copy of it in earlier-runs/.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_rerun_keeps_the_record_of_the_finished_clone() {
+    let pair = fresh_pair("record_kept", false);
+    source().psql(&pair.src, &fixture("users"));
+    pair.clone_ok(false, &[]);
+    let dir = pair.workdir.path();
+    let before = json_of(&list(&["progress", "--summary", "--json"], Some(dir)));
+    let again = pair.clone_with(false, &[]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already holds"),
+        "{}",
+        stderr(&again)
+    );
+    let out = list(&["progress", "--summary", "--json"], Some(dir));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_of(&out), before, "the finished clone's record changed");
+    assert_eq!(
+        pair.state_count("select count(*) from run where status = 'done'"),
+        1
+    );
+    let old_run: String = pair
+        .state()
+        .query_row("select run_id from run", [], |r| r.get(0))
+        .unwrap();
+    // A clone that passes its checks replaces the record, keeping the earlier one.
+    pair.clone_ok(false, &["--drop-if-exists"]);
+    let kept = dir.join("earlier-runs").join(format!("{old_run}.db"));
+    let earlier =
+        rusqlite::Connection::open(&kept).unwrap_or_else(|e| panic!("{}: {e}", kept.display()));
+    let status: String = earlier
+        .query_row("select status from run", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(status, "done");
+    let units: i64 = earlier
+        .query_row("select count(*) from unit where state = 'done'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(units > 0);
+}
