@@ -10,9 +10,13 @@ root="$(pwd)"
 scripts/ensure-deps.sh
 bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 
-echo "== building neoncopy (release)"
-cargo build --release --locked --quiet
-neoncopy="$root/target/release/neoncopy"
+if [ -n "${NEONCOPY_BIN:-}" ]; then
+    neoncopy="$NEONCOPY_BIN"    # a build of your own (the tests run the demo with theirs)
+else
+    echo "== building neoncopy (release)"
+    cargo build --release --locked --quiet
+    neoncopy="$root/target/release/neoncopy"
+fi
 
 work="$(mktemp -d /tmp/neoncopy-demo.XXXXXX)"
 chmod 755 "$work"
@@ -56,13 +60,26 @@ echo "   NEONCOPY_TARGET_PGURI=$NEONCOPY_TARGET_PGURI"
 
 echo "== the result: rows per table on source and target"
 count_rows() {
-    "$@" -At -c "select 'users', count(*) from users union all select 'products', count(*) from products
-                 union all select 'orders', count(*) from orders union all select 'order_lines', count(*) from order_lines
-                 union all select 'order_totals (view)', count(*) from order_totals"
+    "$@" -At -c "select name || '|' || n from (
+                   select 'users' as name, count(*) as n from users
+                   union all select 'products', count(*) from products
+                   union all select 'orders', count(*) from orders
+                   union all select 'order_lines', count(*) from order_lines
+                   union all select 'order_totals (view)', count(*) from order_totals) x
+                 order by name"
 }
-paste -d'|' <(count_rows "${psql_src[@]}" -d shop) <(count_rows "${psql_dst[@]}" -d neondb | cut -d'|' -f2) \
+LC_ALL=C join -t'|' <(count_rows "${psql_src[@]}" -d shop) <(count_rows "${psql_dst[@]}" -d neondb) \
     | awk -F'|' 'BEGIN { printf "%-22s %10s %10s\n", "table", "source", "target" }
                  { printf "%-22s %10s %10s\n", $1, $2, $3 }'
 echo
 echo "== users on the target (as in Neon's guide)"
 "${psql_dst[@]}" -d neondb -c '\d users' -c "select id, username, email from users order by id limit 2"
+echo
+echo "== the proof: neoncopy compare data (row counts and checksums of every table, both sides)"
+if "$neoncopy" compare data --dir "$work/neoncopy"; then
+    echo "compare data exit code: 0 (the target holds exactly the source's rows)"
+else
+    code=$?
+    echo "compare data exit code: $code (see above)"
+    exit "$code"
+fi

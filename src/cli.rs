@@ -69,7 +69,7 @@ Each check prints pass, warning or FAIL with a fix; the exit code is 1 when any 
 clone runs the cheap checks itself and stops at the first failure.
 
 Example:
-  neoncopy check --source \"$SRC\" --target \"$DST\" --no-owner --no-acl --table-jobs 8";
+  neoncopy check --source \"$SRC\" --target \"$DST\" --no-owner --no-acl";
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
@@ -233,7 +233,8 @@ All readers share one exported snapshot of the source, so the copy is consistent
 
 Example (into Neon, connecting as a non-superuser role):
   export NEONCOPY_SOURCE_PGURI='postgresql://app@old-db.example.com/app'
-  export NEONCOPY_TARGET_PGURI='postgresql://neondb_owner@ep-cool-1.eu-central-1.aws.neon.tech/neondb?sslmode=require'
+  host=ep-cool-1.eu-central-1.aws.neon.tech
+  export NEONCOPY_TARGET_PGURI=\"postgresql://neondb_owner@$host/neondb\"
   neoncopy clone --no-owner --no-acl";
 
 #[derive(Args, Debug, Clone)]
@@ -477,4 +478,44 @@ pub struct CompareDataArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every line of an example in a command's long help, as written here.
+    fn example_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("Example"))
+            .filter(|l| l.starts_with("  "))
+            .collect()
+    }
+
+    #[test]
+    fn examples_are_printed_verbatim_at_80_columns_and_more() {
+        let mut checked = 0;
+        for width in [80, 100, 200] {
+            let mut cli = Cli::command().term_width(width);
+            cli.build();
+            let mut commands: Vec<clap::Command> = cli.get_subcommands().cloned().collect();
+            while let Some(mut cmd) = commands.pop() {
+                commands.extend(cmd.get_subcommands().cloned());
+                let Some(about) = cmd.get_long_about().map(|a| a.to_string()) else {
+                    continue;
+                };
+                let help = cmd.render_long_help().to_string();
+                for line in example_lines(&about) {
+                    assert!(
+                        help.lines().any(|h| h == line),
+                        "{} --help at {width} columns does not show {line:?} as written:\n{help}",
+                        cmd.get_name()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 10, "{checked}");
+    }
 }

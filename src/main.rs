@@ -5,12 +5,18 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(cli: &Cli) {
+    // Above a clone's progress bars go warnings, errors and step changes, not a line per table.
+    let bars = matches!(cli.command, Command::Clone(_))
+        && matches!(cli.log_format, LogFormat::Text)
+        && neoncopy::progress::wanted(cli.quiet);
     let default = if cli.verbose {
-        "neoncopy=debug,info"
+        "neoncopy=debug,info".to_string()
     } else if cli.quiet {
-        "warn"
+        "warn".to_string()
+    } else if bars {
+        format!("info,{}=warn", neoncopy::progress::TABLE_LOG)
     } else {
-        "info"
+        "info".to_string()
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -31,8 +37,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Clone(args) => {
             let mut cfg = CloneConfig::from_args(&args)?;
             cfg.show_bars = neoncopy::progress::wanted(quiet);
+            let dir = cfg.dir.clone();
             let summary = neoncopy::clone::run(cfg).await?;
-            neoncopy::fmt::out(&neoncopy::report::render_summary(&summary))?;
+            neoncopy::fmt::out(&neoncopy::report::render_clone_summary(&summary, &dir))?;
             Ok(())
         }
         Command::List(cmd) => neoncopy::list::run(cmd).await,

@@ -11,6 +11,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The target of the log lines about one table (or part) at a time: shown in plain and JSON
+/// logs, but not above the bars, where a hundred small tables would scroll a hundred lines.
+pub const TABLE_LOG: &str = "neoncopy::table";
+
 /// The bars being drawn, if any: log lines go through it.
 static ACTIVE: Mutex<Option<MultiProgress>> = Mutex::new(None);
 

@@ -21,7 +21,7 @@ pub const STEP_LARGE_OBJECTS: &str = "Large Objects (cumulative)";
 pub const STEP_FINALIZE: &str = "Finalize Schema";
 pub const STEP_TOTAL: &str = "Total Wall Clock Duration";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StepLine {
     pub step: &'static str,
     pub connection: &'static str,
@@ -32,7 +32,7 @@ pub struct StepLine {
     pub running: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TableLine {
     pub table: String,
     pub parts: u32,
@@ -273,6 +273,36 @@ fn status_of(run: &RunRow, alive: bool) -> String {
     } else {
         run.status.clone()
     }
+}
+
+/// The summary as a clone prints it at its end: the steps, and the slowest tables only (the
+/// whole list is `neoncopy list progress --summary`, which says so).
+pub fn render_clone_summary(s: &Summary, dir: &std::path::Path) -> String {
+    const SLOWEST: usize = 10;
+    if s.tables.len() <= SLOWEST {
+        return render_summary(s);
+    }
+    let mut tables: Vec<&TableLine> = s.tables.iter().collect();
+    tables.sort_by(|a, b| {
+        (b.copy_secs + b.index_secs)
+            .total_cmp(&(a.copy_secs + a.index_secs))
+            .then_with(|| a.table.cmp(&b.table))
+    });
+    let short = Summary {
+        status: s.status.clone(),
+        error: s.error.clone(),
+        source: s.source.clone(),
+        target: s.target.clone(),
+        steps: s.steps.clone(),
+        tables: tables.into_iter().take(SLOWEST).cloned().collect(),
+    };
+    let mut out = render_summary(&short);
+    out.push_str(&format!(
+        "The {SLOWEST} slowest of {} tables; all of them: neoncopy list progress --summary --dir {}\n",
+        s.tables.len(),
+        dir.display()
+    ));
+    out
 }
 
 pub fn render_summary(s: &Summary) -> String {

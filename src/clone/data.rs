@@ -423,6 +423,7 @@ async fn copy_worker(
                 secs: c.secs,
             });
             info!(
+                target: crate::progress::TABLE_LOG,
                 "copied {}: {} rows, {} in {}",
                 unit.label(table),
                 fmt::count(c.rows),

@@ -3,6 +3,7 @@
 
 mod compare;
 mod connections;
+mod demo;
 mod faults;
 pub mod fidelity;
 mod filters;

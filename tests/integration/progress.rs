@@ -464,3 +464,73 @@ async fn a_refused_rerun_keeps_the_record_of_the_finished_clone() {
         .unwrap();
     assert!(units > 0);
 }
+
+/// The clone's own summary shows the steps and the ten slowest tables, and points at
+/// `list progress --summary`, which lists them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_closing_summary_shows_the_slowest_tables_only() {
+    let pair = fresh_pair("short_summary", false);
+    let mut sql = String::new();
+    for i in 0..40 {
+        sql.push_str(&format!(
+            "create table t{i} (id int primary key); insert into t{i} select generate_series(1, {});",
+            10 + i
+        ));
+    }
+    source().psql(&pair.src, &sql);
+    let out = pair.clone_ok(false, &[]);
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let rows = printed
+        .lines()
+        .filter(|l| l.trim_start().starts_with("public.t"))
+        .count();
+    assert_eq!(rows, 10, "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "The 10 slowest of 40 tables; all of them: neoncopy list progress --summary --dir {}",
+            pair.workdir.path().display()
+        )),
+        "{printed}"
+    );
+    let all = list(&["progress", "--summary"], Some(pair.workdir.path()));
+    let all = String::from_utf8_lossy(&all.stdout).to_string();
+    let rows = all
+        .lines()
+        .filter(|l| l.trim_start().starts_with("public.t"))
+        .count();
+    assert_eq!(rows, 40, "{all}");
+}
+
+/// On a terminal, the lines above the bars are warnings, errors and step changes: no line per
+/// table (those stay in plain logs, as the other tests read them).
+#[tokio::test(flavor = "multi_thread")]
+async fn above_the_bars_no_line_per_table() {
+    let pair = fresh_pair("bars_quiet", false);
+    let mut sql = String::new();
+    for i in 0..30 {
+        sql.push_str(&format!(
+            "create table t{i} (id int primary key); insert into t{i} values (1);"
+        ));
+    }
+    source().psql(&pair.src, &sql);
+    pair.note_clone(false, &[]);
+    let command = format!(
+        "{} clone --source {} --target {} --dir {}",
+        env!("CARGO_BIN_EXE_neoncopy"),
+        pair.source_uri(),
+        pair.target_uri(false),
+        pair.workdir.path().display()
+    );
+    // script(1) gives the clone a terminal.
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env_remove("RUST_LOG")
+        .env_remove("NEONCOPY_NO_BARS")
+        .output()
+        .expect("run script(1)");
+    let screen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("Dump Schema: done"), "{screen}");
+    assert!(!screen.contains("copied public.t"), "{screen}");
+    assert_faithful(&pair).await;
+}
