@@ -49,6 +49,8 @@ pub struct CloneConfig {
     pub split_threshold: u64,
     pub split_max_parts: u32,
     pub maintenance_work_mem: Option<u64>,
+    /// Both connection strings came from the environment, not the command line.
+    pub connections_from_env: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +154,7 @@ impl CloneConfig {
             split_threshold: args.split_tables_larger_than,
             split_max_parts: args.split_max_parts.unwrap_or(args.table_jobs),
             maintenance_work_mem: args.maintenance_work_mem,
+            connections_from_env: args.conn.source.is_none() && args.conn.target.is_none(),
             filters: crate::filters::Filters::load_optional(args.filters.as_deref())?,
             retry: RetryPolicy {
                 retries: args.retries,

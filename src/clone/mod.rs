@@ -216,17 +216,95 @@ fn resume_hint(cfg: &CloneConfig) -> String {
     } else {
         " --not-consistent"
     };
+    // --resume takes every other setting from the work directory.
+    let connections = if cfg.connections_from_env {
+        ""
+    } else {
+        " (with the same --source and --target)"
+    };
     format!(
-        "neoncopy clone --resume{consistent} --dir {} (with the same --source and --target)",
+        "neoncopy clone --resume{consistent} --dir {}{connections}",
         cfg.dir.display()
     )
+}
+
+/// The flag of each setting `identity_settings` records, as the user types it.
+fn flag_of(key: &str) -> String {
+    match key {
+        "source" | "target" | "filters" => format!("--{key}"),
+        other => format!("--{}", other.replace('_', "-")),
+    }
+}
+
+/// A resumed run takes the recorded settings that shape the copy (the interrupted run's
+/// flags), so that `clone --resume --dir D` continues whatever it was; a flag given with
+/// --resume that says otherwise is refused, named as the user types it.
+fn adopt_recorded_settings(recorded: &serde_json::Value, cfg: &mut CloneConfig) -> Result<()> {
+    let given = identity_settings(cfg);
+    let mut conflicts = Vec::new();
+    for (key, value) in given.as_object().into_iter().flatten() {
+        let was = recorded
+            .get(key)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        if was == *value {
+            continue;
+        }
+        let flag = flag_of(key);
+        match (key.as_str(), value) {
+            // A flag left out of the resume command: the recorded value applies.
+            (_, serde_json::Value::Bool(false)) => {
+                set_flag(cfg, key, true);
+            }
+            ("filters", serde_json::Value::Null) => {
+                let text = was.as_str().unwrap_or_default();
+                cfg.filters = Some(crate::filters::Filters::parse(
+                    std::path::Path::new("(the filters of the interrupted clone)"),
+                    text,
+                )?);
+            }
+            ("source" | "target", _) => conflicts.push(format!(
+                "{flag} is {value} but the interrupted clone used {was}"
+            )),
+            ("filters", _) if was.is_null() => {
+                conflicts.push("--filters was not given to the interrupted clone".into())
+            }
+            ("filters", _) => conflicts.push(
+                "--filters names a file that differs from the one the interrupted clone read"
+                    .into(),
+            ),
+            _ => conflicts.push(format!("{flag} was not given to the interrupted clone")),
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(UsageError(format!(
+            "cannot resume: {}; drop it (--resume takes the interrupted clone's settings from --dir) \
+             or start over with --restart",
+            conflicts.join("; ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn set_flag(cfg: &mut CloneConfig, key: &str, value: bool) {
+    match key {
+        "no_owner" => cfg.no_owner = value,
+        "no_acl" => cfg.no_acl = value,
+        "no_comments" => cfg.no_comments = value,
+        "skip_extensions" => cfg.skip_extensions = value,
+        "skip_large_objects" => cfg.skip_large_objects = value,
+        "skip_vacuum" => cfg.skip_vacuum = value,
+        "skip_db_properties" => cfg.skip_db_properties = value,
+        _ => {}
+    }
 }
 
 /// The status of a run the target refused before anything was written: nothing to resume.
 const REFUSED: &str = "refused";
 
 /// What an earlier run left, when this one resumes it.
-fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
+fn check_resume(store: &Store, cfg: &mut CloneConfig) -> Result<Option<Done>> {
     let previous = store.run_info()?;
     // Nothing is removed here: a run refused by the checks that follow leaves the record of
     // the earlier one as it was (a new run keeps a copy of it when it starts: RunStart).
@@ -267,17 +345,7 @@ fn check_resume(store: &Store, cfg: &CloneConfig) -> Result<Option<Done>> {
     }
     let recorded: serde_json::Value =
         serde_json::from_str(&store.settings()?.unwrap_or_default()).unwrap_or_default();
-    let wanted = identity_settings(cfg);
-    for (key, value) in wanted.as_object().into_iter().flatten() {
-        if recorded.get(key) != Some(value) {
-            return Err(UsageError(format!(
-                "cannot resume: the interrupted clone ran with {key} = {}, this one with {key} = {value}; \
-                 resume with the same settings, or start over with --restart",
-                recorded.get(key).map(|v| v.to_string()).unwrap_or_else(|| "nothing".into())
-            ))
-            .into());
-        }
-    }
+    adopt_recorded_settings(&recorded, cfg)?;
     let was_consistent = recorded.get("consistent") != Some(&serde_json::Value::Bool(false));
     if was_consistent && cfg.snapshot == SnapshotMode::Export {
         return Err(UsageError(
@@ -296,7 +364,7 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
     let workdir = WorkDir::open(&cfg.dir)?;
     let state_path = workdir.file(STATE_FILE);
     let store = Store::open(&state_path)?;
-    let done = check_resume(&store, &cfg)?;
+    let done = check_resume(&store, &mut cfg)?;
     let previous_run = if done.is_some() {
         store.run_id()?
     } else {
