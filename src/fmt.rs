@@ -1,7 +1,9 @@
 //! Human-readable numbers and plain-text tables.
 
+/// A size in binary units, labelled as such (KiB, MiB, GiB, TiB: powers of 1024), the same
+/// units the progress bars show.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;
     while v >= 1024.0 && unit < UNITS.len() - 1 {
@@ -108,8 +110,9 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 kB");
-        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GB");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(bytes(594_361_703), "566.8 MiB");
         assert_eq!(duration(0.0123), "12ms");
         assert_eq!(duration(2.5), "2.50s");
         assert_eq!(duration(125.0), "2m05s");

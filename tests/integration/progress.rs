@@ -534,3 +534,44 @@ async fn above_the_bars_no_line_per_table() {
     assert!(!screen.contains("copied public.t"), "{screen}");
     assert_faithful(&pair).await;
 }
+
+/// Sizes are binary units labelled as such, the same as the bars' (566.8 MiB, never a
+/// "566.8 MB" that means 1024² bytes): in list, check and the clone's summary.
+#[tokio::test(flavor = "multi_thread")]
+async fn sizes_are_labelled_in_binary_units() {
+    let pair = fresh_pair("size_units", false);
+    source().psql(
+        &pair.src,
+        "create table wide (id int primary key, pad text); \
+         insert into wide select g, repeat('x', 1000) from generate_series(1, 3000) g;",
+    );
+    let tables = list(&["tables", "--source", &pair.source_uri()], None);
+    let check = neoncopy(
+        &[
+            "check".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--target".into(),
+            pair.target_uri(false),
+        ],
+        &[],
+    );
+    let clone = pair.clone_ok(false, &[]);
+    for (what, out) in [
+        ("list tables", &tables),
+        ("check", &check),
+        ("clone", &clone),
+    ] {
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(out));
+        assert!(
+            text.contains(" MiB") || text.contains(" KiB"),
+            "{what}: {text}"
+        );
+        for wrong in [" kB", " MB", " GB"] {
+            assert!(
+                !text.lines().any(|l| l.contains(wrong) && !l.contains("--")),
+                "{what} says {wrong:?}: {text}"
+            );
+        }
+    }
+}
