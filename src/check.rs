@@ -644,18 +644,46 @@ impl std::fmt::Display for ChecksFailed {
 impl std::error::Error for ChecksFailed {}
 
 pub fn render(checks: &[Check]) -> String {
-    let rows: Vec<Vec<String>> = checks
+    render_width(checks, fmt::terminal_width())
+}
+
+/// One block per check, laid out in `width` columns: the check's name and result, its details
+/// wrapped beside them, and the fix (for a warning or failure) on lines of its own.
+pub fn render_width(checks: &[Check], width: usize) -> String {
+    let name_w = checks
         .iter()
-        .map(|c| {
-            vec![
-                c.check.to_string(),
-                c.status.to_string(),
-                c.detail.clone(),
-                c.fix.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let mut out = fmt::table(&["Check", "Result", "Details", "Fix"], &[false; 4], &rows);
+        .map(|c| c.check.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max("Check".len());
+    let result_w = "warning".len();
+    let indent = name_w + 2 + result_w + 2;
+    let text_w = width.saturating_sub(indent).max(30);
+    let mut out = format!("{:<name_w$}  {:<result_w$}  Details\n", "Check", "Result");
+    out.push_str(&format!(
+        "{}  {}  {}\n",
+        "-".repeat(name_w),
+        "-".repeat(result_w),
+        "-".repeat(text_w.min(60))
+    ));
+    for c in checks {
+        let mut lines = fmt::wrap(&c.detail, text_w).into_iter();
+        out.push_str(&format!(
+            "{:<name_w$}  {:<result_w$}  {}\n",
+            c.check,
+            c.status.to_string(),
+            lines.next().unwrap_or_default()
+        ));
+        for l in lines {
+            out.push_str(&format!("{}{l}\n", " ".repeat(indent)));
+        }
+        if let Some(fix) = &c.fix {
+            for (i, l) in fmt::wrap(fix, text_w - 5).into_iter().enumerate() {
+                let lead = if i == 0 { "fix: " } else { "     " };
+                out.push_str(&format!("{}{lead}{l}\n", " ".repeat(indent)));
+            }
+        }
+    }
     let fails = checks.iter().filter(|c| c.status == Status::Fail).count();
     let warns = checks.iter().filter(|c| c.status == Status::Warn).count();
     out.push_str(&format!(
@@ -664,4 +692,33 @@ pub fn render(checks: &[Check]) -> String {
         checks.len() - fails - warns
     ));
     out
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn lines_fit_the_width_and_fixes_stand_apart() {
+        let checks = vec![
+            pass("source connection", "PostgreSQL 15.18, local, not encrypted"),
+            fail(
+                "schema",
+                "the target refuses EVENT TRIGGER no_alter_table: ERROR: permission denied to create event trigger \"no_alter_table\" (SQLSTATE 42501); hint: Must be superuser to create an event trigger.",
+                "clone with a target role that may create it (a superuser), or remove it from the source",
+            ),
+        ];
+        for width in [60, 80, 100] {
+            let text = render_width(&checks, width);
+            for line in text.lines() {
+                assert!(line.chars().count() <= width, "{width}: {line:?}\n{text}");
+            }
+            assert!(
+                text.lines()
+                    .any(|l| l.trim_start().starts_with("fix: clone with")),
+                "{text}"
+            );
+            assert!(text.contains("2 check(s): 1 passed, 0 warning(s), 1 failed"));
+        }
+    }
 }

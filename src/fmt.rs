@@ -60,6 +60,44 @@ pub fn count(n: u64) -> String {
 
 /// A plain-text table: a header line, a rule, and the rows; columns marked `right` are
 /// right-aligned (numbers), the others left-aligned.
+/// Splits text into lines of at most `width` characters at spaces (a word longer than that
+/// is cut).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(10);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(word.drain(..width).collect());
+        }
+        let word: String = word.into_iter().collect();
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// The width to lay text out in: the terminal's, else 100 columns.
+pub fn terminal_width() -> usize {
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, cols)| cols as usize)
+        .filter(|c| *c >= 40)
+        .unwrap_or(100)
+}
+
 pub fn table(headers: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -113,6 +151,24 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
         assert_eq!(bytes(594_361_703), "566.8 MiB");
+    }
+
+    #[test]
+    fn wrapping() {
+        assert_eq!(wrap("a bb ccc dddd", 10), vec!["a bb ccc", "dddd"]);
+        assert_eq!(wrap("aaaa bbbb cccc", 10), vec!["aaaa bbbb", "cccc"]);
+        assert_eq!(wrap("", 20), vec![""]);
+        let long = "x".repeat(25);
+        assert_eq!(
+            wrap(&format!("a {long} b"), 10),
+            vec!["a", &long[..10], &long[..10], "xxxxx b"]
+        );
+        for l in wrap(
+            "the target refuses EVENT TRIGGER no_alter_table: permission denied",
+            20,
+        ) {
+            assert!(l.chars().count() <= 20, "{l}");
+        }
         assert_eq!(duration(0.0123), "12ms");
         assert_eq!(duration(2.5), "2.50s");
         assert_eq!(duration(125.0), "2m05s");
