@@ -155,7 +155,7 @@ _neoncopy() {
             return 0
             ;;
         neoncopy__subcmd__check)
-            opts="-v -q -h -V --source --target --table-jobs --index-jobs --restore-jobs --no-owner --filters --no-acl --skip-extensions --skip-large-objects --drop-if-exists --json --log-format --verbose --quiet --help --version"
+            opts="-v -q -h -V --source --target --dir --table-jobs --index-jobs --restore-jobs --split-tables-larger-than --split-max-parts --maintenance-work-mem --no-owner --no-acl --no-comments --skip-extensions --skip-large-objects --skip-vacuum --skip-db-properties --filters --drop-if-exists --not-consistent --snapshot --resume --restart --retries --retry-delay --retry-max-delay --json --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +166,10 @@ _neoncopy() {
                     return 0
                     ;;
                 --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -181,7 +185,35 @@ _neoncopy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --split-tables-larger-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --split-max-parts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --maintenance-work-mem)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --filters)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --snapshot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-delay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-max-delay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -187,17 +187,31 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_se
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l source -d 'Source connection string (postgresql:// URI or key=value); also read from NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l target -d 'Target connection string (postgresql:// URI or key=value); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l table-jobs -d 'As for clone: tables copied at the same time' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l index-jobs -d 'As for clone: indexes built at the same time' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restore-jobs -d 'As for clone: sessions validating big foreign keys in the final schema step' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l filters -d 'As for clone: what to copy (extensions the file leaves out need not exist on the target); an INI file in pgcopydb\'s format' -r -F
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l dir -d 'Work directory for the schema archive, restore lists and logs [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l table-jobs -d 'Number of tables copied at the same time' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l index-jobs -d 'Number of indexes and constraints built at the same time' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restore-jobs -d 'Sessions validating foreign keys on big tables side by side in the final schema step' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l split-tables-larger-than -d 'Tables larger than this (heap plus TOAST) are copied in parts at the same time: 500MB, 1GB, 10GiB, or bytes; 0 never splits' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l split-max-parts -d 'Most parts one table is split into [default: --table-jobs]' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l maintenance-work-mem -d 'maintenance_work_mem of the index builds (e.g. 1GB; the server\'s default otherwise)' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l filters -d 'What to copy: an INI file with sections include-only-schema, exclude-schema, include-only-table, exclude-table, exclude-index, exclude-table-data, include-only-extension, exclude-extension (pgcopydb\'s format; ~/regex/ patterns)' -r -F
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l snapshot -d 'Use this already exported snapshot (from pg_export_snapshot() in a transaction the caller keeps open) instead of exporting one' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l retries -d 'How many times a failed step, table or index is tried again after a transient error (lost connection, server restart, a serverless compute waking up)' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l retry-delay -d 'Seconds to wait before the first retry; the wait doubles each time (with jitter)' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l retry-max-delay -d 'Longest wait between two retries, in seconds' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l log-format -d 'How log lines are written: human-readable text, or one JSON object per line' -r -f -a "text\t''
 json\t''"
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l no-owner -d 'As for clone: objects will belong to the target role'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l no-acl -d 'As for clone: privileges are not copied'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l skip-extensions -d 'As for clone: extensions must already exist on the target'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l skip-large-objects -d 'As for clone: large objects are not copied'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l drop-if-exists -d 'As for clone: a target holding tables is accepted'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l no-owner -d 'Do not set ownership of objects to match the source (needed when the target role is not a superuser, as on Neon)'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l no-acl -d 'Do not copy privileges (GRANT/REVOKE)'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l no-comments -d 'Do not copy comments'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l skip-extensions -d 'Do not create extensions (they must already exist on the target)'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l skip-large-objects -d 'Do not copy large objects'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l skip-vacuum -d 'Do not analyze tables after loading them'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l skip-db-properties -d 'Do not copy database-level settings (ALTER DATABASE ... SET) and the database comment'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l drop-if-exists -d 'Drop the source\'s objects from the target first (DROP ... IF EXISTS), allowing a target that already holds tables'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l not-consistent -d 'Do not use one snapshot for all readers: faster to start, but the copy is not consistent if the source is being written to'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l resume -d 'Continue the interrupted clone recorded in --dir: what is done is skipped, what was under way is redone from scratch. Its snapshot ended with it, so add --not-consistent (or --snapshot ID) unless it was not consistent itself'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restart -d 'Forget the clone recorded in --dir and start over'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l json -d 'Print JSON instead of a table'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -s v -l verbose -d 'Print more detail (debug logs); RUST_LOG overrides both --verbose and --quiet'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -s q -l quiet -d 'Print only warnings and errors'

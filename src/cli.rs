@@ -73,48 +73,9 @@ Example:
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
+    /// Every option of clone: those that shape the copy shape the checks.
     #[command(flatten)]
-    pub conn: ConnectionArgs,
-
-    /// As for clone: tables copied at the same time
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub table_jobs: u32,
-
-    /// As for clone: indexes built at the same time
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub index_jobs: u32,
-
-    /// As for clone: sessions validating big foreign keys in the final schema step
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub restore_jobs: u32,
-
-    /// As for clone: objects will belong to the target role
-    #[arg(long)]
-    pub no_owner: bool,
-
-    /// As for clone: what to copy (extensions the file leaves out need not exist on the
-    /// target); an INI file in pgcopydb's format
-    #[arg(long, value_name = "FILE")]
-    pub filters: Option<PathBuf>,
-
-    /// As for clone: privileges are not copied
-    #[arg(long)]
-    pub no_acl: bool,
-
-    /// As for clone: extensions must already exist on the target
-    #[arg(long)]
-    pub skip_extensions: bool,
-
-    /// As for clone: large objects are not copied
-    #[arg(long)]
-    pub skip_large_objects: bool,
-
-    /// As for clone: a target holding tables is accepted
-    #[arg(long)]
-    pub drop_if_exists: bool,
+    pub clone: CloneArgs,
 
     /// Print JSON instead of a table
     #[arg(long)]

@@ -45,20 +45,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(cmd) => neoncopy::list::run(cmd).await,
         Command::Compare(cmd) => neoncopy::compare::run(cmd).await,
         Command::Check(args) => {
-            let (source, target) = neoncopy::config::connections(&args.conn)?;
-            let opts = neoncopy::check::Options {
-                table_jobs: args.table_jobs as usize,
-                index_jobs: args.index_jobs as usize,
-                restore_jobs: args.restore_jobs as usize,
-                no_owner: args.no_owner,
-                no_acl: args.no_acl,
-                skip_extensions: args.skip_extensions,
-                skip_large_objects: args.skip_large_objects,
-                drop_if_exists: args.drop_if_exists,
-                filters: neoncopy::filters::Filters::load_optional(args.filters.as_deref())?,
-            };
-            let source = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Source, source)?;
-            let target = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Target, target)?;
+            let cfg = CloneConfig::from_args(&args.clone)?;
+            let opts = cfg.check_options();
+            let source = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Source, cfg.source)?;
+            let target = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Target, cfg.target)?;
             if let Some(f) = &opts.filters {
                 // A filter entry that names nothing is refused before the checks (exit 2).
                 if let Ok(client) = source.connect_preflight().await {

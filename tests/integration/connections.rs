@@ -317,3 +317,55 @@ async fn pooler_host_names_are_refused_with_the_direct_host() {
         stderr(&out)
     );
 }
+
+/// check takes every option clone takes (README: "same options as the clone"), so that a
+/// clone command line can be checked by changing one word.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_takes_every_clone_option() {
+    let pair = fresh_pair("check_options", false);
+    source().psql(&pair.src, &fixture("users"));
+    let clone_line = [
+        "--dir",
+        &pair.workdir.path().display().to_string(),
+        "--table-jobs",
+        "2",
+        "--index-jobs",
+        "2",
+        "--restore-jobs",
+        "2",
+        "--split-tables-larger-than",
+        "1GB",
+        "--split-max-parts",
+        "2",
+        "--maintenance-work-mem",
+        "256MB",
+        "--no-owner",
+        "--no-acl",
+        "--no-comments",
+        "--skip-vacuum",
+        "--skip-db-properties",
+        "--skip-large-objects",
+        "--not-consistent",
+        "--retries",
+        "2",
+        "--retry-delay",
+        "0.1",
+        "--retry-max-delay",
+        "1",
+    ]
+    .map(str::to_string);
+    let mut args = vec![
+        "check".to_string(),
+        "--source".into(),
+        pair.source_uri(),
+        "--target".into(),
+        pair.target_uri(false),
+    ];
+    args.extend(clone_line.iter().cloned());
+    let out = neoncopy(&args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // And the same line clones.
+    args[0] = "clone".into();
+    let out = neoncopy(&args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
