@@ -272,9 +272,8 @@ async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<
     }
     let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     let versions: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-    let superuser: bool = target.query_one(sql::CURRENT_ROLE, &[]).await.db()?.get(1);
     let mut unavailable = Vec::new();
-    let mut untrusted = Vec::new();
+    let mut refused: Vec<(String, String)> = Vec::new();
     let mut other_version = Vec::new();
     for r in target
         .query(sql::EXTENSION_AVAILABILITY, &[&names, &versions])
@@ -294,8 +293,15 @@ async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<
         if !available || opts.skip_extensions {
             unavailable.push(name);
         } else {
-            if !superuser && !trusted {
-                untrusted.push(name.clone());
+            // Whether the target lets this role create it is decided by trying (a managed
+            // service may allow what vanilla PostgreSQL reserves to superusers).
+            if let Some(error) = try_create_extension(target, &name).await? {
+                let why = if trusted {
+                    error
+                } else {
+                    format!("{error}; it is not trusted")
+                };
+                refused.push((name.clone(), why));
             }
             if !version_ok {
                 other_version.push(name);
@@ -319,14 +325,21 @@ async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<
         };
         return Ok(fail("extensions", detail, fix));
     }
-    if !untrusted.is_empty() {
+    if !refused.is_empty() {
+        let untrusted = refused
+            .iter()
+            .all(|(_, why)| why.ends_with("it is not trusted"));
+        let names: Vec<String> = refused.iter().map(|(n, _)| n.clone()).collect();
+        let why: Vec<String> = refused.iter().map(|(n, w)| format!("{n}: {w}")).collect();
+        let lead = if untrusted {
+            "these extensions are not trusted, and the target refuses to create them"
+        } else {
+            "the target refuses to create these extensions"
+        };
         return Ok(fail(
             "extensions",
-            format!(
-                "these extensions are not trusted, so only a superuser can create them on the target: {}",
-                preview(&untrusted)
-            ),
-            "have an administrator create them on the target first, or connect as a superuser",
+            format!("{lead}: {} ({})", preview(&names), why.join("; ")),
+            "have an administrator create them on the target first, or connect as a role that may",
         ));
     }
     if !other_version.is_empty() {
@@ -346,6 +359,32 @@ async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<
             names.len()
         ),
     ))
+}
+
+/// Creates the extension (with what it requires) in a transaction that is rolled back: None
+/// when the target lets this role do it, else what the target said.
+async fn try_create_extension(target: &Client, name: &str) -> Result<Option<String>> {
+    target
+        .batch_execute("begin")
+        .await
+        .db()
+        .context("begin a trial transaction on the target")?;
+    let tried = target
+        .batch_execute(&format!(
+            "create extension if not exists {} cascade",
+            sql::ident(name)
+        ))
+        .await;
+    target
+        .batch_execute("rollback")
+        .await
+        .db()
+        .context("roll back the trial on the target")?;
+    match tried {
+        Ok(()) => Ok(None),
+        Err(e) if e.as_db_error().is_some() => Ok(Some(crate::pg::describe_error(&e))),
+        Err(e) => Err(crate::pg::db_err(e)),
+    }
 }
 
 async fn connections(source: &Client, target: &Client, opts: &Options) -> Result<Check> {

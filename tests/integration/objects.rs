@@ -464,3 +464,57 @@ async fn extension_configuration_tables_carry_user_rows_once() {
     .await;
     assert_eq!(n, 0);
 }
+
+/// Whether the target may create an extension is decided by trying, not by its trusted flag:
+/// neoncopy_test_config is not trusted but needs no superuser, so the managed-style role may
+/// create it (as a managed service may allow extensions vanilla PostgreSQL reserves); a
+/// really refused one (pg_visibility) is named with what the target said.
+#[tokio::test(flavor = "multi_thread")]
+async fn extensions_are_judged_by_trying_them_on_the_target() {
+    let pair = fresh_pair("ext_trial", true);
+    source().psql(
+        &pair.src,
+        "create extension neoncopy_test_config; insert into settings values ('mine', 'x', false);",
+    );
+    let args = |cmd: &str| {
+        vec![
+            cmd.to_string(),
+            "--json".into(),
+            "--source".into(),
+            pair.source_uri(),
+            "--target".into(),
+            pair.target_uri(true),
+            "--no-owner".into(),
+            "--no-acl".into(),
+        ]
+    };
+    let out = neoncopy(&args("check"), &[]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ext = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "extensions")
+        .unwrap()
+        .clone();
+    assert_eq!(ext["status"], "pass", "{ext}");
+    pair.clone_ok(true, &[]);
+    assert_faithful(&pair).await;
+    // pg_visibility needs a superuser: the target's own words are reported.
+    source().psql(&pair.src, "create extension pg_visibility;");
+    let out = neoncopy(&args("check"), &[]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ext = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "extensions")
+        .unwrap()
+        .clone();
+    assert_eq!(ext["status"], "fail", "{ext}");
+    let detail = ext["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("pg_visibility") && detail.contains("permission denied"),
+        "{ext}"
+    );
+}
