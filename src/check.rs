@@ -116,11 +116,74 @@ pub async fn on_connections(
             ));
         }
     }
+    out.push(source_privileges(source, opts).await?);
     out.push(target_role(source, target, opts).await?);
     out.extend(roles(source, target, opts).await?);
     out.push(extensions(source, target, opts).await?);
     out.push(connections(source, target, opts).await?);
     Ok(out)
+}
+
+/// Whether the source role can read what the clone reads: every selected table, view,
+/// materialized view and sequence (pg_dump locks and reads them), and every large object.
+async fn source_privileges(source: &Client, opts: &Options) -> Result<Check> {
+    let excluded: std::collections::HashSet<u32> = match &opts.filters {
+        Some(f) => crate::filters::Selection::compute(source, Some(f), opts.skip_extensions)
+            .await
+            .context("apply --filters")?
+            .excluded_relations
+            .keys()
+            .copied()
+            .collect(),
+        None => Default::default(),
+    };
+    let version: i32 = source
+        .query_one(sql::SERVER_VERSION, &[])
+        .await
+        .db()?
+        .get(0);
+    let unreadable: Vec<String> = source
+        .query(&sql::unreadable_relations(), &[])
+        .await
+        .db()
+        .context("look up the source role's privileges")?
+        .into_iter()
+        .filter(|r| !excluded.contains(&(r.get::<_, i64>(0) as u32)))
+        .map(|r| r.get(1))
+        .collect();
+    let los: i64 = if opts.skip_large_objects {
+        0
+    } else {
+        source
+            .query_one(&sql::unreadable_large_objects(version), &[])
+            .await
+            .db()
+            .context("look up the source role's privileges on large objects")?
+            .get(0)
+    };
+    if unreadable.is_empty() && los == 0 {
+        return Ok(pass(
+            "source privileges",
+            "the source role can read every table, sequence and large object to copy",
+        ));
+    }
+    let mut what = Vec::new();
+    if !unreadable.is_empty() {
+        what.push(format!(
+            "{} relation(s): {}",
+            unreadable.len(),
+            preview(&unreadable)
+        ));
+    }
+    if los > 0 {
+        what.push(format!("{los} large object(s)"));
+    }
+    Ok(fail(
+        "source privileges",
+        format!("the source role cannot read {}", what.join(" and ")),
+        "connect to the source as a role that can read everything (the database owner, a superuser, \
+         or a member of pg_read_all_data), or leave those objects out with --filters",
+    ))
 }
 
 async fn target_role(source: &Client, target: &Client, opts: &Options) -> Result<Check> {

@@ -711,6 +711,41 @@ pub fn grantees() -> String {
     )
 }
 
+/// Relations of the user's schemas (not an extension's) the connected role cannot read:
+/// oid and quoted name.
+pub fn unreadable_relations() -> String {
+    format!(
+        "select c.oid::int8, pg_catalog.format('%I.%I', n.nspname, c.relname) \
+         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+         where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and {SYSTEM_SCHEMA_FILTER} \
+           and not exists (select 1 from pg_catalog.pg_depend d \
+                           where d.classid = 'pg_catalog.pg_class'::regclass \
+                             and d.objid = c.oid and d.deptype = 'e') \
+           and not pg_catalog.has_table_privilege(c.oid, 'select') \
+         order by 2"
+    )
+}
+
+/// How many large objects the connected role cannot read.
+pub fn unreadable_large_objects(server_version: i32) -> String {
+    if server_version >= 170000 {
+        "select count(*)::int8 from pg_catalog.pg_largeobject_metadata m \
+         where not pg_catalog.has_largeobject_privilege(m.oid, 'select')"
+            .to_string()
+    } else {
+        // Before 17 there is no has_largeobject_privilege: the owner, a superuser and the
+        // roles granted SELECT (or PUBLIC) may read one, unless lo_compat_privileges is on.
+        "select count(*)::int8 from pg_catalog.pg_largeobject_metadata m \
+         where not (select rolsuper from pg_catalog.pg_roles where rolname = current_user) \
+           and current_setting('lo_compat_privileges') = 'off' \
+           and not pg_catalog.pg_has_role(m.lomowner, 'usage') \
+           and not exists (select 1 from pg_catalog.aclexplode(m.lomacl) a \
+                           where a.privilege_type = 'SELECT' \
+                             and (a.grantee = 0 or pg_catalog.pg_has_role(a.grantee, 'usage')))"
+            .to_string()
+    }
+}
+
 /// Which of the roles in $1 do not exist here.
 pub const MISSING_ROLES: &str = "select r from unnest($1::text[]) r \
      where not exists (select 1 from pg_catalog.pg_roles where rolname = r) order by 1";

@@ -369,3 +369,57 @@ async fn check_takes_every_clone_option() {
     let out = neoncopy(&args, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A source role that cannot read the tables passed every check and then failed in pg_dump
+/// ("permission denied for table"): check (and clone, before anything is written) now says
+/// which relations and large objects it cannot read.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_finds_what_the_source_role_cannot_read() {
+    let pair = fresh_pair("check_privileges", false);
+    source().psql(&pair.src, &fixture("users"));
+    source().psql(&pair.src, &fixture("large_objects"));
+    source().try_psql("postgres", "create role weak_reader login");
+    source().psql(
+        &pair.src,
+        "grant usage on schema public to weak_reader; grant select on lo_refs to weak_reader;",
+    );
+    let weak = source().uri_as(&pair.src, "weak_reader");
+    let (code, checks) = check(&[
+        "--source".into(),
+        weak.clone(),
+        "--target".into(),
+        pair.target_uri(false),
+    ]);
+    assert_eq!(code, Some(1));
+    let p = find(&checks, "source privileges");
+    assert_eq!(p["status"], "fail", "{p}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("public.users") && detail.contains("public.users_id_seq"),
+        "{p}"
+    );
+    assert!(!detail.contains("lo_refs"), "{p}");
+    assert!(detail.contains("3 large object(s)"), "{p}");
+    let out = neoncopy(
+        &[
+            "clone".into(),
+            "--source".into(),
+            weak,
+            "--target".into(),
+            pair.target_uri(false),
+            "--dir".into(),
+            pair.workdir.path().display().to_string(),
+        ],
+        &[],
+    );
+    assert_one_line_error(&out, 1, "source privileges: the source role cannot read");
+    assert_eq!(pair.target_relations().await, 0);
+    // The owner can: the check passes.
+    let (_, checks) = check(&[
+        "--source".into(),
+        pair.source_uri(),
+        "--target".into(),
+        pair.target_uri(false),
+    ]);
+    assert_eq!(find(&checks, "source privileges")["status"], "pass");
+}
