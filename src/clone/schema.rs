@@ -62,7 +62,7 @@ pub async fn pg_dump(
     args.extend(selection.pg_dump_args());
     args.push(format!(
         "--dbname={}",
-        source.params.to_libpq_without_secrets()
+        source.params.to_libpq_for_client(tools.major)?
     ));
     tools::run(&tools.pg_dump, &args, &source.params, "pg_dump").await?;
     Ok(())

@@ -163,6 +163,25 @@ impl ConnParams {
             .join(" ")
     }
 
+    /// The connection string for a libpq client program of major version `client_major`,
+    /// without secrets. `sslrootcert=system` (the system's trusted roots) exists in libpq
+    /// from 16: for an older client it becomes the path of the system's CA bundle.
+    pub fn to_libpq_for_client(&self, client_major: u32) -> anyhow::Result<String> {
+        if client_major >= 16 || self.get("sslrootcert") != Some("system") {
+            return Ok(self.to_libpq_without_secrets());
+        }
+        let bundle = system_ca_bundle().ok_or_else(|| {
+            anyhow::anyhow!(
+                "sslrootcert=system needs pg_dump 16 or newer, and no system CA bundle was found \
+                 to give pg_dump {client_major} instead: install postgresql-client-16 or newer, \
+                 or set sslrootcert to the path of the CA certificates"
+            )
+        })?;
+        let mut copy = self.clone();
+        copy.set("sslrootcert", &bundle.display().to_string());
+        Ok(copy.to_libpq_without_secrets())
+    }
+
     /// Environment variables that give a child process the secrets left out of its arguments.
     pub fn child_env(&self) -> Vec<(&'static str, String)> {
         let mut env = Vec::new();
@@ -499,6 +518,24 @@ fn parse_uri(s: &str) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// The system's bundle of trusted CA certificates, where the distributions put it
+/// (SSL_CERT_FILE first).
+pub fn system_ca_bundle() -> Option<std::path::PathBuf> {
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    from_env
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/ca-bundle.pem",
+                "/etc/ssl/cert.pem",
+            ]
+            .map(std::path::PathBuf::from),
+        )
+        .find(|p| p.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +565,37 @@ mod tests {
         assert_eq!(p.get("sslmode"), Some("require"));
         assert_eq!(p.get("channel_binding"), Some("require"));
         assert_eq!(p.get("options"), Some("endpoint=ep-cool-1"));
+    }
+
+    #[test]
+    fn system_roots_for_clients_before_16() {
+        let p = parse(
+            "postgresql://u:secret@ep-1.aws.neon.tech/db?sslmode=verify-full&sslrootcert=system",
+        );
+        let new = p.to_libpq_for_client(17).unwrap();
+        assert!(new.contains("sslrootcert=system"), "{new}");
+        assert!(!new.contains("secret"), "{new}");
+        match system_ca_bundle() {
+            Some(bundle) => {
+                let old = p.to_libpq_for_client(15).unwrap();
+                assert!(
+                    old.contains(&format!("sslrootcert={}", bundle.display())),
+                    "{old}"
+                );
+                assert!(!old.contains("sslrootcert=system"), "{old}");
+                assert!(old.contains("sslmode=verify-full"), "{old}");
+            }
+            None => {
+                let err = p.to_libpq_for_client(15).unwrap_err().to_string();
+                assert!(err.contains("postgresql-client-16"), "{err}");
+            }
+        }
+        // Other roots are left alone for any client.
+        let q = parse("postgresql://u@h/db?sslrootcert=/etc/ca.pem");
+        assert!(q
+            .to_libpq_for_client(12)
+            .unwrap()
+            .contains("sslrootcert=/etc/ca.pem"));
     }
 
     #[test]
