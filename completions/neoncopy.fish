@@ -37,7 +37,7 @@ complete -c neoncopy -n "__fish_neoncopy_needs_command" -f -a "check" -d 'Check 
 complete -c neoncopy -n "__fish_neoncopy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l source -d 'Source connection string (postgresql:// URI or key=value); also read from NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l target -d 'Target connection string (postgresql:// URI or key=value); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l dir -d 'Work directory for the schema archive, restore lists and logs [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l dir -d 'Work directory for the schema archive, restore lists, the run\'s record and its log (neoncopy.log) [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l table-jobs -d 'Number of tables copied at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l index-jobs -d 'Number of indexes and constraints built at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l restore-jobs -d 'Sessions validating foreign keys on big tables side by side in the final schema step' -r
@@ -156,7 +156,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and not __fis
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from schema" -l source -d 'Source connection string (postgresql:// URI or key=value); also read from NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from schema" -l target -d 'Target connection string (postgresql:// URI or key=value); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from schema" -l filters -d 'Compare only what a clone with these filters copies: an INI file with sections include-only-schema, exclude-schema, include-only-table, exclude-table, exclude-index, exclude-table-data, include-only-extension, exclude-extension (pgcopydb\'s format; ~/regex/ patterns)' -r -F
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from schema" -l dir -d 'Work directory where the result is recorded [default: $TMPDIR/neoncopy]' -r -F
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from schema" -l dir -d 'Work directory where the result is recorded [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from schema" -l log-format -d 'How log lines are written: human-readable text, or one JSON object per line' -r -f -a "text\t''
 json\t''"
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from schema" -l compare-owners -d 'Compare owners too'
@@ -169,10 +169,10 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_se
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l source -d 'Source connection string (postgresql:// URI or key=value); also read from NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l target -d 'Target connection string (postgresql:// URI or key=value); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l filters -d 'Compare only what a clone with these filters copies: an INI file with sections include-only-schema, exclude-schema, include-only-table, exclude-table, exclude-index, exclude-table-data, include-only-extension, exclude-extension (pgcopydb\'s format; ~/regex/ patterns)' -r -F
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l dir -d 'Work directory where the result is recorded [default: $TMPDIR/neoncopy]' -r -F
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l dir -d 'Work directory where the result is recorded [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l table-jobs -d 'Tables checksummed at the same time on each server' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l split-tables-larger-than -d 'Tables larger than this are checksummed in parts: 500MB, 1GB, 10GiB, or bytes' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l split-max-parts -d 'Most parts one table is cut into' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l split-max-parts -d 'Most parts one table is cut into [default: --table-jobs]' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l snapshot -d 'Read the source in this exported snapshot' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from data" -l log-format -d 'How log lines are written: human-readable text, or one JSON object per line' -r -f -a "text\t''
 json\t''"
@@ -187,7 +187,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_se
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand compare; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l source -d 'Source connection string (postgresql:// URI or key=value); also read from NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l target -d 'Target connection string (postgresql:// URI or key=value); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l dir -d 'Work directory for the schema archive, restore lists and logs [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l dir -d 'Work directory for the schema archive, restore lists, the run\'s record and its log (neoncopy.log) [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l table-jobs -d 'Number of tables copied at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l index-jobs -d 'Number of indexes and constraints built at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restore-jobs -d 'Sessions validating foreign keys on big tables side by side in the final schema step' -r

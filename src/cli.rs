@@ -216,8 +216,8 @@ pub struct CloneArgs {
     #[command(flatten)]
     pub conn: ConnectionArgs,
 
-    /// Work directory for the schema archive, restore lists and logs
-    /// [default: $TMPDIR/neoncopy, else /tmp/neoncopy]
+    /// Work directory for the schema archive, restore lists, the run's record and its log
+    /// (neoncopy.log) [default: $TMPDIR/neoncopy, else /tmp/neoncopy]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
@@ -382,7 +382,8 @@ pub struct CompareSchemaArgs {
     #[arg(long, value_name = "FILE")]
     pub filters: Option<PathBuf>,
 
-    /// Work directory where the result is recorded [default: $TMPDIR/neoncopy]
+    /// Work directory where the result is recorded [default: $TMPDIR/neoncopy, else
+    /// /tmp/neoncopy]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
@@ -410,7 +411,8 @@ pub struct CompareDataArgs {
     #[arg(long, value_name = "FILE")]
     pub filters: Option<PathBuf>,
 
-    /// Work directory where the result is recorded [default: $TMPDIR/neoncopy]
+    /// Work directory where the result is recorded [default: $TMPDIR/neoncopy, else
+    /// /tmp/neoncopy]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
@@ -423,10 +425,9 @@ pub struct CompareDataArgs {
     #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = parse_size_arg)]
     pub split_tables_larger_than: u64,
 
-    /// Most parts one table is cut into
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub split_max_parts: u32,
+    /// Most parts one table is cut into [default: --table-jobs]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub split_max_parts: Option<u32>,
 
     /// Read each source table at its own moment instead of in one snapshot
     #[arg(long, conflicts_with = "snapshot")]

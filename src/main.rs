@@ -4,7 +4,28 @@ use neoncopy::config::{CloneConfig, UsageError};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// The log file of a clone in its work directory (neoncopy.log, appended to, as pgcopydb
+/// keeps one): every line at info (debug with -v), per-table lines included.
+fn clone_log_file(cli: &Cli) -> Option<std::fs::File> {
+    let Command::Clone(args) = &cli.command else {
+        return None;
+    };
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(neoncopy::config::default_dir);
+    neoncopy::workdir::create_private_dir(&dir).ok()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("neoncopy.log"))
+        .ok()
+}
+
 fn init_logging(cli: &Cli) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     // Above a clone's progress bars go warnings, errors and step changes, not a line per table.
     let bars = matches!(cli.command, Command::Clone(_))
         && matches!(cli.log_format, LogFormat::Text)
@@ -21,14 +42,29 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let screen = tracing_subscriber::fmt::layer()
         .with_writer(neoncopy::progress::LogWriter)
         .with_target(false);
-    match cli.log_format {
-        LogFormat::Text => builder.with_ansi(ansi).init(),
-        LogFormat::Json => builder.json().with_ansi(false).init(),
-    }
+    let screen = match cli.log_format {
+        LogFormat::Text => screen.with_ansi(ansi).with_filter(filter).boxed(),
+        LogFormat::Json => screen.json().with_ansi(false).with_filter(filter).boxed(),
+    };
+    let file = clone_log_file(cli).map(|f| {
+        let level = if cli.verbose {
+            "neoncopy=debug,info"
+        } else {
+            "info"
+        };
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::sync::Mutex::new(f))
+            .with_target(false)
+            .with_ansi(false)
+            .with_filter(EnvFilter::new(level))
+    });
+    tracing_subscriber::registry()
+        .with(screen)
+        .with(file)
+        .init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -39,7 +75,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.show_bars = neoncopy::progress::wanted(quiet);
             let dir = cfg.dir.clone();
             let summary = neoncopy::clone::run(cfg).await?;
-            neoncopy::fmt::out(&neoncopy::report::render_clone_summary(&summary, &dir))?;
+            if !quiet {
+                neoncopy::fmt::out(&neoncopy::report::render_clone_summary(&summary, &dir))?;
+            }
             Ok(())
         }
         Command::List(cmd) => neoncopy::list::run(cmd).await,

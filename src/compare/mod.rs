@@ -155,7 +155,7 @@ async fn compare_data(a: CompareDataArgs) -> Result<bool> {
     let opts = data::Options {
         table_jobs: a.table_jobs as usize,
         split_threshold: a.split_tables_larger_than,
-        max_parts: a.split_max_parts,
+        max_parts: a.split_max_parts.unwrap_or(a.table_jobs),
         lc_monetary,
     };
     let start = std::time::Instant::now();

@@ -575,3 +575,23 @@ async fn sizes_are_labelled_in_binary_units() {
         }
     }
 }
+
+/// --quiet prints nothing but warnings and errors, not even the closing summary; the work
+/// directory keeps the run's log (neoncopy.log), per-table lines included.
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_is_quiet_and_the_log_is_kept_in_the_work_directory() {
+    let pair = fresh_pair("quiet_log", false);
+    source().psql(&pair.src, &fixture("users"));
+    let out = pair.clone_ok(false, &["--quiet"]);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!stderr(&out).contains("INFO"), "{}", stderr(&out));
+    let log = std::fs::read_to_string(pair.workdir.path().join("neoncopy.log"))
+        .expect("neoncopy.log in the work directory");
+    assert!(log.contains("copied public.users"), "{log}");
+    assert!(log.contains("clone done in"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no escape codes in the log file");
+}
