@@ -728,12 +728,12 @@ pub fn unreadable_relations() -> String {
 
 /// How many large objects the connected role cannot read.
 pub fn unreadable_large_objects(server_version: i32) -> String {
-    if server_version >= 170000 {
+    if server_version >= 180000 {
         "select count(*)::int8 from pg_catalog.pg_largeobject_metadata m \
          where not pg_catalog.has_largeobject_privilege(m.oid, 'select')"
             .to_string()
     } else {
-        // Before 17 there is no has_largeobject_privilege: the owner, a superuser and the
+        // Before 18 there is no has_largeobject_privilege: the owner, a superuser and the
         // roles granted SELECT (or PUBLIC) may read one, unless lo_compat_privileges is on.
         "select count(*)::int8 from pg_catalog.pg_largeobject_metadata m \
          where not (select rolsuper from pg_catalog.pg_roles where rolname = current_user) \
