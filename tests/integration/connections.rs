@@ -140,27 +140,6 @@ async fn tls_failures_are_one_clear_line() {
     assert_eq!(n, 0, "nothing written");
 }
 
-fn check(args: &[String]) -> (Option<i32>, Vec<Value>) {
-    let mut all = vec!["check".to_string(), "--json".to_string()];
-    all.extend(args.iter().cloned());
-    let out = neoncopy(&all, &[]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {} {}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(&out)
-        )
-    });
-    (out.status.code(), v.as_array().unwrap().clone())
-}
-
-fn find<'a>(checks: &'a [Value], name: &str) -> &'a Value {
-    checks
-        .iter()
-        .find(|c| c["check"] == name)
-        .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn check_passes_a_sound_setup_and_reports_tls() {
     let pair = fresh_pair("check_ok", false);

@@ -599,9 +599,7 @@ async fn check_names_what_the_target_would_refuse() {
     source().psql(&pair.src, &fixture("post_data"));
     let run = |managed: bool| {
         let mut args = vec![
-            "check".to_string(),
-            "--json".into(),
-            "--source".into(),
+            "--source".to_string(),
             pair.source_uri(),
             "--target".into(),
             pair.target_uri(managed),
@@ -609,17 +607,8 @@ async fn check_names_what_the_target_would_refuse() {
         if managed {
             args.extend(["--no-owner".into(), "--no-acl".into()]);
         }
-        let out = neoncopy(&args, &[]);
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
-        let schema = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["check"] == "schema")
-            .cloned()
-            .unwrap_or_else(|| panic!("no schema check: {v}"));
-        (out.status.code(), schema)
+        let (code, checks) = check(&args);
+        (code, find(&checks, "schema").clone())
     };
     let (code, schema) = run(true);
     assert_eq!(code, Some(1), "{schema}");

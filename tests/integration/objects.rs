@@ -476,41 +476,23 @@ async fn extensions_are_judged_by_trying_them_on_the_target() {
         &pair.src,
         "create extension neoncopy_test_config; insert into settings values ('mine', 'x', false);",
     );
-    let args = |cmd: &str| {
-        vec![
-            cmd.to_string(),
-            "--json".into(),
-            "--source".into(),
-            pair.source_uri(),
-            "--target".into(),
-            pair.target_uri(true),
-            "--no-owner".into(),
-            "--no-acl".into(),
-        ]
-    };
-    let out = neoncopy(&args("check"), &[]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ext = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "extensions")
-        .unwrap()
-        .clone();
+    let args = vec![
+        "--source".to_string(),
+        pair.source_uri(),
+        "--target".into(),
+        pair.target_uri(true),
+        "--no-owner".into(),
+        "--no-acl".into(),
+    ];
+    let (_, checks) = check(&args);
+    let ext = find(&checks, "extensions");
     assert_eq!(ext["status"], "pass", "{ext}");
     pair.clone_ok(true, &[]);
     assert_faithful(&pair).await;
     // pg_visibility needs a superuser: the target's own words are reported.
     source().psql(&pair.src, "create extension pg_visibility;");
-    let out = neoncopy(&args("check"), &[]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ext = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "extensions")
-        .unwrap()
-        .clone();
+    let (_, checks) = check(&args);
+    let ext = find(&checks, "extensions");
     assert_eq!(ext["status"], "fail", "{ext}");
     let detail = ext["detail"].as_str().unwrap();
     assert!(

@@ -228,22 +228,14 @@ async fn an_older_target_is_refused() {
         );
         assert_eq!(pair.target_relations().await, 0);
         let args = vec![
-            "check".to_string(),
-            "--json".into(),
-            "--source".into(),
+            "--source".to_string(),
             pair.source_uri(),
             "--target".into(),
             pair.target_uri(false),
         ];
-        let out = neoncopy(&args, &[("PATH", &path_with_clients())]);
-        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let versions = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["check"] == "versions")
-            .unwrap();
+        let (code, checks) = check_with(&args, &[("PATH", &path_with_clients())]);
+        assert_eq!(code, Some(1), "{checks:?}");
+        let versions = find(&checks, "versions");
         assert_eq!(versions["status"], "fail", "{versions}");
         assert!(
             versions["fix"]

@@ -716,6 +716,35 @@ pub fn assert_one_line_error(out: &std::process::Output, code: i32, needle: &str
     );
 }
 
+/// `neoncopy check --json` with these arguments (and, in `env`, the environment): its exit
+/// code and its checks.
+pub fn check_with(args: &[String], env: &[(&str, &str)]) -> (Option<i32>, Vec<serde_json::Value>) {
+    let mut all = vec!["check".to_string(), "--json".to_string()];
+    all.extend(args.iter().cloned());
+    let out = neoncopy(&all, env);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        )
+    });
+    (out.status.code(), v.as_array().unwrap().clone())
+}
+
+/// `neoncopy check --json` with these arguments.
+pub fn check(args: &[String]) -> (Option<i32>, Vec<serde_json::Value>) {
+    check_with(args, &[])
+}
+
+/// The check of this name among a check's results.
+pub fn find<'a>(checks: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    checks
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
