@@ -114,6 +114,8 @@ pub struct Index {
     pub name: String,
     pub table_oid: u32,
     pub kind: IndexKind,
+    /// Its size on disk at the source.
+    pub bytes: u64,
 }
 
 impl Index {
@@ -313,6 +315,7 @@ impl Catalog {
                     name: r.get(2),
                     table_oid: oid(r.get(3)),
                     kind,
+                    bytes: r.get::<_, i64>(7).max(0) as u64,
                 }
             })
             .collect();

@@ -591,15 +591,7 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
         } else {
             pass("large objects", format!("{los} on the source, copied after the tables"))
         });
-        let size: i64 = src.query_one(sql::DATABASE_SIZE, &[]).await.db()?.get(0);
-        more.push(pass(
-            "size",
-            format!(
-                "the source database takes {} (with indexes); the target needs about as much room \
-                 (free space cannot be read over SQL: check the server or your plan's storage limit)",
-                fmt::bytes(size.max(0) as u64)
-            ),
-        ));
+        more.push(size(&src, opts).await?);
         let wal = src.query_one(sql::WAL_AND_SLOTS, &[]).await.db()?;
         more.push(pass(
             "wal",
@@ -621,6 +613,33 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
         ));
     }
     out
+}
+
+/// What the clone will copy and build, measured as it will measure it (crate::estimate: the
+/// size on disk of the selected tables and indexes), and the room the target needs.
+async fn size(src: &Client, opts: &Options) -> Result<Check> {
+    let selection =
+        crate::filters::Selection::compute(src, opts.filters.as_ref(), opts.skip_extensions)
+            .await
+            .context("apply --filters")?;
+    let mut catalog = crate::catalog::Catalog::read(src, false).await?;
+    catalog.apply(&selection, opts.skip_extensions);
+    let tables: u64 = catalog.tables.iter().map(|t| t.bytes.max(0) as u64).sum();
+    let indexes: u64 = catalog.indexes.iter().map(|i| i.bytes).sum();
+    Ok(pass(
+        "size",
+        format!(
+            "about {} of table data in {} tables to copy (their size on disk, which the clone's \
+             progress starts from) and {} indexes and constraints ({} on disk) to build; the \
+             target needs about {} in all (free space cannot be read over SQL: check the server \
+             or your plan's storage limit)",
+            fmt::bytes(tables),
+            catalog.tables.len(),
+            catalog.indexes.len(),
+            fmt::bytes(indexes),
+            fmt::bytes(tables + indexes),
+        ),
+    ))
 }
 
 /// The whole schema, dumped with pg_dump and run on the target in a transaction that is

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clone;
 pub mod compare;
 pub mod config;
+pub mod estimate;
 pub mod filters;
 pub mod fmt;
 pub mod list;

@@ -143,9 +143,23 @@ async fn tables(a: SourceListArgs) -> Result<()> {
         })
         .collect();
     fmt::out(&fmt::table(
-        &["OID", "Schema", "Table", "Est. rows", "Size", "Split key"],
+        &[
+            "OID",
+            "Schema",
+            "Table",
+            "Est. rows",
+            "On disk",
+            "Split key",
+        ],
         &[true, false, false, true, true, false],
         &rows,
+    ))?;
+    let total: u64 = out.iter().map(|t| t.bytes.max(0) as u64).sum();
+    fmt::out(&format!(
+        "{} tables, about {} on disk: the estimate of what clone copies until it has copied them \
+         (COPY moves about as much; text COPY often less)\n",
+        out.len(),
+        fmt::bytes(total)
     ))?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! and the index builds. Log lines are printed above the bars without tearing them. Without a
 //! terminal (CI, pipes) there are no bars, only the log lines.
 
+use crate::estimate;
 use crate::fmt;
 use crate::state::Live;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -66,14 +67,14 @@ pub struct DataBars {
 }
 
 impl DataBars {
-    /// Starts drawing. `estimated_bytes` is the on-disk size of the tables, the best guess of
-    /// what COPY will move before it has moved anything.
-    pub fn start(live: Arc<Live>, estimated_bytes: u64, indexes: u64) -> DataBars {
+    /// Starts drawing what `live` says: bytes copied against the estimate of the total
+    /// (`crate::estimate`), rows, and the time left for the copies and the index builds.
+    pub fn start(live: Arc<Live>, indexes: u64) -> DataBars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5));
-        let overall = multi.add(ProgressBar::new(estimated_bytes.max(1)));
+        let overall = multi.add(ProgressBar::new(1));
         overall.set_style(
             ProgressStyle::with_template(
-                "COPY    [{bar:30}] {bytes}/~{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                "COPY    [{bar:30}] {bytes}/{prefix}{total_bytes} {binary_bytes_per_sec}  {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
@@ -90,12 +91,27 @@ impl DataBars {
             let mut lines: BTreeMap<String, ProgressBar> = BTreeMap::new();
             let style = ProgressStyle::with_template("  {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let started = std::time::Instant::now();
+            let mut samples: std::collections::VecDeque<(f64, f64)> = Default::default();
             loop {
-                let copied = live.copied_bytes.load(Ordering::Relaxed);
-                if copied > overall.length().unwrap_or(0) {
-                    overall.set_length(copied);
+                let tally = live.tally();
+                let at = started.elapsed().as_secs_f64();
+                samples.push_back((at, tally.work_done()));
+                while samples
+                    .front()
+                    .is_some_and(|(t, _)| *t < at - estimate::RATE_WINDOW - 1.0)
+                {
+                    samples.pop_front();
                 }
-                overall.set_position(copied);
+                let rate = estimate::rate(samples.make_contiguous(), estimate::RATE_WINDOW);
+                overall.set_length(tally.copy_total().max(1));
+                overall.set_position(tally.copied());
+                overall.set_prefix(if tally.estimated() { "~" } else { "" });
+                let mut msg = format!("{} rows", fmt::count(live.rows()));
+                if let Some(eta) = tally.eta(rate) {
+                    msg.push_str(&format!(", about {} left", fmt::duration(eta)));
+                }
+                overall.set_message(msg);
                 index_bar.set_position(live.indexes_done.load(Ordering::Relaxed));
                 let now: BTreeMap<String, String> = live
                     .workers
@@ -104,9 +120,11 @@ impl DataBars {
                         w.iter()
                             .map(|(name, w)| {
                                 let bytes = w
-                                    .bytes
+                                    .counters
                                     .as_ref()
-                                    .map(|b| format!("  {}", fmt::bytes(b.load(Ordering::Relaxed))))
+                                    .map(|c| {
+                                        format!("  {}", fmt::bytes(c.bytes.load(Ordering::Relaxed)))
+                                    })
                                     .unwrap_or_default();
                                 (name.clone(), format!("{name:<8} {}{bytes}", w.what))
                             })

@@ -1,10 +1,11 @@
 //! What `list progress` and the end of `clone` show, computed from the run state alone, so that
 //! another process sees the same numbers as the clone itself.
 
+use crate::estimate;
 use crate::fmt;
 use crate::state::{now, RunRow, Store};
 use anyhow::{Context, Result};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 /// Step names, in the order the summary lists them.
@@ -20,6 +21,11 @@ pub const STEP_SEQUENCES: &str = "Reset Sequences";
 pub const STEP_LARGE_OBJECTS: &str = "Large Objects (cumulative)";
 pub const STEP_FINALIZE: &str = "Finalize Schema";
 pub const STEP_TOTAL: &str = "Total Wall Clock Duration";
+pub const STEP_ACTIVE: &str = "Total Active Duration (runs only)";
+
+/// Counters the run records (Event::Count).
+pub const COUNT_SEQUENCES: &str = "sequences";
+pub const COUNT_LARGE_OBJECTS: &str = "large_objects";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepLine {
@@ -52,6 +58,17 @@ pub struct Summary {
     pub target: String,
     pub steps: Vec<StepLine>,
     pub tables: Vec<TableLine>,
+    /// From the first run's start to the end (or now), pauses between runs included.
+    pub wall_secs: f64,
+    /// The time processes spent on the clone, over all its runs.
+    pub active_secs: f64,
+    /// The first run and one per resume.
+    pub sessions: u32,
+    pub rows: u64,
+    pub bytes: u64,
+    pub indexes: u64,
+    pub sequences: u64,
+    pub large_objects: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -86,9 +103,16 @@ pub struct Progress {
     pub rows_copied: u64,
     /// Bytes per second over the last ten seconds or so, while running.
     pub rate_bytes_per_sec: Option<f64>,
-    /// Estimated bytes the COPY will transfer in all.
+    /// The bytes the COPY will transfer in all (crate::estimate).
     pub estimated_total_bytes: u64,
+    /// Whether that is still partly estimated from the size on disk of tables not yet copied.
+    pub total_is_estimate: bool,
+    /// Seconds until the copies and index builds are done, at the rate of late.
     pub eta_secs: Option<f64>,
+    /// Seconds the run has been running, over all its sessions.
+    pub active_secs: f64,
+    /// Processes that have worked on the run: the first, and one per resume.
+    pub sessions: u32,
     pub workers: Vec<WorkerLine>,
 }
 
@@ -191,6 +215,7 @@ pub fn summary(store: &Store) -> Result<Summary> {
         store,
         "select sum(ended_at - started_at) from vacuum where state = 'done'",
     )?;
+    let (active_secs, sessions) = store.active_secs()?;
     let steps = vec![
         timed(STEP_CATALOG, "source", "1".into())?,
         timed(STEP_DUMP, "source", "1".into())?,
@@ -219,6 +244,14 @@ pub fn summary(store: &Store) -> Result<Summary> {
             step: STEP_TOTAL,
             connection: "both",
             duration_secs: Some(t - run.started_at),
+            transfer_bytes: None,
+            concurrency: format!("{tj} + {ij}"),
+            running: alive,
+        },
+        StepLine {
+            step: STEP_ACTIVE,
+            connection: "both",
+            duration_secs: Some(active_secs),
             transfer_bytes: None,
             concurrency: format!("{tj} + {ij}"),
             running: alive,
@@ -257,14 +290,56 @@ pub fn summary(store: &Store) -> Result<Summary> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()
         .context("read tables of the run")?;
+    let counter = |name: &str| -> Result<u64> {
+        Ok(store
+            .conn()
+            .query_row("select value from counter where name = ?1", [name], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0)
+            .max(0) as u64)
+    };
     Ok(Summary {
         status: status_of(&run, alive),
         error: run.error.clone(),
         source: run.source.clone(),
         target: run.target.clone(),
         steps,
+        wall_secs: t - run.started_at,
+        active_secs,
+        sessions,
+        rows: tables.iter().map(|t| t.rows).sum(),
+        bytes: copy_bytes,
+        indexes: scalar_u64(store, "select count(*) from idx where state = 'done'")?,
+        sequences: counter(COUNT_SEQUENCES)?,
+        large_objects: counter(COUNT_LARGE_OBJECTS)?,
         tables,
     })
+}
+
+/// The line that ends a clone's log: what the whole clone did (earlier runs included), in the
+/// summary's numbers.
+pub fn done_line(s: &Summary) -> String {
+    let time = if s.sessions > 1 {
+        format!(
+            "{} active over {} runs ({} wall clock since the first began)",
+            fmt::duration(s.active_secs),
+            s.sessions,
+            fmt::duration(s.wall_secs)
+        )
+    } else {
+        fmt::duration(s.wall_secs)
+    };
+    format!(
+        "clone done in {time}: {} tables, {} rows, {} copied, {} indexes and constraints, {} sequences, {} large objects",
+        s.tables.len(),
+        fmt::count(s.rows),
+        fmt::bytes(s.bytes),
+        s.indexes,
+        s.sequences,
+        s.large_objects
+    )
 }
 
 fn status_of(run: &RunRow, alive: bool) -> String {
@@ -295,6 +370,7 @@ pub fn render_clone_summary(s: &Summary, dir: &std::path::Path) -> String {
         target: s.target.clone(),
         steps: s.steps.clone(),
         tables: tables.into_iter().take(SLOWEST).cloned().collect(),
+        ..*s
     };
     let mut out = render_summary(&short);
     out.push_str(&format!(
@@ -351,7 +427,7 @@ pub fn render_summary(s: &Summary) -> String {
             "Parts",
             "State",
             "Rows",
-            "Bytes",
+            "Copied",
             "Copy time",
             "Indexes",
             "Index time",
@@ -406,10 +482,7 @@ pub fn progress(store: &Store) -> Result<Progress> {
         store,
         "select count(*), sum(state = 'building'), sum(state = 'done'), sum(state = 'failed') from idx",
     )?;
-    let rows_done = scalar_u64(store, "select sum(rows) from unit where state = 'done'")?;
-    let bytes_done = scalar_u64(store, "select sum(bytes) from unit where state = 'done'")?;
     let mut workers = Vec::new();
-    let mut in_flight = 0u64;
     if alive {
         let mut stmt = store
             .conn()
@@ -423,59 +496,29 @@ pub fn progress(store: &Store) -> Result<Progress> {
             })
         })?;
         for w in rows {
-            let w = w?;
-            in_flight += w.bytes.unwrap_or(0);
-            workers.push(w);
+            workers.push(w?);
         }
     }
-    let bytes_copied = bytes_done + in_flight;
-    // The rate over the last ten seconds of samples.
-    let rate = if alive {
-        let last: Option<(f64, i64)> = store
-            .conn()
-            .query_row(
-                "select at, bytes from sample order by at desc limit 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .ok();
-        let first: Option<(f64, i64)> = last.and_then(|(at, _)| {
-            store
-                .conn()
-                .query_row(
-                    "select at, bytes from sample where at >= ?1 order by at limit 1",
-                    params![at - 10.0],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .ok()
-        });
-        match (first, last) {
-            (Some((t0, b0)), Some((t1, b1))) if t1 - t0 >= 1.0 => {
-                Some(((b1 - b0).max(0) as f64) / (t1 - t0))
-            }
-            _ => None,
-        }
-    } else {
-        None
+    // The same estimate as the bars draw (crate::estimate), from the recorded state.
+    let (tally, rows_copied, _) = store.tally(alive)?;
+    let samples = |column: &str| -> Result<Vec<(f64, f64)>> {
+        let mut stmt = store.conn().prepare(&format!(
+            "select at, {column} from sample where at >= ?1 order by at"
+        ))?;
+        let rows = stmt.query_map(params![t - estimate::RATE_WINDOW - 1.0], |r| {
+            Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     };
-    // What the COPY will transfer in all: done units as measured; the others scaled from their
-    // on-disk size by the ratio seen so far (text COPY is not the size on disk).
-    let (done_disk, pending_disk): (f64, f64) = store.conn().query_row(
-        "select coalesce(sum(case when state = 'done' then est_bytes end), 0), \
-                coalesce(sum(case when state <> 'done' then est_bytes end), 0) from unit",
-        [],
-        |r| Ok((r.get::<_, i64>(0)? as f64, r.get::<_, i64>(1)? as f64)),
-    )?;
-    let ratio = if done_disk > 0.0 && bytes_done > 0 {
-        bytes_done as f64 / done_disk
+    let (rate, work_rate) = if alive {
+        (
+            estimate::rate(&samples("bytes")?, estimate::RATE_WINDOW),
+            estimate::rate(&samples("work")?, estimate::RATE_WINDOW),
+        )
     } else {
-        1.0
+        (None, None)
     };
-    let estimated_total =
-        (bytes_done as f64 + pending_disk * ratio).max(bytes_copied as f64) as u64;
-    let eta = rate
-        .filter(|r| *r > 0.0)
-        .map(|r| (estimated_total.saturating_sub(bytes_copied)) as f64 / r);
+    let (active_secs, sessions) = store.active_secs()?;
     Ok(Progress {
         status: status_of(&run, alive),
         alive,
@@ -486,30 +529,43 @@ pub fn progress(store: &Store) -> Result<Progress> {
         tables,
         parts,
         indexes,
-        bytes_copied,
-        rows_copied: rows_done,
+        bytes_copied: tally.copied(),
+        rows_copied,
         rate_bytes_per_sec: rate,
-        estimated_total_bytes: estimated_total,
-        eta_secs: eta,
+        estimated_total_bytes: tally.copy_total(),
+        total_is_estimate: tally.estimated(),
+        eta_secs: tally.eta(work_rate).filter(|_| tally.work_total() > 0.0),
+        active_secs,
+        sessions,
         workers,
     })
 }
 
 pub fn render_progress(p: &Progress) -> String {
     let mut out = String::new();
+    // After a resume, the wall clock holds the pauses between the runs too.
+    let active = if p.sessions > 1 {
+        format!(
+            ", {} of it active over {} runs",
+            fmt::duration(p.active_secs),
+            p.sessions
+        )
+    } else {
+        String::new()
+    };
     let state = match p.status.as_str() {
         "running" => format!(
-            "running for {} (pid {})",
+            "running for {}{active} (pid {})",
             fmt::duration(p.elapsed_secs),
             p.pid
         ),
-        "done" => format!("done in {}", fmt::duration(p.elapsed_secs)),
+        "done" => format!("done in {}{active}", fmt::duration(p.elapsed_secs)),
         "interrupted" => format!(
-            "interrupted after {} (pid {} is gone)",
+            "interrupted after {}{active} (pid {} is gone)",
             fmt::duration(p.elapsed_secs),
             p.pid
         ),
-        other => format!("{other} after {}", fmt::duration(p.elapsed_secs)),
+        other => format!("{other} after {}{active}", fmt::duration(p.elapsed_secs)),
     };
     out.push_str(&format!("Clone:    {state}\n"));
     if let Some(step) = &p.current_step {
@@ -531,19 +587,23 @@ pub fn render_progress(p: &Progress) -> String {
     }
     out.push_str(&format!("Indexes:  {}\n", c(&p.indexes)));
     let mut copied = format!(
-        "Copied:   {} of about {}, {} rows",
+        "Copied:   {} of {}{}, {} rows",
         fmt::bytes(p.bytes_copied),
+        if p.total_is_estimate { "about " } else { "" },
         fmt::bytes(p.estimated_total_bytes),
         fmt::count(p.rows_copied)
     );
     if let Some(r) = p.rate_bytes_per_sec {
         copied.push_str(&format!(", {}/s", fmt::bytes(r as u64)));
     }
-    if let Some(eta) = p.eta_secs {
-        copied.push_str(&format!(", COPY done in about {}", fmt::duration(eta)));
-    }
     out.push_str(&copied);
     out.push('\n');
+    if let Some(eta) = p.eta_secs {
+        out.push_str(&format!(
+            "Left:     about {} (copies and index builds)\n",
+            fmt::duration(eta)
+        ));
+    }
     if let Some(e) = &p.error {
         out.push_str(&format!("Error:    {e}\n"));
     }

@@ -5,6 +5,7 @@
 //! from another process while the clone runs. It never holds a password: connection strings
 //! are stored as host, port, database and user only.
 
+use crate::estimate::Tally;
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::collections::BTreeMap;
@@ -72,6 +73,7 @@ create table if not exists idx (
     schema_name text not null,
     name text not null,
     kind text not null,
+    est_bytes integer not null default 0,
     state text not null default 'pending',
     started_at real,
     ended_at real,
@@ -89,12 +91,18 @@ create table if not exists worker (
     name text primary key,
     what text not null,
     bytes integer,
+    rows integer,
     started_at real not null
 );
 create table if not exists sample (
     at real primary key,
     bytes integer not null,
-    rows integer not null
+    rows integer not null,
+    work real not null default 0
+);
+create table if not exists session (
+    started_at real primary key,
+    seen_at real not null
 );
 create table if not exists compare_result (
     kind text not null,
@@ -117,7 +125,15 @@ create table if not exists label (
 /// What a new run clears of the record of the run before it.
 const RESET: &str = "delete from run; delete from step; delete from unit; delete from idx; \
      delete from vacuum; delete from worker; delete from sample; delete from counter; \
-     delete from label;";
+     delete from label; delete from session;";
+
+/// Columns added since the first release, for work directories written by an older neoncopy:
+/// (table, column, declaration).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("idx", "est_bytes", "integer not null default 0"),
+    ("worker", "rows", "integer"),
+    ("sample", "work", "real not null default 0"),
+];
 
 /// Keeps a copy of the work directory's record, when it holds a run, in
 /// `earlier-runs/<run id>.db` beside it, before a new run replaces it. Returns the copy's path.
@@ -160,6 +176,19 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)
             .context("create run state tables")?;
+        for (table, column, decl) in ADDED_COLUMNS {
+            let present: bool = conn
+                .query_row(
+                    "select count(*) > 0 from pragma_table_info(?1) where name = ?2",
+                    params![table, column],
+                    |r| r.get(0),
+                )
+                .context("read run state tables")?;
+            if !present {
+                conn.execute_batch(&format!("alter table {table} add column {column} {decl}"))
+                    .context("update run state tables")?;
+            }
+        }
         Ok(Store { conn })
     }
 
@@ -191,25 +220,38 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute("delete from worker", [])?;
         for (name, w) in live.workers.lock().expect("live workers").iter() {
+            let count = |f: fn(&UnitCounters) -> &AtomicU64| {
+                w.counters
+                    .as_ref()
+                    .map(|c| f(c).load(Ordering::Relaxed) as i64)
+            };
             tx.execute(
-                "insert into worker (name, what, bytes, started_at) values (?1, ?2, ?3, ?4)",
+                "insert into worker (name, what, bytes, rows, started_at) values (?1, ?2, ?3, ?4, ?5)",
                 params![
                     name,
                     w.what,
-                    w.bytes.as_ref().map(|b| b.load(Ordering::Relaxed) as i64),
+                    count(|c| &c.bytes),
+                    count(|c| &c.rows),
                     w.started_at
                 ],
             )?;
         }
         tx.execute(
-            "insert or replace into sample (at, bytes, rows) values (?1, ?2, ?3)",
+            "insert or replace into sample (at, bytes, rows, work) values (?1, ?2, ?3, ?4)",
             params![
                 t,
                 live.copied_bytes.load(Ordering::Relaxed) as i64,
-                live.copied_rows.load(Ordering::Relaxed) as i64
+                live.rows() as i64,
+                live.tally().work_done()
             ],
         )?;
         tx.execute("delete from sample where at < ?1", params![t - 120.0])?;
+        // The session is alive until now: its active time.
+        tx.execute(
+            "update session set seen_at = ?1 where started_at = (select max(started_at) from session) \
+               and exists (select 1 from run where ended_at is null)",
+            params![t],
+        )?;
         tx.commit()
     }
 
@@ -310,6 +352,58 @@ impl Store {
             .context("read run state")
     }
 
+    /// Where the data step stands as recorded; with `workers`, the units under way count too.
+    /// Also the rows copied and the indexes built.
+    pub fn tally(&self, workers: bool) -> Result<(Tally, u64, u64)> {
+        let (done_copied, done_disk, total_disk, rows): (i64, i64, i64, i64) =
+            self.conn.query_row(
+                "select coalesce(sum(case when state = 'done' then bytes end), 0), \
+                    coalesce(sum(case when state = 'done' then est_bytes end), 0), \
+                    coalesce(sum(est_bytes), 0), \
+                    coalesce(sum(case when state = 'done' then rows end), 0) from unit",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+        let (index_done, index_total, indexes): (i64, i64, i64) = self.conn.query_row(
+            "select coalesce(sum(case when state = 'done' then est_bytes end), 0), \
+                    coalesce(sum(est_bytes), 0), coalesce(sum(state = 'done'), 0) from idx",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let (in_flight, rows_in_flight): (i64, i64) = if workers {
+            self.conn.query_row(
+                "select coalesce(sum(bytes), 0), coalesce(sum(rows), 0) from worker",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+        } else {
+            (0, 0)
+        };
+        let u = |v: i64| v.max(0) as u64;
+        Ok((
+            Tally {
+                done_copied: u(done_copied),
+                done_disk: u(done_disk),
+                in_flight: u(in_flight),
+                total_disk: u(total_disk),
+                index_done: u(index_done),
+                index_total: u(index_total),
+            },
+            u(rows) + u(rows_in_flight),
+            u(indexes),
+        ))
+    }
+
+    /// Seconds the run has been running, over all its sessions (a resume starts one), and
+    /// the number of sessions.
+    pub fn active_secs(&self) -> Result<(f64, u32)> {
+        Ok(self.conn.query_row(
+            "select coalesce(sum(seen_at - started_at), 0), count(*) from session",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
     pub fn run_info(&self) -> Result<Option<RunRow>> {
         self.conn
             .query_row(
@@ -392,6 +486,8 @@ pub struct PlannedIndex {
     pub schema: String,
     pub name: String,
     pub kind: &'static str,
+    /// Its size on disk at the source: the work of building it.
+    pub est_bytes: i64,
 }
 
 /// Something that happened in a run.
@@ -506,6 +602,11 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                     run_id
                 ],
             )?;
+            exec(
+                tx,
+                "insert or replace into session (started_at, seen_at) values (?1, ?1)",
+                params![t],
+            )?;
         }
         Event::RunResume { run_id } => {
             exec(
@@ -514,12 +615,22 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                  run_id = ?2 where id = 1",
                 params![std::process::id(), run_id],
             )?;
+            exec(
+                tx,
+                "insert or replace into session (started_at, seen_at) values (?1, ?1)",
+                params![t],
+            )?;
         }
         Event::RunEnd { status, error } => {
             exec(
                 tx,
                 "update run set ended_at = ?1, status = ?2, error = ?3 where id = 1",
                 params![t, status, error],
+            )?;
+            exec(
+                tx,
+                "update session set seen_at = ?1 where started_at = (select max(started_at) from session)",
+                params![t],
             )?;
             exec(tx, "delete from worker", [])?;
         }
@@ -558,9 +669,9 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
             for i in indexes {
                 exec(
                     tx,
-                    "insert or ignore into idx (oid, table_oid, schema_name, name, kind) \
-                     values (?1, ?2, ?3, ?4, ?5)",
-                    params![i.oid, i.table_oid, i.schema, i.name, i.kind],
+                    "insert or ignore into idx (oid, table_oid, schema_name, name, kind, est_bytes) \
+                     values (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![i.oid, i.table_oid, i.schema, i.name, i.kind, i.est_bytes],
                 )?;
             }
         }
@@ -661,39 +772,104 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
 /// What workers are doing right now, shared by the workers, the recorder and the progress bars.
 #[derive(Default)]
 pub struct Live {
-    /// Bytes streamed so far, committed or not.
+    /// Bytes streamed so far, committed or not (attempts rolled back too): the rate of COPY.
     pub copied_bytes: AtomicU64,
-    /// Rows of committed units.
-    pub copied_rows: AtomicU64,
-    /// Indexes and constraints built.
+    /// Of the units done (in this run and those it resumes): bytes moved, rows, size on disk.
+    pub done_bytes: AtomicU64,
+    pub done_rows: AtomicU64,
+    pub done_disk: AtomicU64,
+    /// Size on disk at the source of every unit to copy.
+    pub total_disk: AtomicU64,
+    /// Indexes and constraints built, and the size on disk of the indexes among them.
     pub indexes_done: AtomicU64,
+    pub index_done_bytes: AtomicU64,
+    /// Size on disk at the source of every index to build.
+    pub index_total: AtomicU64,
     pub workers: Mutex<BTreeMap<String, WorkerLive>>,
+}
+
+/// What a copy worker's current batch has moved so far.
+#[derive(Default)]
+pub struct UnitCounters {
+    pub bytes: AtomicU64,
+    pub rows: AtomicU64,
 }
 
 pub struct WorkerLive {
     pub what: String,
-    /// Bytes of the current unit so far, for copy workers.
-    pub bytes: Option<Arc<AtomicU64>>,
+    /// For copy workers: what the current batch has moved.
+    pub counters: Option<Arc<UnitCounters>>,
     pub started_at: f64,
 }
 
 impl Live {
-    /// Marks a worker busy; the returned counter (if asked for) is the unit's byte count.
-    pub fn busy(&self, worker: &str, what: String, with_bytes: bool) -> Option<Arc<AtomicU64>> {
-        let bytes = with_bytes.then(|| Arc::new(AtomicU64::new(0)));
+    /// Starts from what the run this one resumes had done.
+    pub fn resuming(done: &Tally, rows: u64, indexes: u64) -> Live {
+        let live = Live::default();
+        live.done_bytes.store(done.done_copied, Ordering::Relaxed);
+        live.done_disk.store(done.done_disk, Ordering::Relaxed);
+        live.done_rows.store(rows, Ordering::Relaxed);
+        live.index_done_bytes
+            .store(done.index_done, Ordering::Relaxed);
+        live.indexes_done.store(indexes, Ordering::Relaxed);
+        live
+    }
+
+    /// Marks a worker busy; the returned counters (if asked for) are its batch's.
+    pub fn busy(&self, worker: &str, what: String, counted: bool) -> Option<Arc<UnitCounters>> {
+        let counters = counted.then(|| Arc::new(UnitCounters::default()));
         self.workers.lock().expect("live workers").insert(
             worker.to_string(),
             WorkerLive {
                 what,
-                bytes: bytes.clone(),
+                counters: counters.clone(),
                 started_at: now(),
             },
         );
-        bytes
+        counters
     }
 
     pub fn idle(&self, worker: &str) {
         self.workers.lock().expect("live workers").remove(worker);
+    }
+
+    /// A unit is done: what it moved counts as done from now on.
+    pub fn unit_done(&self, bytes: u64, rows: u64, disk: u64) {
+        self.done_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.done_rows.fetch_add(rows, Ordering::Relaxed);
+        self.done_disk.fetch_add(disk, Ordering::Relaxed);
+    }
+
+    /// An index or constraint is built.
+    pub fn index_done(&self, disk: u64) {
+        self.indexes_done.fetch_add(1, Ordering::Relaxed);
+        self.index_done_bytes.fetch_add(disk, Ordering::Relaxed);
+    }
+
+    fn in_flight(&self, f: fn(&UnitCounters) -> &AtomicU64) -> u64 {
+        self.workers
+            .lock()
+            .expect("live workers")
+            .values()
+            .filter_map(|w| w.counters.as_ref())
+            .map(|c| f(c).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Rows copied so far, done units and those under way.
+    pub fn rows(&self) -> u64 {
+        self.done_rows.load(Ordering::Relaxed) + self.in_flight(|c| &c.rows)
+    }
+
+    pub fn tally(&self) -> Tally {
+        Tally {
+            done_copied: self.done_bytes.load(Ordering::Relaxed),
+            done_disk: self.done_disk.load(Ordering::Relaxed),
+            in_flight: self.in_flight(|c| &c.bytes),
+            total_disk: self.total_disk.load(Ordering::Relaxed),
+            index_done: self.index_done_bytes.load(Ordering::Relaxed),
+            index_total: self.index_total.load(Ordering::Relaxed),
+        }
     }
 }
 

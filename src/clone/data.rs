@@ -12,7 +12,7 @@ use crate::fmt;
 use crate::pg::connect::{backend_pid, terminate_backend};
 use crate::pg::retry::is_transient;
 use crate::pg::{sql, DbResultExt};
-use crate::state::Event;
+use crate::state::{Event, UnitCounters};
 use anyhow::{Context, Result};
 use futures::{SinkExt, TryStreamExt};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -23,22 +23,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
 use tracing::{debug, info, warn};
-
-#[derive(Debug, Default)]
-pub struct DataSummary {
-    pub tables: usize,
-    pub rows: u64,
-    pub bytes: u64,
-    pub indexes: usize,
-}
-
-#[derive(Default)]
-struct Counters {
-    tables: AtomicUsize,
-    rows: AtomicU64,
-    bytes: AtomicU64,
-    indexes: AtomicUsize,
-}
 
 enum IndexJob {
     /// CREATE INDEX of one index.
@@ -69,7 +53,7 @@ fn built_first(index: &Index) -> bool {
     matches!(index.kind, IndexKind::Plain)
 }
 
-pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
+pub async fn run(ctx: &Arc<Ctx>) -> Result<()> {
     let tables = &ctx.catalog.tables;
     let done = &ctx.done;
     let position: HashMap<u32, usize> =
@@ -155,28 +139,24 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
     });
     let copy_workers = ctx.cfg.table_jobs.min(queue.len());
     let queue = Arc::new(Mutex::new(queue));
-    let counters = Arc::new(Counters::default());
 
     let mut set = JoinSet::new();
     for w in 0..copy_workers {
-        let (ctx, queue, tx, index_queue, counters, parts_left) = (
+        let (ctx, queue, tx, index_queue, parts_left) = (
             ctx.clone(),
             queue.clone(),
             tx.clone(),
             index_queue.clone(),
-            counters.clone(),
             parts_left.clone(),
         );
-        set.spawn(async move {
-            copy_worker(w, ctx, queue, tx, index_queue, counters, parts_left).await
-        });
+        set.spawn(async move { copy_worker(w, ctx, queue, tx, index_queue, parts_left).await });
     }
     drop(tx);
     let needs_index_workers = !ctx.catalog.indexes.is_empty() || !ctx.cfg.skip_vacuum;
     if needs_index_workers && !tables.is_empty() {
         for w in 0..ctx.cfg.index_jobs {
-            let (ctx, q, counters) = (ctx.clone(), index_queue.clone(), counters.clone());
-            set.spawn(async move { index_worker(w, ctx, q, counters).await });
+            let (ctx, q) = (ctx.clone(), index_queue.clone());
+            set.spawn(async move { index_worker(w, ctx, q).await });
         }
     }
     while let Some(joined) = set.join_next().await {
@@ -186,12 +166,7 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<DataSummary> {
             return Err(e);
         }
     }
-    Ok(DataSummary {
-        tables: counters.tables.load(Ordering::Relaxed),
-        rows: counters.rows.load(Ordering::Relaxed),
-        bytes: counters.bytes.load(Ordering::Relaxed),
-        indexes: counters.indexes.load(Ordering::Relaxed),
-    })
+    Ok(())
 }
 
 /// Hands a copied table to the index workers: its index builds, or straight to the finishing
@@ -333,7 +308,6 @@ async fn copy_worker(
     queue: Arc<Mutex<VecDeque<usize>>>,
     index_tx: mpsc::UnboundedSender<IndexJob>,
     index_queue: Arc<IndexQueue>,
-    counters: Arc<Counters>,
     parts_left: Arc<HashMap<usize, AtomicUsize>>,
 ) -> Result<()> {
     let mut conns: Option<Pair> = None;
@@ -350,7 +324,7 @@ async fn copy_worker(
         let label = batch_label(&ctx, &units);
         let mut attempt = 0;
         let copied = loop {
-            let worker_bytes = live
+            let counters = live
                 .busy(&name, format!("COPY {label}"), true)
                 .unwrap_or_default();
             for unit in &units {
@@ -368,12 +342,19 @@ async fn copy_worker(
                 let io = CopyIo {
                     source: &source.client,
                     target: &target.client,
-                    worker_bytes: &worker_bytes,
+                    worker: &counters,
                     all_bytes: &live.copied_bytes,
                 };
                 copy_units(&ctx, &io, &units, attempt > 0).await
             }
             .await;
+            if let Ok(copied) = &result {
+                // Counted as done before the worker's own counters go, so that the totals
+                // never dip.
+                for (unit, c) in units.iter().zip(copied) {
+                    live.unit_done(c.bytes, c.rows, unit.est_bytes.max(0) as u64);
+                }
+            }
             live.idle(&name);
             match result {
                 Ok(copied) => break copied,
@@ -414,7 +395,6 @@ async fn copy_worker(
         for (unit, c) in units.iter().zip(copied) {
             let i = unit.table;
             let table = &ctx.catalog.tables[i];
-            live.copied_rows.fetch_add(c.rows, Ordering::Relaxed);
             ctx.rec.send(Event::UnitDone {
                 table_oid: table.oid,
                 part: unit.part,
@@ -430,13 +410,10 @@ async fn copy_worker(
                 fmt::bytes(c.bytes),
                 fmt::duration(c.secs)
             );
-            counters.rows.fetch_add(c.rows, Ordering::Relaxed);
-            counters.bytes.fetch_add(c.bytes, Ordering::Relaxed);
             if parts_left[&i].fetch_sub(1, Ordering::AcqRel) != 1 {
                 // Other parts of the table are still to come.
                 continue;
             }
-            counters.tables.fetch_add(1, Ordering::Relaxed);
             // The table's rows are committed: its indexes may be built now.
             let builds: Vec<usize> = index_queue
                 .by_table
@@ -466,8 +443,8 @@ async fn copy_worker(
 struct CopyIo<'a> {
     source: &'a Client,
     target: &'a Client,
-    /// Bytes of the worker's current batch, for the live view.
-    worker_bytes: &'a AtomicU64,
+    /// What the worker's current batch has moved, for the live view.
+    worker: &'a UnitCounters,
     /// Bytes streamed by all workers, committed or not.
     all_bytes: &'a AtomicU64,
 }
@@ -512,12 +489,15 @@ async fn copy_units(
             }
         }
     }
-    let counted: Vec<AtomicU64> = units.iter().map(|_| AtomicU64::new(0)).collect();
+    let counted: Vec<UnitCounters> = units.iter().map(|_| UnitCounters::default()).collect();
     let result = copy_pipelined(ctx, io, units, &counted).await;
     if result.is_err() {
         let _ = io.target.batch_execute("rollback").await;
         // The streamed bytes were not kept.
-        let lost: u64 = counted.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let lost: u64 = counted
+            .iter()
+            .map(|c| c.bytes.load(Ordering::Relaxed))
+            .sum();
         io.all_bytes.fetch_sub(lost, Ordering::Relaxed);
     }
     result
@@ -569,7 +549,7 @@ async fn copy_pipelined(
     ctx: &Ctx,
     io: &CopyIo<'_>,
     units: &[&Unit],
-    counted: &[AtomicU64],
+    counted: &[UnitCounters],
 ) -> Result<Vec<Copied>> {
     let tables = &ctx.catalog.tables;
     let (source, target) = (io.source, io.target);
@@ -667,10 +647,16 @@ async fn copy_pipelined(
     for i in 0..n {
         let (sink, stream) = current.take().expect("started before");
         let mut sink = Box::pin(sink);
+        // COPY OUT sends a message per row (binary COPY one more, its trailer): the rows move
+        // as they are copied, and are set right by the count the target reports.
+        let stream = stream.inspect_ok(|_| {
+            counted[i].rows.fetch_add(1, Ordering::Relaxed);
+            io.worker.rows.fetch_add(1, Ordering::Relaxed);
+        });
         let mut stream = Box::pin(super::chunks::Chunks::new(stream).inspect_ok(|chunk| {
             let len = chunk.len() as u64;
-            counted[i].fetch_add(len, Ordering::Relaxed);
-            io.worker_bytes.fetch_add(len, Ordering::Relaxed);
+            counted[i].bytes.fetch_add(len, Ordering::Relaxed);
+            io.worker.bytes.fetch_add(len, Ordering::Relaxed);
             io.all_bytes.fetch_add(len, Ordering::Relaxed);
         }));
         sink.send_all(&mut stream)
@@ -722,10 +708,13 @@ async fn copy_pipelined(
                 .context("commit target transaction")?;
             rows
         };
+        let seen = counted[i].rows.swap(rows, Ordering::Relaxed);
+        io.worker.rows.fetch_add(rows, Ordering::Relaxed);
+        io.worker.rows.fetch_sub(seen, Ordering::Relaxed);
         let now = Instant::now();
         out.push(Copied {
             rows,
-            bytes: counted[i].load(Ordering::Relaxed),
+            bytes: counted[i].bytes.load(Ordering::Relaxed),
             secs: now.duration_since(since).as_secs_f64(),
         });
         since = now;
@@ -824,12 +813,7 @@ async fn committed_parts(ctx: &Ctx) -> Result<std::collections::HashSet<(u32, u3
 /// At most this many small tables' indexes go in one round trip.
 const INDEX_BATCH_MAX_TABLES: usize = 32;
 
-async fn index_worker(
-    worker: usize,
-    ctx: Arc<Ctx>,
-    queue: Arc<IndexQueue>,
-    counters: Arc<Counters>,
-) -> Result<()> {
+async fn index_worker(worker: usize, ctx: Arc<Ctx>, queue: Arc<IndexQueue>) -> Result<()> {
     let mut conn: Option<Session> = None;
     let mut stale: Option<i32> = None;
     let name = format!("index {}", worker + 1);
@@ -845,10 +829,8 @@ async fn index_worker(
         // (nor counts an index twice).
         let table_to_finish = match job {
             IndexJob::Build(j) => {
-                let op = IndexOp::Build(j);
-                run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op, &counters)
-                    .await?;
-                counters.indexes.fetch_add(1, Ordering::Relaxed);
+                let op = IndexOp::Build(j, queue.table_of_index[j]);
+                run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op).await?;
                 let t = queue.table_of_index[j];
                 let before = queue.remaining[&t].fetch_sub(1, Ordering::AcqRel);
                 (before == 1).then_some(t)
@@ -881,16 +863,14 @@ async fn index_worker(
                     })
                     .collect();
                 let op = IndexOp::Small(batch);
-                run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op, &counters)
-                    .await?;
+                run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op).await?;
                 None
             }
         };
         if let Some(t) = table_to_finish {
             let indexes = queue.by_table.get(&t).map(Vec::as_slice).unwrap_or(&[]);
             let op = IndexOp::Finish(t, indexes);
-            run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op, &counters)
-                .await?;
+            run_on_fresh_session(&ctx, worker, &name, &mut conn, &mut stale, &op).await?;
         }
         ctx.rec.live.idle(&name);
     }
@@ -899,7 +879,8 @@ async fn index_worker(
 
 /// What an index worker does in one go.
 enum IndexOp<'a> {
-    Build(usize),
+    /// An index, and its table.
+    Build(usize, usize),
     Finish(usize, &'a [usize]),
     /// Small tables, each with its indexes.
     Small(Vec<(usize, &'a [usize])>),
@@ -926,7 +907,6 @@ async fn run_on_fresh_session(
     conn: &mut Option<Session>,
     stale: &mut Option<i32>,
     op: &IndexOp<'_>,
-    counters: &Counters,
 ) -> Result<()> {
     let resumed = !ctx.done.units.is_empty();
     let policy = ctx.cfg.retry;
@@ -952,13 +932,11 @@ async fn run_on_fresh_session(
         // (built by an attempt whose answer was lost).
         let again = resumed || attempt > 0;
         let result = match op {
-            IndexOp::Build(j) => build_index(ctx, client, name, *j, again).await,
+            IndexOp::Build(j, t) => build_index(ctx, client, name, (*j, *t), again).await,
             IndexOp::Finish(t, indexes) => {
-                finish_table(ctx, client, name, *t, indexes, counters, again).await
+                finish_table(ctx, client, name, *t, indexes, again).await
             }
-            IndexOp::Small(tables) => {
-                small_tables(ctx, client, name, tables, counters, again).await
-            }
+            IndexOp::Small(tables) => small_tables(ctx, client, name, tables, again).await,
         };
         match result {
             Ok(()) => return Ok(()),
@@ -1012,7 +990,6 @@ async fn small_tables(
     client: &Client,
     worker: &str,
     tables: &[(usize, &[usize])],
-    counters: &Counters,
     again: bool,
 ) -> Result<()> {
     let live = &ctx.rec.live;
@@ -1071,8 +1048,7 @@ async fn small_tables(
                 index_secs: each,
                 constraint_secs: 0.0,
             });
-            counters.indexes.fetch_add(1, Ordering::Relaxed);
-            live.indexes_done.fetch_add(1, Ordering::Relaxed);
+            live.index_done(index.bytes);
         }
         ctx.rec
             .send(Event::TableFinished(ctx.catalog.tables[*t].oid));
@@ -1130,7 +1106,7 @@ async fn build_index(
     ctx: &Ctx,
     client: &Client,
     worker: &str,
-    j: usize,
+    (j, t): (usize, usize),
     again: bool,
 ) -> Result<()> {
     let live = &ctx.rec.live;
@@ -1138,12 +1114,6 @@ async fn build_index(
     live.busy(worker, format!("CREATE INDEX {}", index.display()), false);
     ctx.rec.send(Event::IndexStart(index.oid));
     let start = Instant::now();
-    let t = ctx
-        .catalog
-        .tables
-        .iter()
-        .position(|t| t.oid == index.table_oid)
-        .expect("an index's table is in the catalog");
     let built = again
         && existing_objects(ctx, client, &[(t, &[j])])
             .await?
@@ -1162,7 +1132,7 @@ async fn build_index(
         constraint_secs: 0.0,
     });
     debug!("built {} in {}", index.display(), fmt::duration(index_secs));
-    live.indexes_done.fetch_add(1, Ordering::Relaxed);
+    live.index_done(index.bytes);
     Ok(())
 }
 
@@ -1174,7 +1144,6 @@ async fn finish_table(
     worker: &str,
     t: usize,
     indexes: &[usize],
-    counters: &Counters,
     again: bool,
 ) -> Result<()> {
     let live = &ctx.rec.live;
@@ -1203,8 +1172,7 @@ async fn finish_table(
             index_secs: 0.0,
             constraint_secs: start.elapsed().as_secs_f64(),
         });
-        counters.indexes.fetch_add(1, Ordering::Relaxed);
-        live.indexes_done.fetch_add(1, Ordering::Relaxed);
+        live.index_done(index.bytes);
     }
     for j in indexes {
         let index = &ctx.catalog.indexes[*j];

@@ -376,7 +376,15 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
     for params in [&mut cfg.source, &mut cfg.target] {
         params.set("fallback_application_name", &session_name(&run_id));
     }
-    let rec = Arc::new(Recorder::start(store, Arc::new(Live::default()))?);
+    // The live counters start from what the run being resumed had done.
+    let live = match &done {
+        Some(_) => {
+            let (tally, rows, indexes) = store.tally(false)?;
+            Live::resuming(&tally, rows, indexes)
+        }
+        None => Live::default(),
+    };
+    let rec = Arc::new(Recorder::start(store, Arc::new(live))?);
     // Recorded once the safety checks pass: a refused run leaves the directory as it was.
     let begin = if done.is_some() {
         info!("resuming the clone recorded in {}", cfg.dir.display());
@@ -421,7 +429,11 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
     }
     rec.flush();
     match result {
-        Ok(()) => report::summary(&Store::open_read_only(&state_path)?),
+        Ok(()) => {
+            let summary = report::summary(&Store::open_read_only(&state_path)?)?;
+            info!("{}", report::done_line(&summary));
+            Ok(summary)
+        }
         // Refused before anything was written (or stopped): there is nothing to resume.
         Err(e)
             if e.downcast_ref::<Interrupted>().is_some()
@@ -450,7 +462,6 @@ async fn pipeline(
     done: Done,
     started: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
-    let total = Instant::now();
     let resuming = cfg.resume;
     let source = Endpoint::new(Side::Source, cfg.source.clone())?.with_retry(cfg.retry);
     let target = Endpoint::new(Side::Target, cfg.target.clone())?.with_retry(cfg.retry);
@@ -544,7 +555,7 @@ async fn pipeline(
         tracing::warn!("{w}");
     }
     info!(
-        "source has {} tables ({}), {} indexes and constraints, {} sequences, {} large objects",
+        "source has {} tables ({} on disk), {} indexes and constraints, {} sequences, {} large objects",
         catalog.tables.len(),
         fmt::bytes(catalog.tables.iter().map(|t| t.bytes.max(0) as u64).sum()),
         catalog.indexes.len(),
@@ -552,6 +563,15 @@ async fn pipeline(
         catalog.large_objects.len()
     );
     rec.send(plan(&catalog, &units));
+    let live = &rec.live;
+    live.total_disk.store(
+        units.iter().map(|u| u.est_bytes.max(0) as u64).sum(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    live.index_total.store(
+        catalog.indexes.iter().map(|i| i.bytes).sum(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
 
     let snapshot = holder.snapshot_id().map(str::to_string);
     let split_tables = units
@@ -639,24 +659,16 @@ async fn pipeline(
         .await?;
     }
     let bars = ctx.cfg.show_bars.then(|| {
-        crate::progress::DataBars::start(
-            rec.live.clone(),
-            ctx.catalog
-                .tables
-                .iter()
-                .map(|t| t.bytes.max(0) as u64)
-                .sum(),
-            ctx.catalog.indexes.len() as u64,
-        )
+        crate::progress::DataBars::start(rec.live.clone(), ctx.catalog.indexes.len() as u64)
     });
     let data = if is_done(STEP_DATA) {
         info!("{STEP_DATA}: done before, skipped");
-        Ok(data::DataSummary::default())
+        Ok(())
     } else {
         step(&rec, STEP_DATA, plain(data::run(&ctx))).await
     };
     drop(bars);
-    let data = data?;
+    data?;
     // Every unit's state is on disk before anything that depends on it; then the record of
     // committed parts on the target has served.
     rec.flush();
@@ -683,26 +695,30 @@ async fn pipeline(
             );
         }
     }
-    let sequences = if is_done(STEP_SEQUENCES) {
-        0
-    } else {
-        step(
+    if !is_done(STEP_SEQUENCES) {
+        let n = step(
             &rec,
             STEP_SEQUENCES,
             plain(sequences::run(&ctx, holder.client())),
         )
-        .await?
-    };
-    let los = if is_done(STEP_LARGE_OBJECTS) {
-        0
-    } else {
-        step(
+        .await?;
+        rec.send(Event::Count {
+            name: report::COUNT_SEQUENCES,
+            value: n as u64,
+        });
+    }
+    if !is_done(STEP_LARGE_OBJECTS) {
+        let n = step(
             &rec,
             STEP_LARGE_OBJECTS,
             retrying_with_transfer(&ctx, "copy large objects", || large_objects::run(&ctx)),
         )
-        .await?
-    };
+        .await?;
+        rec.send(Event::Count {
+            name: report::COUNT_LARGE_OBJECTS,
+            value: n as u64,
+        });
+    }
     // Every read of the source is done: let the snapshot go.
     holder.close().await?;
     if is_done(STEP_FINALIZE) {
@@ -717,14 +733,8 @@ async fn pipeline(
         )
         .await?;
     }
-    info!(
-        "clone done in {}: {} tables, {} rows, {}, {} indexes and constraints, {sequences} sequences, {los} large objects",
-        fmt::duration(total.elapsed().as_secs_f64()),
-        data.tables,
-        fmt::count(data.rows),
-        fmt::bytes(data.bytes),
-        data.indexes,
-    );
+    // What the whole clone did, earlier runs too, is logged from its record as the summary
+    // shows it (see `run`).
     Ok(())
 }
 
@@ -840,6 +850,7 @@ fn plan(catalog: &Catalog, units: &[data::Unit]) -> Event {
                 IndexKind::Constraint { contype: 'x', .. } => "exclusion",
                 IndexKind::Constraint { .. } => "unique",
             },
+            est_bytes: i.bytes as i64,
         })
         .collect();
     Event::Plan { units, indexes }

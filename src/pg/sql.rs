@@ -244,7 +244,8 @@ pub fn load_roots(server_version: i32) -> String {
 /// pg_restore creates `ON ONLY` the partitioned table). A primary key, unique or exclusion
 /// constraint comes with its index.
 pub const INDEXES: &str = "select i.indexrelid::int8, n.nspname::text, ic.relname::text, \
-            i.indrelid::int8, con.oid::int8, con.conname::text, con.contype::text \
+            i.indrelid::int8, con.oid::int8, con.conname::text, con.contype::text, \
+            pg_catalog.pg_relation_size(i.indexrelid)::int8 \
      from pg_catalog.pg_index i \
      join pg_catalog.pg_class ic on ic.oid = i.indexrelid \
      join pg_catalog.pg_class t on t.oid = i.indrelid \
@@ -773,7 +774,6 @@ pub const CONNECTION_LIMITS: &str = "select current_setting('max_connections')::
 
 pub const LARGE_OBJECT_COUNT: &str =
     "select count(*)::int8 from pg_catalog.pg_largeobject_metadata";
-pub const DATABASE_SIZE: &str = "select pg_catalog.pg_database_size(current_database())::int8";
 pub const WAL_AND_SLOTS: &str = "select current_setting('wal_level'), \
        (select count(*) from pg_catalog.pg_replication_slots)::int8";
 pub const SERVER_VERSION_TEXT: &str = "select current_setting('server_version')";

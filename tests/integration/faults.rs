@@ -353,17 +353,45 @@ async fn ctrl_c_rolls_back_and_leaves_a_resumable_state() {
     source().psql(&pair.src, SLOW_SOURCE);
     let dir = pair.workdir.path().to_path_buf();
     let mut child = spawn_clone(&pair, &["--table-jobs", "1"]);
+    let mut mid_copy = None;
     wait_until(&mut child, "mid-COPY", || {
-        progress(&dir).is_some_and(|p| {
-            worker_doing(&p, "COPY public.big")
+        mid_copy = progress(&dir).filter(|p| {
+            worker_doing(p, "COPY public.big")
                 && p["bytes_copied"].as_u64().unwrap_or(0) > 1_000_000
-        })
+        });
+        mid_copy.is_some()
     })
     .await;
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
+    // The largest table goes first: its rows count while it is copied, before any table is
+    // done; the total is the tables' size on disk until then.
+    let p = mid_copy.unwrap();
+    assert_eq!(p["tables"]["done"], 0, "{p}");
+    assert!(p["rows_copied"].as_u64().unwrap() > 1000, "{p}");
+    assert_eq!(p["total_is_estimate"], true, "{p}");
+    let on_disk: u64 = list_tables_bytes(&pair);
+    assert_eq!(p["estimated_total_bytes"].as_u64().unwrap(), on_disk, "{p}");
+    // check announces the same figure.
+    let (_, checks) = check(&[
+        "--source".into(),
+        pair.source_uri(),
+        "--target".into(),
+        pair.target_uri(false),
+    ]);
+    let size = find(&checks, "size")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        size.starts_with(&format!(
+            "about {} of table data in 4 tables",
+            neoncopy::fmt::bytes(on_disk)
+        )),
+        "{size}"
+    );
     let out = finish(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
@@ -377,8 +405,42 @@ async fn ctrl_c_rolls_back_and_leaves_a_resumable_state() {
     assert_eq!(rows.trim(), "0");
     let p = progress(&dir).unwrap();
     assert_eq!(p["status"], "interrupted");
-    pair.clone_ok(false, &["--resume", "--not-consistent"]);
+    // The pause before the resume is wall-clock time, not active time.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let out = pair.clone_ok(false, &["--resume", "--not-consistent"]);
+    let err = stderr(&out);
+    assert!(err.contains("active over 2 runs"), "{err}");
+    let p = progress(&dir).unwrap();
+    assert_eq!(p["sessions"], 2, "{p}");
+    let (wall, active) = (
+        p["elapsed_secs"].as_f64().unwrap(),
+        p["active_secs"].as_f64().unwrap(),
+    );
+    assert!(wall - active >= 3.0, "wall {wall}, active {active}");
+    assert_eq!(p["total_is_estimate"], false, "{p}");
+    assert_eq!(p["estimated_total_bytes"], p["bytes_copied"], "{p}");
     assert_faithful(&pair).await;
+}
+
+/// What `list tables` says the selected tables take on disk, in all.
+fn list_tables_bytes(pair: &Pair) -> u64 {
+    let out = neoncopy(
+        &[
+            "list".into(),
+            "tables".into(),
+            "--json".into(),
+            "--source".into(),
+            pair.source_uri(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["bytes"].as_u64().unwrap())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,7 +22,7 @@ fn json_of(out: &std::process::Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-const STEPS: [&str; 12] = [
+const STEPS: [&str; 13] = [
     "Catalog Queries (table ordering, filtering, etc)",
     "Dump Schema",
     "Prepare Schema",
@@ -35,6 +35,7 @@ const STEPS: [&str; 12] = [
     "Large Objects (cumulative)",
     "Finalize Schema",
     "Total Wall Clock Duration",
+    "Total Active Duration (runs only)",
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -129,8 +130,14 @@ async fn progress_during_a_clone_only_grows_and_ends_complete() {
             "{key:?} went down: {values:?}"
         );
     }
+    assert!(
+        running.iter().any(|s| s["eta_secs"].as_f64().is_some()),
+        "some snapshot has an ETA"
+    );
     let last = json_of(&list(&["progress", "--json"], Some(&dir)));
     assert_eq!(last["status"], "done");
+    assert_eq!(last["total_is_estimate"], false);
+    assert_eq!(last["estimated_total_bytes"], last["bytes_copied"]);
     assert_eq!(last["tables"]["done"], last["tables"]["total"]);
     assert_eq!(last["tables"]["total"], 4);
     assert_eq!(last["indexes"]["done"], last["indexes"]["total"]);
@@ -156,6 +163,32 @@ async fn summary_has_every_step_and_the_numbers_add_up() {
     assert_eq!(names, STEPS);
     let total = steps[11]["duration_secs"].as_f64().unwrap();
     assert!(total > 0.0);
+    // One run: active and wall-clock time agree.
+    let active = steps[12]["duration_secs"].as_f64().unwrap();
+    assert!(
+        (total - active).abs() < 1.0,
+        "wall {total}, active {active}"
+    );
+    assert_eq!(s["sessions"], 1);
+    assert_eq!(s["large_objects"], 3, "{s}");
+    assert_eq!(
+        s["indexes"].as_u64().unwrap(),
+        s["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["indexes"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "clone done in {}: {} tables",
+            neoncopy::fmt::duration(total),
+            s["tables"].as_array().unwrap().len()
+        )),
+        "the log's last line and the summary disagree: {err}"
+    );
     for l in steps {
         let d = l["duration_secs"]
             .as_f64()
