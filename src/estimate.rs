@@ -31,9 +31,11 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Bytes COPY moves per byte on disk, as seen in the units done (1 before any is).
+    /// Bytes COPY moves per byte on disk, as seen in the units done: 1 until they hold a
+    /// twentieth of the data, as a few small tables (whose size on disk is mostly a page's
+    /// overhead) say little about the big ones.
     pub fn ratio(&self) -> f64 {
-        if self.done_disk > 0 && self.done_copied > 0 {
+        if self.done_disk > 0 && self.done_copied > 0 && self.done_disk * 20 >= self.total_disk {
             self.done_copied as f64 / self.done_disk as f64
         } else {
             1.0
@@ -136,6 +138,18 @@ mod tests {
         assert!(!t.estimated());
         // The indexes are still to build: the ETA is not zero.
         assert_eq!(t.eta(Some(1.0)), Some(10.0));
+    }
+
+    #[test]
+    fn a_few_small_tables_do_not_scale_the_big_ones() {
+        let t = Tally {
+            done_copied: 10,
+            done_disk: 40,
+            total_disk: 1000,
+            ..Default::default()
+        };
+        assert_eq!(t.ratio(), 1.0);
+        assert_eq!(t.copy_total(), 970);
     }
 
     #[test]

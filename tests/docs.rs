@@ -113,3 +113,42 @@ fn defaults_and_environment_variables_are_in_help() {
         assert!(help.contains(needle), "{needle} missing from clone --help");
     }
 }
+
+/// Every neoncopy command the guides show in a shell block is one the command line accepts:
+/// a renamed or removed flag cannot stay behind in a guide a user follows word for word.
+#[test]
+fn every_command_in_the_guides_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for page in [
+        "README.md",
+        "docs/neon.md",
+        "docs/usage.md",
+        "docs/troubleshooting.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(page)).expect("read a guide");
+        let mut in_shell = false;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("```") {
+                in_shell = !in_shell && trimmed.trim_start_matches('`').starts_with("sh");
+                continue;
+            }
+            if !in_shell || !trimmed.starts_with("neoncopy ") {
+                continue;
+            }
+            let command = trimmed.split(" # ").next().unwrap_or(trimmed);
+            let words: Vec<String> = command
+                .split_whitespace()
+                .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
+                .collect();
+            match docs_gen::command().try_get_matches_from(&words) {
+                Ok(_) => {}
+                Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {}
+                Err(e) => panic!("{page}: `{command}` is not accepted:\n{e}"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} commands found in the guides");
+}
