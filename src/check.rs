@@ -121,7 +121,73 @@ pub async fn on_connections(
     out.extend(roles(source, target, opts).await?);
     out.push(extensions(source, target, opts).await?);
     out.push(connections(source, target, opts).await?);
+    out.push(locks(source, opts).await?);
     Ok(out)
+}
+
+/// Locks neoncopy's own sessions may hold at once on the source besides the tables: the
+/// catalog locks of the snapshot's transaction and of each reader.
+const OWN_LOCKS: i64 = 64;
+
+/// Whether the source's lock table can hold what the clone locks. pg_dump locks every table
+/// and view it dumps in one transaction and fails with "out of shared memory" when they do
+/// not fit; the copy workers' read transactions are renewed every few hundred tables.
+async fn locks(source: &Client, opts: &Options) -> Result<Check> {
+    let dumped: Vec<u32> = source
+        .query(&sql::dumped_relations(), &[])
+        .await
+        .db()
+        .context("count the relations pg_dump locks")?
+        .iter()
+        .map(|r| r.get::<_, i64>(0) as u32)
+        .collect();
+    let row = source
+        .query_one(sql::LOCK_TABLE, &[])
+        .await
+        .db()
+        .context("read the source's lock table size")?;
+    let (per_process, processes, in_use): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let capacity = per_process * processes;
+    let mut locked = dumped.len() as i64;
+    if let Some(f) = opts.filters.as_ref().filter(|_| locked > capacity / 2) {
+        let selection = crate::filters::Selection::compute(source, Some(f), opts.skip_extensions)
+            .await
+            .context("apply --filters")?;
+        locked = dumped
+            .iter()
+            .filter(|o| selection.table_selected(**o))
+            .count() as i64;
+    }
+    // The copy workers' read transactions, renewed every so many tables.
+    let copy_reads =
+        locked.min(opts.table_jobs as i64 * crate::clone::READS_PER_SNAPSHOT_TXN as i64);
+    let need = locked.max(copy_reads) + OWN_LOCKS + in_use;
+    let what = format!(
+        "pg_dump locks {} tables and views in one transaction; with the {in_use} locks in use \
+         the clone needs about {} of the {} the source's lock table holds \
+         (max_locks_per_transaction {per_process} x {processes} server processes)",
+        fmt::count(locked as u64),
+        fmt::count(need as u64),
+        fmt::count(capacity as u64),
+    );
+    // The value that holds it with a fifth to spare, in steps of 64.
+    let enough = ((need * 6 / 5) / processes.max(1) + 64) / 64 * 64;
+    let fix = format!(
+        "set max_locks_per_transaction = {enough} (or more) on the source and restart it (on RDS \
+         and Aurora: in the DB parameter group, then reboot; on Cloud SQL: the database flag), \
+         or select fewer tables with --filters"
+    );
+    Ok(if need > capacity {
+        fail(
+            "locks",
+            format!("{what}: pg_dump would fail with \"out of shared memory\""),
+            fix,
+        )
+    } else if need * 5 > capacity * 4 {
+        warn("locks", format!("{what}: close to the limit"), fix)
+    } else {
+        pass("locks", what)
+    })
 }
 
 /// Whether the source role can read what the clone reads: every selected table, view,

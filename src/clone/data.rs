@@ -312,6 +312,8 @@ async fn copy_worker(
 ) -> Result<()> {
     let mut conns: Option<Pair> = None;
     let mut stale: Option<(i32, i32)> = None;
+    // Tables read in the source session's current transaction: each holds a lock until it ends.
+    let mut read_in_txn = 0usize;
     let name = format!("copy {}", worker + 1);
     let live = &ctx.rec.live;
     let policy = ctx.cfg.retry;
@@ -339,6 +341,12 @@ async fn copy_worker(
                     stale = None;
                 }
                 let (source, target) = conns.as_ref().expect("connected above");
+                if read_in_txn >= READS_PER_SNAPSHOT_TXN {
+                    if let Some(id) = ctx.snapshot.as_deref() {
+                        super::snapshot::renew(&source.client, id).await?;
+                    }
+                    read_in_txn = 0;
+                }
                 let io = CopyIo {
                     source: &source.client,
                     target: &target.client,
@@ -357,7 +365,10 @@ async fn copy_worker(
             }
             live.idle(&name);
             match result {
-                Ok(copied) => break copied,
+                Ok(copied) => {
+                    read_in_txn += units.len();
+                    break copied;
+                }
                 Err(e) if attempt < policy.retries && is_transient(&e) => {
                     attempt += 1;
                     let what = if units.len() == 1 {
@@ -369,6 +380,7 @@ async fn copy_worker(
                     // The connections may be dead; the transaction rolled back with them (their
                     // server processes are ended when the new connections are made).
                     stale = conns.take().map(|(s, t)| (s.pid, t.pid)).or(stale);
+                    read_in_txn = 0;
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
@@ -438,6 +450,12 @@ async fn copy_worker(
     }
     Ok(())
 }
+
+/// Tables a source session reads in one transaction before it ends it and imports the
+/// snapshot again: a transaction keeps a lock on every table it has read, and all of them
+/// share the source's lock table (`max_locks_per_transaction` × server processes) with pg_dump
+/// and everyone else. One more round trip per this many tables bounds a worker's locks.
+pub const READS_PER_SNAPSHOT_TXN: usize = 256;
 
 /// A copy worker's two sessions and its byte counters.
 struct CopyIo<'a> {

@@ -10,8 +10,9 @@ pub mod schema;
 mod sequences;
 mod snapshot;
 
+pub use data::READS_PER_SNAPSHOT_TXN;
 pub use safety::{refuse_older_target, same_database, target_tables};
-pub use snapshot::{reader as data_reader, Holder as SnapshotHolder};
+pub use snapshot::{reader as data_reader, renew as renew_snapshot_txn, Holder as SnapshotHolder};
 
 use crate::catalog::{Catalog, IndexKind};
 use crate::config::{CloneConfig, SnapshotMode, UsageError};

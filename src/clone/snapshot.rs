@@ -108,6 +108,20 @@ pub async fn import(client: &Client, id: &str) -> Result<()> {
         })
 }
 
+/// Ends the transaction of a session that reads in snapshot `id` (releasing the locks it
+/// took) and starts another in the same snapshot.
+pub async fn renew(client: &Client, id: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "commit; {}; {}",
+            sql::BEGIN_SNAPSHOT_TXN,
+            sql::set_transaction_snapshot(id)
+        ))
+        .await
+        .db()
+        .with_context(|| format!("renew the read transaction in snapshot {id}"))
+}
+
 /// A connection that reads rows to copy or compare: the text settings shared by both sides
 /// (`connect_for_data`), `row_security = off` (a policy must make the read fail, never hide
 /// rows), inside `snapshot` when there is one.

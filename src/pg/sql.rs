@@ -772,6 +772,33 @@ pub const CONNECTION_LIMITS: &str = "select current_setting('max_connections')::
        coalesce(current_setting('reserved_connections', true)::int4, 0), \
        (select count(*) from pg_catalog.pg_stat_activity where backend_type = 'client backend')::int4";
 
+/// The relations pg_dump locks in its one transaction, outside the system schemas and
+/// extensions: tables and partitioned tables (its LOCK TABLE), views and materialized views
+/// (reading a view's definition locks it). Sequences and indexes take none in a schema dump.
+pub fn dumped_relations() -> String {
+    format!(
+        "select c.oid::int8 from pg_catalog.pg_class c \
+         join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+         where c.relkind in ('r', 'p', 'v', 'm') and {SYSTEM_SCHEMA_FILTER} \
+           and not exists (select 1 from pg_catalog.pg_depend d \
+                           where d.classid = 'pg_catalog.pg_class'::regclass \
+                             and d.objid = c.oid and d.deptype = 'e')"
+    )
+}
+
+/// The size of the server's shared lock table, as PostgreSQL computes it:
+/// max_locks_per_transaction per server process (client connections, autovacuum workers and
+/// launcher, background workers, WAL senders) and per prepared transaction; and the entries
+/// in use now (locks beyond each session's few fast-path slots).
+pub const LOCK_TABLE: &str = "select current_setting('max_locks_per_transaction')::int8, \
+       current_setting('max_connections')::int8 \
+       + coalesce(current_setting('autovacuum_worker_slots', true), \
+                  current_setting('autovacuum_max_workers'))::int8 + 1 \
+       + current_setting('max_worker_processes')::int8 \
+       + current_setting('max_wal_senders')::int8 \
+       + current_setting('max_prepared_transactions')::int8, \
+       (select count(*) from pg_catalog.pg_locks where not fastpath)::int8";
+
 pub const LARGE_OBJECT_COUNT: &str =
     "select count(*)::int8 from pg_catalog.pg_largeobject_metadata";
 pub const WAL_AND_SLOTS: &str = "select current_setting('wal_level'), \

@@ -398,3 +398,126 @@ async fn missing_or_too_old_pg_dump_is_refused_before_writing() {
     assert_one_line_error(&out, 1, "every pg_dump found is older");
     assert_eq!(target_tables(&pair.dst).trim(), "");
 }
+
+/// Creates tables `t<from>` to `t<to>` (a key and a row each), committing as it goes: one
+/// transaction creating them all would itself overflow a small lock table.
+fn many_tables(cluster: &Cluster, db: &str, from: usize, to: usize) {
+    cluster.psql(
+        db,
+        &format!(
+            "do $$ begin for i in {from}..{to} loop \
+               execute format('create table t%s (id int primary key, v text); \
+                               insert into t%s values (1, ''x'')', i, i); \
+               if i % 100 = 0 then commit; end if; \
+             end loop; end $$"
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_source_lock_table_is_measured_before_pg_dump_would_overflow_it() {
+    // 20 locks x (20 connections + 3 autovacuum workers + launcher + 8 workers + 10 WAL
+    // senders) = 840 entries in the source's lock table.
+    let small = Cluster::start_with("small_locks", |_, _| {
+        "-c max_locks_per_transaction=20 -c max_connections=20".into()
+    });
+    small.psql("postgres", "create database many");
+    many_tables(&small, "many", 1, 700);
+    let pair = fresh_pair("locks", false);
+    let (src, dst) = (small.uri("many"), pair.target_uri(false));
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "--source".into(),
+            src.clone(),
+            "--target".into(),
+            dst.clone(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+
+    // 700 tables fit, close to the limit: a warning, and the clone goes on.
+    let (_, checks) = check(&args(&[]));
+    let locks = find(&checks, "locks");
+    assert_eq!(locks["status"], "warn", "{locks}");
+    assert!(
+        locks["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pg_dump locks 700 tables and views"),
+        "{locks}"
+    );
+    // Each copy worker's read transaction is renewed every few hundred tables: the readers
+    // (the sessions whose statements are COPYs; pg_dump, before them, holds one lock per table
+    // as it must) never hold a lock per table of the whole database.
+    let watcher = small.client("many").await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_neoncopy"))
+        .arg("clone")
+        .args(args(&["--table-jobs", "1", "--dir"]))
+        .arg(pair.workdir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut most = 0i64;
+    let mut samples = 0;
+    while child.try_wait().unwrap().is_none() {
+        let held: i64 = scalar(
+            &watcher,
+            "select count(*) from pg_locks l join pg_stat_activity a using (pid) \
+             where a.application_name like 'neoncopy%' and a.backend_type = 'client backend' \
+               and (a.query ilike 'copy%' or a.query ilike 'commit;%') \
+               and l.locktype = 'relation' and l.relation >= 16384",
+        )
+        .await;
+        most = most.max(held);
+        samples += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(samples > 10, "{samples} samples");
+    assert!(
+        most < 400,
+        "neoncopy's sessions held {most} table locks at once on the source"
+    );
+    let out = neoncopy(
+        &[
+            vec!["compare".into(), "data".into(), "--dir".into()],
+            vec![pair.workdir.path().display().to_string()],
+            args(&[]),
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // 800 do not: check says which value to set, and clone refuses before writing anything.
+    many_tables(&small, "many", 701, 800);
+    let (code, checks) = check(&args(&[]));
+    assert_eq!(code, Some(1));
+    let locks = find(&checks, "locks");
+    assert_eq!(locks["status"], "fail", "{locks}");
+    let fix = locks["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("set max_locks_per_transaction = 64 (or more) on the source and restart it"),
+        "{fix}"
+    );
+    let fresh = fresh_pair("locks_refused", false);
+    let out = neoncopy(
+        &[
+            vec![
+                "clone".into(),
+                "--source".into(),
+                src.clone(),
+                "--target".into(),
+            ],
+            vec![fresh.target_uri(false), "--dir".into()],
+            vec![fresh.workdir.path().display().to_string()],
+        ]
+        .concat(),
+        &[],
+    );
+    assert_one_line_error(&out, 1, "out of shared memory");
+    assert_eq!(target_tables(&fresh.dst).trim(), "");
+}
