@@ -139,12 +139,7 @@ impl Restorer<'_> {
 
     /// pg_restore's script for the entries of `list`, split into its session settings and
     /// its entries.
-    async fn script(
-        &self,
-        list: &str,
-        sql_file: &str,
-        what: &str,
-    ) -> Result<(Vec<String>, Vec<ScriptEntry>)> {
+    async fn script(&self, list: &str, sql_file: &str, what: &str) -> Result<Script> {
         let sql_path = self.dir.file(sql_file);
         let mut args = self.args(list);
         args.push(format!("--file={}", sql_path.display()));
@@ -156,8 +151,7 @@ impl Restorer<'_> {
             &format!("pg_restore ({what} script)"),
         )
         .await?;
-        let script = read_script(&sql_path, what)?;
-        Ok(split_script(&script))
+        Ok(split_script(read_script(&sql_path, what)?))
     }
 
     /// The session settings and DROP ... IF EXISTS statements of `pg_restore --clean` for the
@@ -180,7 +174,7 @@ impl Restorer<'_> {
         .await?;
         let text = read_script(&sql_path, "drop")?;
         // The DROP statements come before the first entry's header, with the session settings.
-        Ok(split_script(&text).0)
+        Ok(split_script(text).session)
     }
 }
 
@@ -239,7 +233,7 @@ pub async fn load_ddl(ctx: &Ctx) -> Result<ArchiveDdl> {
     let wanted: HashSet<(u32, u32)> = ctx.catalog.indexes.iter().map(Index::archive_oid).collect();
     let mut built = HashMap::new();
     for e in toc.entries {
-        if !BUILT_KINDS.contains(&e.desc.as_str()) || !wanted.contains(&(e.catalog_oid, e.oid)) {
+        if !BUILT_KINDS.contains(&&*e.desc) || !wanted.contains(&(e.catalog_oid, e.oid)) {
             continue;
         }
         let statements = script::statements(e.defn.as_deref().unwrap_or_default())
@@ -250,7 +244,7 @@ pub async fn load_ddl(ctx: &Ctx) -> Result<ArchiveDdl> {
             (e.catalog_oid, e.oid),
             BuiltDdl {
                 statements,
-                tablespace: e.tablespace.unwrap_or_default(),
+                tablespace: e.tablespace.as_deref().unwrap_or_default().to_string(),
             },
         );
     }
@@ -268,12 +262,12 @@ pub async fn load_ddl(ctx: &Ctx) -> Result<ArchiveDdl> {
 
 /// The session settings a pg_restore script starts with, adapted to the target.
 async fn session_prologue(ctx: &Ctx) -> Result<String> {
-    let (session, _) = ctx
+    let script = ctx
         .restorer()
         .script(SESSION_LIST, SESSION_SQL, "session settings")
         .await?;
     let client = ctx.target.connect().await?;
-    adapt_session(&client, &session).await
+    adapt_session(&client, &script.session).await
 }
 
 /// Archive entries not to restore.
@@ -294,7 +288,7 @@ impl LeftOut {
         if self.objects.contains(&(e.catalog_oid, e.oid)) {
             return true;
         }
-        let extension = match e.desc.as_str() {
+        let extension = match &*e.desc {
             "EXTENSION" => Some(e.tag.as_str()),
             "COMMENT" => e.tag.strip_prefix("EXTENSION "),
             _ => None,
@@ -305,10 +299,10 @@ impl LeftOut {
                 return true;
             }
         }
-        e.desc == "INDEX ATTACH"
+        &*e.desc == "INDEX ATTACH"
             && self
                 .attachments
-                .contains(&(e.namespace.clone(), e.tag.clone()))
+                .contains(&(e.namespace.to_string(), e.tag.clone()))
     }
 }
 
@@ -337,7 +331,7 @@ impl LeftOut {
                 .defn
                 .as_deref()
                 .is_some_and(|d| d.trim_start().starts_with("CREATE SCHEMA"));
-            if e.desc == "SCHEMA" && e.tag == "public" && creates {
+            if &*e.desc == "SCHEMA" && e.tag == "public" && creates {
                 self.objects.insert((e.catalog_oid, e.oid));
             }
         }
@@ -449,7 +443,7 @@ pub async fn rehearse(
         .filter(|e| rehearsed.contains(&e.dump_id))
         .filter(|e| {
             matches!(
-                e.desc.as_str(),
+                &*e.desc,
                 "TABLE"
                     | "SEQUENCE"
                     | "INDEX"
@@ -488,8 +482,10 @@ pub async fn rehearse(
     };
     let (drop, _) = restore_list(&toc.entries, &|_| true, &extensions_only);
     std::fs::write(r.dir.file(REHEARSAL_DROP_LIST), drop).context("write rehearsal list")?;
-    let (session, entries) = r.script(REHEARSAL_LIST, REHEARSAL_SQL, "rehearsal").await?;
-    let session = adapt_session(&client, &session).await?;
+    // The table of contents is not held while the script is.
+    std::mem::drop(toc);
+    let script = r.script(REHEARSAL_LIST, REHEARSAL_SQL, "rehearsal").await?;
+    let session = adapt_session(&client, &script.session).await?;
     client
         .batch_execute(&session)
         .await
@@ -511,12 +507,12 @@ pub async fn rehearse(
                 .db()
                 .context("rehearse dropping existing objects on the target")?;
         }
-        rehearse_entries(&client, &entries).await
+        rehearse_entries(&client, &script).await
     }
     .await;
     let _ = client.batch_execute("rollback").await;
     match result {
-        Ok(()) => Ok(Rehearsal::Done(entries.len())),
+        Ok(()) => Ok(Rehearsal::Done(script.entries.len())),
         Err(e) if crate::pg::PgError::code_of(&e) == Some("53200") => {
             Ok(Rehearsal::Skipped(format!("{e:#}")))
         }
@@ -537,7 +533,7 @@ fn rehearsed_entries(
 ) -> HashSet<u32> {
     let candidates: Vec<&Entry> = entries
         .iter()
-        .filter(|e| e.desc != "MATERIALIZED VIEW DATA" && !left.contains(e))
+        .filter(|e| &*e.desc != "MATERIALIZED VIEW DATA" && !left.contains(e))
         .collect();
     let is_built = |e: &Entry| built.contains(&(e.catalog_oid, e.oid));
     let mut kept: HashSet<u32> = candidates
@@ -581,10 +577,10 @@ fn way_out(code: Option<&str>) -> &'static str {
 
 /// Runs the rehearsal's entries in batches inside the open transaction, each batch under a
 /// savepoint; a failed batch is run again entry by entry to name the entry at fault.
-async fn rehearse_entries(client: &tokio_postgres::Client, entries: &[ScriptEntry]) -> Result<()> {
+async fn rehearse_entries(client: &tokio_postgres::Client, script: &Script) -> Result<()> {
     const SAVEPOINT: &str = "neoncopy_rehearsal";
-    for batch in batches(entries) {
-        let sql: String = batch.iter().map(|e| e.sql.as_str()).collect();
+    for batch in batches(&script.entries) {
+        let sql = script.batch_sql(batch);
         let run = |sql: String| async move {
             let wrapped = format!("savepoint {SAVEPOINT};\n{sql}\nrelease savepoint {SAVEPOINT};");
             let r = client.batch_execute(&wrapped).await.db();
@@ -600,7 +596,7 @@ async fn rehearse_entries(client: &tokio_postgres::Client, entries: &[ScriptEntr
             return Err(e.context("rehearse the schema on the target"));
         }
         for entry in batch {
-            if let Err(e) = run(entry.sql.clone()).await {
+            if let Err(e) = run(script.sql(entry).to_string()).await {
                 let code = crate::pg::PgError::code_of(&e).map(str::to_string);
                 return Err(Refused {
                     what: format!("the target refuses {}: {e:#}", entry.name),
@@ -633,18 +629,18 @@ fn read_script(path: &std::path::Path, what: &str) -> Result<String> {
 /// it in batches on its own connection, one round trip per batch instead of one per statement
 /// (which is what a schema of many objects costs over a wide-area link).
 async fn restore_batched(ctx: &Ctx, list: &str, sql_file: &str, what: &str) -> Result<()> {
-    let (session, entries) = ctx.restorer().script(list, sql_file, what).await?;
-    if entries.is_empty() {
+    let script = ctx.restorer().script(list, sql_file, what).await?;
+    if script.entries.is_empty() {
         return Ok(());
     }
     let client = ctx.target.connect().await?;
-    let session = adapt_session(&client, &session).await?;
+    let session = adapt_session(&client, &script.session).await?;
     client
         .batch_execute(&session)
         .await
         .db()
         .context("set up the schema session")?;
-    run_in_batches(&client, &entries).await
+    run_in_batches(&client, &script).await
 }
 
 /// The session statements of a script, without the `SET`s of parameters the target does not
@@ -677,11 +673,39 @@ async fn adapt_session(client: &tokio_postgres::Client, statements: &[String]) -
     Ok(out)
 }
 
-/// One archive entry of a pg_restore script: its header and its SQL.
+/// One archive entry of a pg_restore script: its header, and where its SQL is in the script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptEntry {
     pub name: String,
-    pub sql: String,
+    pub sql: std::ops::Range<usize>,
+}
+
+/// A pg_restore script split into its session statements and its entries. The entries are
+/// places in the script's text, which is held once (a schema of many thousand tables writes
+/// scripts of tens of megabytes).
+#[derive(Debug)]
+pub struct Script {
+    text: String,
+    pub session: Vec<String>,
+    pub entries: Vec<ScriptEntry>,
+}
+
+impl Script {
+    /// An entry's statements as pg_restore wrote them, with whatever comments stand between
+    /// them.
+    pub fn sql(&self, entry: &ScriptEntry) -> &str {
+        &self.text[entry.sql.clone()]
+    }
+
+    /// The statements of consecutive entries, to send in one round trip.
+    fn batch_sql(&self, batch: &[ScriptEntry]) -> String {
+        let mut out = String::with_capacity(batch.iter().map(|e| e.sql.len() + 1).sum());
+        for e in batch {
+            out.push_str(self.sql(e));
+            out.push('\n');
+        }
+        out
+    }
 }
 
 /// Whether a comment between statements is the header pg_restore writes before an entry.
@@ -710,17 +734,26 @@ fn describe_header(header: &str) -> String {
 /// its entries (each introduced by the `-- Name: ...; Type: ...` header pg_restore writes
 /// between statements). psql meta-commands (`\restrict`) are left out. The `SET`s pg_restore
 /// writes just before an entry's header (tablespace, access method) go with that entry.
-pub fn split_script(text: &str) -> (Vec<String>, Vec<ScriptEntry>) {
+pub fn split_script(text: String) -> Script {
     let mut session: Vec<String> = Vec::new();
-    let mut entries: Vec<(String, Vec<&str>)> = Vec::new();
-    for piece in script::pieces(text) {
+    // Each entry: its name, its statements' places, whether one is more than a SET.
+    let mut entries: Vec<(String, Vec<std::ops::Range<usize>>)> = Vec::new();
+    let base = text.as_ptr() as usize;
+    let place = |s: &str| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    for piece in script::pieces(&text) {
         match piece {
             script::Piece::Comment(c) => {
                 if let Some(name) = entry_header(c) {
                     // Trailing SETs of the entry before belong to this one.
                     let mut carried = Vec::new();
                     if let Some((_, stmts)) = entries.last_mut() {
-                        while stmts.last().is_some_and(|s| script::set_name(s).is_some()) {
+                        while stmts
+                            .last()
+                            .is_some_and(|r| script::set_name(&text[r.clone()]).is_some())
+                        {
                             carried.push(stmts.pop().expect("checked"));
                         }
                     }
@@ -730,20 +763,28 @@ pub fn split_script(text: &str) -> (Vec<String>, Vec<ScriptEntry>) {
             }
             script::Piece::Meta(_) => {}
             script::Piece::Statement(s) => match entries.last_mut() {
-                Some((_, stmts)) => stmts.push(s),
+                Some((_, stmts)) => stmts.push(place(s)),
                 None => session.push(s.to_string()),
             },
         }
     }
     let entries = entries
         .into_iter()
-        .filter(|(_, stmts)| stmts.iter().any(|s| script::set_name(s).is_none()))
+        .filter(|(_, stmts)| {
+            stmts
+                .iter()
+                .any(|r| script::set_name(&text[r.clone()]).is_none())
+        })
         .map(|(name, stmts)| ScriptEntry {
             name,
-            sql: stmts.iter().map(|s| format!("{s}\n")).collect(),
+            sql: stmts[0].start..stmts[stmts.len() - 1].end,
         })
         .collect();
-    (session, entries)
+    Script {
+        text,
+        session,
+        entries,
+    }
 }
 
 /// Most entries, and bytes, sent in one round trip.
@@ -753,9 +794,9 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Runs the entries in batches, each batch one round trip and one transaction. When a batch
 /// fails it is run again entry by entry, so that the error names the entry at fault; when
 /// every entry then succeeds on its own (statements that fail only together), the run goes on.
-async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]) -> Result<()> {
-    for batch in batches(entries) {
-        let sql: String = batch.iter().map(|e| e.sql.as_str()).collect();
+async fn run_in_batches(client: &tokio_postgres::Client, script: &Script) -> Result<()> {
+    for batch in batches(&script.entries) {
+        let sql = script.batch_sql(batch);
         if let Err(e) = client.batch_execute(&sql).await {
             let err = crate::pg::db_err(e);
             if crate::pg::retry::is_transient(&err) {
@@ -765,7 +806,7 @@ async fn run_in_batches(client: &tokio_postgres::Client, entries: &[ScriptEntry]
             // fault.
             for entry in batch {
                 client
-                    .batch_execute(&entry.sql)
+                    .batch_execute(script.sql(entry))
                     .await
                     .db()
                     .with_context(|| format!("create {} on the target", entry.name))?;
@@ -829,14 +870,13 @@ pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
         count(PostPhase::Last),
         count(PostPhase::Refresh)
     );
+    // The lists of both batched phases are written and the entries the later steps need are
+    // kept, then the table of contents goes: it is not held while the scripts run.
+    let mut lists = Vec::new();
     for (phase, name) in [
         (PostPhase::Batched, "post-data-1"),
         (PostPhase::Last, "post-data-3"),
     ] {
-        if phase == PostPhase::Last {
-            let fks = by_phase.remove(&PostPhase::Parallel).unwrap_or_default();
-            super::foreign_keys::run(ctx, &fks).await?;
-        }
         let Some(entries) = by_phase.get(&phase) else {
             continue;
         };
@@ -849,7 +889,28 @@ pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
         let list_file = format!("{name}.list");
         std::fs::write(ctx.workdir.file(&list_file), phase_list)
             .context("write a post-data list")?;
-        restore_batched(ctx, &list_file, &format!("{name}.sql"), "post-data").await?;
+        lists.push((phase, name, list_file));
+    }
+    let owned = |phase| -> Vec<Entry> {
+        by_phase
+            .get(&phase)
+            .map(|v| v.iter().map(|e| (*e).clone()).collect())
+            .unwrap_or_default()
+    };
+    let (fks, views) = (owned(PostPhase::Parallel), owned(PostPhase::Refresh));
+    drop(by_phase);
+    drop(toc);
+    for (phase, name, list_file) in &lists {
+        if *phase == PostPhase::Last {
+            continue;
+        }
+        restore_batched(ctx, list_file, &format!("{name}.sql"), "post-data").await?;
+    }
+    super::foreign_keys::run(ctx, &fks.iter().collect::<Vec<_>>()).await?;
+    for (phase, name, list_file) in &lists {
+        if *phase == PostPhase::Last {
+            restore_batched(ctx, list_file, &format!("{name}.sql"), "post-data").await?;
+        }
     }
     if !ctx.cfg.skip_db_properties {
         super::db_properties::run(ctx).await?;
@@ -857,7 +918,7 @@ pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
     // Materialized views are refreshed last, on a session that starts after the database's
     // settings are in place (a view over now()::date depends on TimeZone), in archive order
     // (a view may read another).
-    if let Some(views) = by_phase.get(&PostPhase::Refresh) {
+    if !views.is_empty() {
         let client = ctx.target.connect().await?;
         let ddl = ctx.ddl()?;
         client
@@ -865,7 +926,7 @@ pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
             .await
             .db()
             .context("set up the refresh session")?;
-        for e in views {
+        for e in &views {
             let sql = e.defn.as_deref().unwrap_or_default();
             client
                 .batch_execute(sql)
@@ -902,7 +963,7 @@ const BIG_FOREIGN_KEY_BYTES: i64 = 64 << 20;
 /// The phase of one archive entry; `fk_bytes` gives what validating a foreign key reads, when
 /// known.
 fn post_phase(e: &Entry, fk_bytes: &dyn Fn(u32) -> Option<i64>) -> PostPhase {
-    match e.desc.as_str() {
+    match &*e.desc {
         "FK CONSTRAINT" => {
             if fk_bytes(e.oid).is_some_and(|b| b < BIG_FOREIGN_KEY_BYTES) {
                 PostPhase::Batched
@@ -960,7 +1021,7 @@ mod tests {
             namespace: ns.into(),
             tablespace: None,
             owner: "postgres".into(),
-            dependencies: vec![],
+            dependencies: Box::new([]),
         }
     }
 
@@ -1052,8 +1113,8 @@ mod tests {
             entry(7, 1259, 23, "INDEX", "public", "b_v", PostData),
             entry(8, 0, 0, "COMMENT", "public", "INDEX b_v", PostData),
         ];
-        toc[4].dependencies = vec![2, 3];
-        toc[7].dependencies = vec![7];
+        toc[4].dependencies = Box::new([2, 3]);
+        toc[7].dependencies = Box::new([7]);
         let built = HashSet::from([(2606, 20), (1259, 21), (1259, 23)]);
         let mut ids: Vec<u32> = rehearsed_entries(&toc, &LeftOut::default(), &built)
             .into_iter()
@@ -1075,10 +1136,11 @@ mod tests {
     #[test]
     fn scripts_split_into_entries() {
         let script = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET a = 1;\nSELECT 1;\n\nSET default_tablespace = '';\n\n--\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\nCREATE TABLE public.t (\n    id int\n);\n\n\nSET default_tablespace = fast;\n\n--\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: -\n--\n\nCREATE FUNCTION public.f() RETURNS int AS $$\n--\n-- Name: x; Type: TABLE; Schema: public; Owner: -\n--\n\\d+';\r\nselect 1 $$;\n\n\\unrestrict abc\n";
-        let (session, entries) = split_script(script);
+        let split = split_script(script.to_string());
+        let (session, entries) = (&split.session, &split.entries);
         assert_eq!(
             session,
-            vec!["SET a = 1;", "SELECT 1;", "SET default_tablespace = '';"]
+            &vec!["SET a = 1;", "SELECT 1;", "SET default_tablespace = '';"]
         );
         assert_eq!(entries.len(), 2, "{entries:#?}");
         assert_eq!(entries[0].name, "TABLE public.t");
@@ -1087,14 +1149,27 @@ mod tests {
             describe_header("no_alter_table; Type: EVENT TRIGGER; Schema: -; Owner: -"),
             "EVENT TRIGGER no_alter_table"
         );
-        assert_eq!(entries[0].sql, "CREATE TABLE public.t (\n    id int\n);\n");
-        assert!(entries[1]
-            .sql
-            .starts_with("SET default_tablespace = fast;\nCREATE FUNCTION"));
-        assert!(entries[1].sql.contains(
-            "\n-- Name: x; Type: TABLE; Schema: public; Owner: -\n--\n\\d+';\r\nselect 1 $$;"
-        ));
-        assert!(!entries[1].sql.contains("unrestrict"));
+        assert_eq!(
+            split.sql(&entries[0]),
+            "CREATE TABLE public.t (\n    id int\n);"
+        );
+        // The SET carried from before the header comes with it; the header is a comment.
+        let f = split.sql(&entries[1]);
+        assert!(
+            f.starts_with("SET default_tablespace = fast;\n\n--\n-- Name: f(); Type: FUNCTION"),
+            "{f}"
+        );
+        assert!(
+            f.ends_with(
+                "\n-- Name: x; Type: TABLE; Schema: public; Owner: -\n--\n\\d+';\r\nselect 1 $$;"
+            ),
+            "{f}"
+        );
+        assert!(!f.contains("unrestrict"));
+        assert_eq!(
+            split.batch_sql(entries),
+            format!("{}\n{f}\n", split.sql(&entries[0]))
+        );
     }
 
     #[test]
@@ -1121,7 +1196,7 @@ mod tests {
     #[test]
     fn drop_script_prefix() {
         let script = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n\nSET x = 1;\nDROP TABLE IF EXISTS public.t;\nSET default_tablespace = '';\n\n--\n-- Name: t; Type: TABLE\n--\nCREATE TABLE public.t ();\n";
-        let (d, _) = split_script(script);
+        let d = split_script(script.to_string()).session;
         assert_eq!(
             d,
             vec![

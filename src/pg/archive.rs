@@ -13,7 +13,10 @@
 //! blocks follow the TOC and are not read here.
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashSet;
+use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Where an entry belongs in a restore.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +39,9 @@ pub struct Entry {
     /// The object's name as pg_dump describes it (a constraint's is `table name`).
     pub tag: String,
     /// The entry kind: `TABLE`, `INDEX`, `CONSTRAINT`, `FK CONSTRAINT`, `COMMENT`, ...
-    pub desc: String,
+    /// Kinds, schemas, owners and tablespaces repeat from entry to entry: each distinct text
+    /// is held once (a hundred thousand tables make over half a million entries).
+    pub desc: Arc<str>,
     /// As the archive says (`None` for comments and ACLs).
     pub section: Section,
     /// As pg_restore places it: an entry without a section of its own belongs to the section
@@ -44,11 +49,11 @@ pub struct Entry {
     pub placed: Section,
     /// The statement text, when the reader was asked to keep it for this entry.
     pub defn: Option<String>,
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// None: the object has no tablespace; "" the database's default.
-    pub tablespace: Option<String>,
-    pub owner: String,
-    pub dependencies: Vec<u32>,
+    pub tablespace: Option<Arc<str>>,
+    pub owner: Arc<str>,
+    pub dependencies: Box<[u32]>,
 }
 
 impl Entry {
@@ -91,20 +96,22 @@ pub struct Archive {
 
 impl Archive {
     /// Reads the archive at `path`, keeping the statement text of the entries `keep_defn`
-    /// selects (by kind) and only their metadata for the rest.
+    /// selects (by kind) and only their metadata for the rest. The file is read as a stream:
+    /// only the entries are held, never the archive itself.
     pub fn read(path: &Path, keep_defn: &dyn Fn(&str) -> bool) -> Result<Archive> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("read the archive {}", path.display()))?;
-        Archive::parse(&bytes, keep_defn)
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("read the archive {}", path.display()))?;
+        Archive::parse(std::io::BufReader::with_capacity(64 << 10, file), keep_defn)
             .with_context(|| format!("read the table of contents of {}", path.display()))
     }
 
-    pub fn parse(bytes: &[u8], keep_defn: &dyn Fn(&str) -> bool) -> Result<Archive> {
+    pub fn parse(input: impl Read, keep_defn: &dyn Fn(&str) -> bool) -> Result<Archive> {
         let mut r = Reader {
-            bytes,
-            pos: 0,
+            input,
+            scratch: Vec::new(),
             int_size: 4,
             off_size: 8,
+            texts: HashSet::new(),
         };
         if r.take(5)? != b"PGDMP" {
             bail!("not a pg_dump custom-format archive (no PGDMP header)");
@@ -141,13 +148,15 @@ impl Archive {
         if count < 0 {
             bail!("archive holds a negative number of entries");
         }
-        let mut entries = Vec::with_capacity(count as usize);
+        // Not trusted for the capacity: a damaged count must fail as a short file does.
+        let mut entries = Vec::with_capacity((count as usize).min(1 << 20));
         let mut placed = Section::PreData;
         for _ in 0..count {
             let entry = read_entry(&mut r, minor, &mut placed, keep_defn)
                 .with_context(|| format!("entry {} of the archive", entries.len() + 1))?;
             entries.push(entry);
         }
+        entries.shrink_to_fit();
         Ok(Archive {
             version,
             database,
@@ -158,8 +167,8 @@ impl Archive {
     }
 }
 
-fn read_entry(
-    r: &mut Reader<'_>,
+fn read_entry<R: Read>(
+    r: &mut Reader<R>,
     minor: u8,
     placed: &mut Section,
     keep_defn: &dyn Fn(&str) -> bool,
@@ -172,7 +181,7 @@ fn read_entry(
     let catalog_oid = r.oid()?;
     let oid = r.oid()?;
     let tag = r.string()?.unwrap_or_default();
-    let desc = r.string()?.unwrap_or_default();
+    let desc = r.shared()?.unwrap_or_else(|| Arc::from(""));
     let section = match r.int()? {
         1 => Section::None,
         2 => Section::PreData,
@@ -191,18 +200,19 @@ fn read_entry(
     };
     r.skip_string()?; // DROP statement
     r.skip_string()?; // COPY statement
-    let namespace = r.string()?.unwrap_or_default();
-    let tablespace = r.string()?;
+    let namespace = r.shared()?.unwrap_or_else(|| Arc::from(""));
+    let tablespace = r.shared()?;
     if minor >= 14 {
         r.skip_string()?; // table access method
     }
     if minor >= 16 {
         r.int()?; // relkind
     }
-    let owner = r.string()?.unwrap_or_default();
+    let owner = r.shared()?.unwrap_or_else(|| Arc::from(""));
     r.skip_string()?; // "false": WITH OIDS
     let mut dependencies = Vec::new();
-    while let Some(dep) = r.string()? {
+    while let Some(dep) = r.raw_string()? {
+        let dep = std::str::from_utf8(dep).unwrap_or("");
         dependencies.push(
             dep.trim()
                 .parse()
@@ -222,27 +232,31 @@ fn read_entry(
         namespace,
         tablespace,
         owner,
-        dependencies,
+        dependencies: dependencies.into_boxed_slice(),
     })
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+struct Reader<R> {
+    input: R,
+    /// The bytes of the field being read.
+    scratch: Vec<u8>,
     int_size: usize,
     off_size: usize,
+    /// The distinct texts of the fields held once (`shared`).
+    texts: HashSet<Arc<str>>,
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.bytes.len())
-            .context("the archive ends early (truncated file?)")?;
-        let s = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(s)
+impl<R: Read> Reader<R> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        self.scratch.clear();
+        let got = (&mut self.input)
+            .take(n as u64)
+            .read_to_end(&mut self.scratch)
+            .context("read the archive")?;
+        if got < n {
+            bail!("the archive ends early (truncated file?)");
+        }
+        Ok(&self.scratch)
     }
 
     fn byte(&mut self) -> Result<u8> {
@@ -258,7 +272,7 @@ impl<'a> Reader<'a> {
         Ok(if negative { -v } else { v })
     }
 
-    fn raw_string(&mut self) -> Result<Option<&'a [u8]>> {
+    fn raw_string(&mut self) -> Result<Option<&[u8]>> {
         let len = self.int()?;
         if len < 0 {
             return Ok(None);
@@ -270,18 +284,46 @@ impl<'a> Reader<'a> {
         match self.raw_string()? {
             None => Ok(None),
             Some(b) => Ok(Some(
-                String::from_utf8(b.to_vec())
-                    .context("the archive holds text that is not valid UTF-8")?,
+                std::str::from_utf8(b)
+                    .context("the archive holds text that is not valid UTF-8")?
+                    .to_string(),
             )),
         }
     }
 
+    /// A text that many entries repeat, held once.
+    fn shared(&mut self) -> Result<Option<Arc<str>>> {
+        if self.raw_string()?.is_none() {
+            return Ok(None);
+        }
+        let s = std::str::from_utf8(&self.scratch)
+            .context("the archive holds text that is not valid UTF-8")?;
+        if let Some(t) = self.texts.get(s) {
+            return Ok(Some(t.clone()));
+        }
+        let t: Arc<str> = Arc::from(s);
+        self.texts.insert(t.clone());
+        Ok(Some(t))
+    }
+
     fn skip_string(&mut self) -> Result<()> {
-        self.raw_string().map(|_| ())
+        let len = self.int()?;
+        if len > 0 {
+            let skipped = std::io::copy(
+                &mut (&mut self.input).take(len as u64),
+                &mut std::io::sink(),
+            )
+            .context("read the archive")?;
+            if skipped < len as u64 {
+                bail!("the archive ends early (truncated file?)");
+            }
+        }
+        Ok(())
     }
 
     fn oid(&mut self) -> Result<u32> {
-        let s = self.string()?.unwrap_or_default();
+        let s = self.raw_string()?.unwrap_or_default();
+        let s = std::str::from_utf8(s).unwrap_or("");
         s.trim()
             .parse()
             .with_context(|| format!("bad OID {s:?} in the archive"))
@@ -289,7 +331,8 @@ impl<'a> Reader<'a> {
 
     fn offset(&mut self) -> Result<()> {
         self.byte()?; // state of the offset
-        self.take(self.off_size)?;
+        let n = self.off_size;
+        self.take(n)?;
         Ok(())
     }
 }
@@ -419,7 +462,7 @@ mod tests {
                     (8, "0", "0", "COMMENT", 1, "INDEX t_idx", "", &[]),
                 ],
             );
-            let a = Archive::parse(&bytes, &|desc| desc == "INDEX").unwrap();
+            let a = Archive::parse(&bytes[..], &|desc| desc == "INDEX").unwrap();
             assert_eq!(a.version, (1, minor, 0));
             assert_eq!(a.database, "app");
             assert_eq!(a.entries.len(), 4);
@@ -430,8 +473,8 @@ mod tests {
                 Some("CREATE INDEX t_idx ON public.t USING btree (a);\n")
             );
             assert_eq!(e.tablespace.as_deref(), Some("fast"));
-            assert_eq!(e.dependencies, vec![3, 9]);
-            assert_eq!(e.owner, "alice");
+            assert_eq!(&*e.dependencies, &[3, 9]);
+            assert_eq!(&*e.owner, "alice");
             // Kept only where asked; comments take the section of the entry before them.
             assert_eq!(a.entries[0].defn, None);
             assert_eq!(a.entries[1].placed, Section::PreData);
@@ -455,7 +498,7 @@ mod tests {
                 &[],
             )],
         );
-        assert!(Archive::parse(&good, &|_| true).is_ok());
+        assert!(Archive::parse(&good[..], &|_| true).is_ok());
         for n in [0, 5, 20, good.len() - 1] {
             let err = format!("{:#}", Archive::parse(&good[..n], &|_| true).unwrap_err());
             assert!(
@@ -465,13 +508,15 @@ mod tests {
         }
         let mut newer = good.clone();
         newer[6] = 17;
-        let err = Archive::parse(&newer, &|_| true).unwrap_err().to_string();
+        let err = Archive::parse(&newer[..], &|_| true)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("1.17"), "{err}");
         // Text in another encoding than UTF-8 (pg_dump is always asked for UTF-8).
         let mut bad = archive(14, &[(1, "0", "0", "COMMENT", 1, "x", "cafe", &[])]);
         let at = bad.windows(4).position(|w| w == b"cafe").unwrap();
         bad[at + 3] = 0xe9;
-        let err = format!("{:#}", Archive::parse(&bad, &|_| true).unwrap_err());
+        let err = format!("{:#}", Archive::parse(&bad[..], &|_| true).unwrap_err());
         assert!(err.contains("UTF-8"), "{err}");
     }
 
@@ -486,10 +531,10 @@ mod tests {
             section: Section::PreData,
             placed: Section::PreData,
             defn: None,
-            namespace: String::new(),
+            namespace: "".into(),
             tablespace: None,
-            owner: String::new(),
-            dependencies: vec![],
+            owner: "".into(),
+            dependencies: Box::new([]),
         };
         assert_eq!(e.describe(), "1259 5 TABLE - odd 42; name -");
     }

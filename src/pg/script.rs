@@ -20,47 +20,62 @@ pub enum Piece<'a> {
     Statement(&'a str),
 }
 
-/// The pieces of `script`. Whitespace between pieces is left out.
-pub fn pieces(script: &str) -> Vec<Piece<'_>> {
-    let b = script.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut std_strings = true;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_whitespace() {
-            i += 1;
-        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
-            let end = line_end(b, i);
-            out.push(Piece::Comment(&script[i..end]));
-            i = end;
-        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            let end = block_comment_end(b, i);
-            out.push(Piece::Comment(&script[i..end]));
-            i = end;
-        } else if c == b'\\' {
-            let end = line_end(b, i);
-            out.push(Piece::Meta(&script[i..end]));
-            i = end;
-        } else if c == b';' {
-            i += 1; // an empty statement
-        } else {
-            let end = statement_end(b, i, std_strings);
-            let text = script[i..end].trim_end();
-            if let Some(on) = standard_conforming_strings(text) {
-                std_strings = on;
-            }
-            out.push(Piece::Statement(text));
-            i = end;
-        }
+/// The pieces of `script`, one at a time. Whitespace between pieces is left out.
+pub fn pieces(script: &str) -> Pieces<'_> {
+    Pieces {
+        script,
+        i: 0,
+        std_strings: true,
     }
-    out
+}
+
+/// The pieces of a script, lexed as they are asked for (a script of many thousand entries is
+/// never held twice).
+pub struct Pieces<'a> {
+    script: &'a str,
+    i: usize,
+    /// `standard_conforming_strings` as the script has set it so far.
+    std_strings: bool,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        let script = self.script;
+        let b = script.as_bytes();
+        while self.i < b.len() {
+            let i = self.i;
+            let c = b[i];
+            if c.is_ascii_whitespace() {
+                self.i += 1;
+            } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
+                self.i = line_end(b, i);
+                return Some(Piece::Comment(&script[i..self.i]));
+            } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+                self.i = block_comment_end(b, i);
+                return Some(Piece::Comment(&script[i..self.i]));
+            } else if c == b'\\' {
+                self.i = line_end(b, i);
+                return Some(Piece::Meta(&script[i..self.i]));
+            } else if c == b';' {
+                self.i += 1; // an empty statement
+            } else {
+                self.i = statement_end(b, i, self.std_strings);
+                let text = script[i..self.i].trim_end();
+                if let Some(on) = standard_conforming_strings(text) {
+                    self.std_strings = on;
+                }
+                return Some(Piece::Statement(text));
+            }
+        }
+        None
+    }
 }
 
 /// The statements of `script`, in order.
 pub fn statements(script: &str) -> Vec<&str> {
     pieces(script)
-        .into_iter()
         .filter_map(|p| match p {
             Piece::Statement(s) => Some(s),
             _ => None,
@@ -300,7 +315,7 @@ mod tests {
     fn comments_and_meta_commands_only_between_statements() {
         let s = "\\restrict abc\n--\n-- Name: t; Type: TABLE\n--\nCREATE TABLE t (\n-- Name: x; inside\n a int /* ; */\n);\n/* outer /* nested ; */ still */\n\\unrestrict abc\n";
         assert_eq!(
-            pieces(s),
+            pieces(s).collect::<Vec<_>>(),
             vec![
                 Meta("\\restrict abc"),
                 Comment("--"),
@@ -320,7 +335,10 @@ mod tests {
         let body = "CREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $fn$\r\nbegin\r\n\\d+';\n--\n-- Name: x; Type: TABLE; Schema: public; Owner: me\n--\nreturn $q$ ; $$ $q$;\r\nend $fn$;";
         let comment = "COMMENT ON TABLE t IS 'one\r\n\\\\server\\share\r\n\\d two';";
         let s = format!("{body}\n\n{comment}\n");
-        assert_eq!(pieces(&s), vec![Statement(body), Statement(comment)]);
+        assert_eq!(
+            pieces(&s).collect::<Vec<_>>(),
+            vec![Statement(body), Statement(comment)]
+        );
     }
 
     #[test]
