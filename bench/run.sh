@@ -7,12 +7,15 @@
 #   bench/run.sh [--runs N] [--jobs N] [--datasets "mixed small big latency onekey nokey"]
 #                [--scale F]
 #                [--bin-dir DIR] [--baseline-bin DIR] [--settle SECONDS]
+#                [--only "neoncopy neoncopy-baseline pgdump pgdumpplain pgcopydb"]
 #
 # --scale shrinks or grows every dataset (1 = the sizes of docs/benchmarks.md). --bin-dir
 # takes neoncopy and latency_proxy from DIR instead of building them (to measure a given
 # build while the tree changes). --baseline-bin adds the neoncopy of DIR (an earlier build)
 # as one more contender, alternating with the others, to measure a change. --settle is the
-# pause before each run, after the run's checkpoint and sync (default 2 s).
+# pause before each run, after the run's checkpoint and sync (default 2 s). --only keeps the
+# named contenders. Datasets many10k and many50k (10,000 and 50,000 tables) are not in the
+# default set: they take long, and pit neoncopy against pg_dump -Fd | pg_restore only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -24,6 +27,7 @@ scale=1
 bin_dir=""
 baseline=""
 settle=2
+only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
         --bin-dir) bin_dir="$2"; shift 2 ;;
         --baseline-bin) baseline="$(cd "$2" && pwd)/neoncopy"; shift 2 ;;
         --settle) settle="$2"; shift 2 ;;
+        --only) only="$2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -76,7 +81,8 @@ dst_port="$(free_port "$src_port")"
 proxy_port="$(free_port "$src_port" "$dst_port")"
 # Autovacuum off: a contender that does not analyze (pg_dump | psql) would leave the servers
 # busy with thousands of new tables during the next contender's run.
-tuning="-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=30min -c max_connections=200 -c autovacuum=off"
+# pg_dump locks every table in one transaction: 512 x 222 server processes holds 50,000 tables.
+tuning="-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=30min -c max_connections=200 -c autovacuum=off -c max_locks_per_transaction=512"
 start_cluster source "$src_port" "$tuning"
 start_cluster target "$dst_port" "$tuning"
 "$proxy" "$proxy_port" "$dst_port" 10 & proxy_pid=$!
@@ -153,6 +159,19 @@ PY
     "${src_psql[@]}" -d "$1" -f "$work/latency.sql" >/dev/null
 }
 
+make_many() { # N tables of 50 rows, each with a serial key, a unique and a secondary index
+    python3 - "$(n "$2")" > "$work/many.sql" <<'PY'
+import sys
+for i in range(int(sys.argv[1])):
+    print(f"create table t{i} (id serial primary key, code text unique, v int);"
+          f"create index t{i}_v on t{i} (v);"
+          f"insert into t{i} (code, v) select 'c' || g, g % 10 from generate_series(1, 50) g;")
+PY
+    "${src_psql[@]}" -d "$1" -f "$work/many.sql" >/dev/null
+}
+make_many10k() { make_many "$1" 10000; }
+make_many50k() { make_many "$1" 50000; }
+
 results="$work/results.tsv"
 : > "$results"
 
@@ -226,8 +245,16 @@ run_dataset() { # dataset
         case "$ds" in
             big) order=(neoncopy neoncopy-split pgdump pgcopydb) ;;
             onekey|nokey) order=(neoncopy neoncopy-split pgdump pgcopydb-split) ;;
+            many*) order=(neoncopy pgdump) ;;
         esac
         [ -n "$baseline" ] && order=(neoncopy neoncopy-baseline "${order[@]:1}")
+        if [ -n "$only" ]; then
+            local kept=()
+            for c in "${order[@]}"; do
+                case " $only " in *" $c "*) kept+=("$c") ;; esac
+            done
+            order=("${kept[@]}")
+        fi
         local k=$(( (r - 1) % ${#order[@]} ))
         local rotated=("${order[@]:$k}" "${order[@]:0:$k}")
         for c in "${rotated[@]}"; do
@@ -235,9 +262,17 @@ run_dataset() { # dataset
             dst="postgresql://postgres@127.0.0.1:$dst_port_used/$dst_db"
             case "$c" in
                 neoncopy)
-                    timed neoncopy "$ds" /usr/bin/time -f "%M" -o "$work/rss.$ds.$r" \
+                    timed neoncopy "$ds" \
                         "$neoncopy" clone -q --source "$src" --target "$dst" --dir "$work/nc" --restart \
-                        --table-jobs "$jobs" --index-jobs "$jobs" --restore-jobs "$jobs" "${split[@]}" ;;
+                        --table-jobs "$jobs" --index-jobs "$jobs" --restore-jobs "$jobs" "${split[@]}"
+                    # neoncopy's own peak memory, as it recorded it (pg_dump's is its own).
+                    python3 - "$work/nc/state.db" > "$work/rss.$ds.$r" <<'PY' || true
+import sqlite3, sys
+row = sqlite3.connect(sys.argv[1]).execute(
+    "select value from counter where name = 'peak_rss_kib'").fetchone()
+print(row[0] if row else "")
+PY
+                    ;;
                 neoncopy-baseline)
                     timed "neoncopy baseline" "$ds" \
                         "$baseline" clone -q --source "$src" --target "$dst" --dir "$work/nc" --restart \
@@ -286,7 +321,7 @@ done
 echo
 echo "== results: median wall time of $runs run(s), $jobs jobs each, $(nproc) cores"
 python3 - "$results" "$work" <<'PY'
-import sys, statistics, glob, os
+import sys, statistics, glob, os, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 work = sys.argv[2]
 data, cpu = {}, {}
@@ -307,14 +342,16 @@ for ds, by in data.items():
         ratio = f"{m / fastest:.2f}x" if fastest else "-"
         cpu_ratio = f"{c / least:.2f}x" if least else "-"
         print(f"{ds:<10} {size:>8}  {label:<44} {m:>9.2f} {len(times):>5} {ratio:>16} {c:>7.1f} {cpu_ratio:>18}")
-rss = []
+rss = collections.defaultdict(list)
 for f in glob.glob(os.path.join(work, "rss.*")):
     try:
-        rss.append(int(open(f).read().strip().splitlines()[-1]))
+        rss[os.path.basename(f).split(".")[1]].append(int(open(f).read().strip().splitlines()[-1]))
     except Exception:
         pass
 if rss:
-    print(f"\nneoncopy peak memory (max RSS over runs): {max(rss) / 1024:.1f} MiB")
+    print("\nneoncopy peak memory (its own process, pg_dump's not included; max over runs):")
+    for ds in sorted(rss):
+        print(f"  {ds:<10} {max(rss[ds]) / 1024:.1f} MiB")
 PY
 if [ -s "$work/parts.txt" ]; then
     echo

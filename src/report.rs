@@ -69,6 +69,9 @@ pub struct Summary {
     pub indexes: u64,
     pub sequences: u64,
     pub large_objects: u64,
+    /// The most memory neoncopy's own process held, over the run's sessions (pg_dump and
+    /// pg_restore not included); once a session has ended.
+    pub peak_memory_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -314,6 +317,7 @@ pub fn summary(store: &Store) -> Result<Summary> {
         indexes: scalar_u64(store, "select count(*) from idx where state = 'done'")?,
         sequences: counter(COUNT_SEQUENCES)?,
         large_objects: counter(COUNT_LARGE_OBJECTS)?,
+        peak_memory_bytes: Some(counter(crate::state::PEAK_RSS_COUNTER)? * 1024).filter(|b| *b > 0),
         tables,
     })
 }

@@ -632,6 +632,16 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                 "update session set seen_at = ?1 where started_at = (select max(started_at) from session)",
                 params![t],
             )?;
+            // This process's peak memory (pg_dump and pg_restore are processes of their own),
+            // the largest over the run's sessions.
+            if let Some(kib) = peak_rss_kib() {
+                exec(
+                    tx,
+                    "insert into counter (name, value) values (?1, ?2) \
+                     on conflict (name) do update set value = max(value, excluded.value)",
+                    params![PEAK_RSS_COUNTER, kib as i64],
+                )?;
+            }
             exec(tx, "delete from worker", [])?;
         }
         Event::StepStart(name) => {
@@ -767,6 +777,22 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
         Event::Flush(_) => {}
     }
     Ok(())
+}
+
+/// The counter holding the run's peak memory, in KiB.
+pub const PEAK_RSS_COUNTER: &str = "peak_rss_kib";
+
+/// The most memory this process has held resident so far (Linux: VmHWM), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// What workers are doing right now, shared by the workers, the recorder and the progress bars.

@@ -170,6 +170,8 @@ async fn summary_has_every_step_and_the_numbers_add_up() {
         "wall {total}, active {active}"
     );
     assert_eq!(s["sessions"], 1);
+    let memory = s["peak_memory_bytes"].as_u64().unwrap();
+    assert!(memory > 1 << 20 && memory < 1 << 30, "{memory}");
     assert_eq!(s["large_objects"], 3, "{s}");
     assert_eq!(
         s["indexes"].as_u64().unwrap(),
