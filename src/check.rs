@@ -745,7 +745,14 @@ async fn schema(
         let left = crate::clone::schema::LeftOut::by_filters(&selection);
         // Everything, the indexes and constraints clone builds itself included.
         let built = std::collections::HashSet::new();
-        crate::clone::schema::rehearse(&restorer, &left, &built, opts.drop_if_exists).await
+        crate::clone::schema::rehearse(
+            &restorer,
+            &left,
+            &built,
+            opts.drop_if_exists,
+            crate::clone::schema::Keep::Nothing,
+        )
+        .await
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);

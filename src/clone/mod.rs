@@ -611,50 +611,28 @@ async fn pipeline(
         )
         .await?;
     }
-    // Before the first write, whatever the target refuses of the schema is found (unless this
-    // run resumes one that wrote already); meanwhile the archive's statements for what
-    // neoncopy builds are read.
-    let left = schema::LeftOut::by_filters(&ctx.selection);
-    let built: std::collections::HashSet<(u32, u32)> = ctx
-        .catalog
-        .indexes
-        .iter()
-        .map(|i| i.archive_oid())
-        .collect();
-    let restorer = ctx.restorer();
-    let (ddl, rehearsal) = tokio::try_join!(
-        retrying(&ctx, "read the schema archive", |_| schema::load_ddl(&ctx)),
-        async {
-            if resuming {
-                return Ok(None);
-            }
-            retrying(&ctx, "rehearse the schema", |_| {
-                schema::rehearse(&restorer, &left, &built, ctx.cfg.drop_if_exists)
-            })
-            .await
-            .map(Some)
-        }
-    )?;
+    // The archive's statements for what neoncopy builds.
+    let ddl = retrying(&ctx, "read the schema archive", |_| schema::load_ddl(&ctx)).await?;
     let _ = ctx.ddl.set(ddl);
-    match rehearsal {
-        Some(schema::Rehearsal::Done(n)) => {
-            info!("the target accepts the schema: {n} entries created and rolled back")
-        }
-        Some(schema::Rehearsal::Skipped(why)) => {
-            info!("schema not rehearsed on the target: {why}")
-        }
-        None => {}
-    }
     if is_done(STEP_PREPARE) {
         info!("{STEP_PREPARE}: done before, skipped");
     } else {
-        // A pre-data restore that was cut short is redone from scratch: no data has been
-        // loaded yet, so dropping what it created loses nothing.
+        // Before the first write, whatever the target refuses of the schema is found: pre-data
+        // is created in one transaction with the rest rehearsed inside it (see
+        // prepare_rehearsed). A pre-data restore cut short is redone from scratch: no data
+        // has been loaded yet, so dropping what it created loses nothing.
+        let left = schema::LeftOut::by_filters(&ctx.selection);
+        let built: std::collections::HashSet<(u32, u32)> = ctx
+            .catalog
+            .indexes
+            .iter()
+            .map(|i| i.archive_oid())
+            .collect();
         step(
             &rec,
             STEP_PREPARE,
             plain(retrying(&ctx, "prepare schema", |attempt| {
-                schema::prepare(&ctx, resuming || attempt > 0)
+                schema::prepare_rehearsed(&ctx, &left, &built, resuming, resuming || attempt > 0)
             })),
         )
         .await?;

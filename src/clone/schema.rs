@@ -431,6 +431,7 @@ pub async fn rehearse(
     left: &LeftOut,
     built: &HashSet<(u32, u32)>,
     drop_if_exists: bool,
+    keep: Keep,
 ) -> Result<Rehearsal> {
     let toc = r.archive(&|desc| desc == "SCHEMA")?;
     let mut left = left.clone();
@@ -473,7 +474,11 @@ pub async fn rehearse(
              target's lock table holds ({locks})"
         )));
     }
-    let wanted = |e: &Entry| rehearsed.contains(&e.dump_id);
+    // When pre-data is kept, it runs from its own list (the one the clone restores); the
+    // rehearsal list then holds what comes after it.
+    let wanted = |e: &Entry| {
+        rehearsed.contains(&e.dump_id) && (keep == Keep::Nothing || e.placed == Section::PostData)
+    };
     let (list, _) = restore_list(&toc.entries, &wanted, left);
     std::fs::write(r.dir.file(REHEARSAL_LIST), list).context("write rehearsal list")?;
     let extensions_only = LeftOut {
@@ -507,12 +512,31 @@ pub async fn rehearse(
                 .db()
                 .context("rehearse dropping existing objects on the target")?;
         }
-        rehearse_entries(&client, &script).await
+        if keep == Keep::Nothing {
+            rehearse_entries(&client, &script).await?;
+            return Ok(script.entries.len());
+        }
+        let pre = r.script(PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await?;
+        rehearse_entries(&client, &pre).await?;
+        client
+            .batch_execute("savepoint neoncopy_post_data")
+            .await
+            .db()
+            .context("rehearse post-data")?;
+        rehearse_entries(&client, &script).await?;
+        client
+            .batch_execute("rollback to savepoint neoncopy_post_data; commit")
+            .await
+            .db()
+            .context("commit pre-data on the target")?;
+        Ok(pre.entries.len() + script.entries.len())
     }
     .await;
-    let _ = client.batch_execute("rollback").await;
+    if result.is_err() || keep == Keep::Nothing {
+        let _ = client.batch_execute("rollback").await;
+    }
     match result {
-        Ok(()) => Ok(Rehearsal::Done(script.entries.len())),
+        Ok(n) => Ok(Rehearsal::Done(n)),
         Err(e) if crate::pg::PgError::code_of(&e) == Some("53200") => {
             Ok(Rehearsal::Skipped(format!("{e:#}")))
         }
@@ -551,6 +575,15 @@ fn rehearsed_entries(
         }
     }
     kept
+}
+
+/// What a rehearsal keeps of what it ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Everything is rolled back (`check`).
+    Nothing,
+    /// Pre-data is committed, the rest rolled back: the clone's prepare step, all or nothing.
+    PreData,
 }
 
 /// How a rehearsal went, when the target refused nothing.
@@ -609,8 +642,37 @@ async fn rehearse_entries(client: &tokio_postgres::Client, script: &Script) -> R
     Ok(())
 }
 
-/// Creates schemas, types, functions, tables... (pre-data) on the target. `clean` first drops
-/// what an earlier, interrupted attempt created (as --drop-if-exists does).
+/// Creates schemas, types, functions, tables... (pre-data) on the target, after finding what
+/// the target refuses of the whole schema: pre-data runs in one transaction, then the rest
+/// of the schema under a savepoint rolled back, then the commit; a refusal leaves the target
+/// as it was. When that many objects would not fit the target's lock table in one
+/// transaction, or when this run resumes one that wrote already, pre-data runs in batches
+/// without a rehearsal. `clean` first drops what an earlier, interrupted attempt created.
+pub async fn prepare_rehearsed(
+    ctx: &Ctx,
+    left: &LeftOut,
+    built: &HashSet<(u32, u32)>,
+    resuming: bool,
+    clean: bool,
+) -> Result<()> {
+    if !resuming {
+        let drop_first = ctx.cfg.drop_if_exists || clean;
+        match rehearse(&ctx.restorer(), left, built, drop_first, Keep::PreData).await? {
+            Rehearsal::Done(n) => {
+                info!(
+                    "the target accepts the schema: {n} entries run in one transaction, pre-data kept and the rest rolled back"
+                );
+                return Ok(());
+            }
+            Rehearsal::Skipped(why) => info!("schema not rehearsed on the target: {why}"),
+        }
+    }
+    prepare(ctx, clean).await
+}
+
+/// Creates schemas, types, functions, tables... (pre-data) on the target in batches, each its
+/// own transaction. `clean` first drops what an earlier, interrupted attempt created (as
+/// --drop-if-exists does).
 pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
     if ctx.cfg.drop_if_exists || clean {
         drop_existing(ctx, DROP_LIST, "drop.sql").await?;

@@ -424,19 +424,8 @@ async fn ctrl_c_rolls_back_and_leaves_a_resumable_state() {
 
 /// What `list tables` says the selected tables take on disk, in all.
 fn list_tables_bytes(pair: &Pair) -> u64 {
-    let out = neoncopy(
-        &[
-            "list".into(),
-            "tables".into(),
-            "--json".into(),
-            "--source".into(),
-            pair.source_uri(),
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array()
+    list_tables_json(pair, &[])
+        .as_array()
         .unwrap()
         .iter()
         .map(|t| t["bytes"].as_u64().unwrap())

@@ -332,19 +332,7 @@ async fn sections_combined_and_list_tables_agrees() {
     );
     // list tables with the same filters shows what was copied.
     let path = pair.workdir.path().join("filters.ini");
-    let out = neoncopy(
-        &[
-            "list".into(),
-            "tables".into(),
-            "--json".into(),
-            "--source".into(),
-            pair.source_uri(),
-            "--filters".into(),
-            path.display().to_string(),
-        ],
-        &[],
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = list_tables_json(&pair, &["--filters", &path.display().to_string()]);
     let mut names: Vec<String> = v
         .as_array()
         .unwrap()
@@ -443,14 +431,7 @@ async fn an_excluded_extension_need_not_exist_on_the_target() {
     let path = write_filters(&pair, "[exclude-extension]\npg_visibility\n");
     // check says so too, given the same filters, and fails without them.
     let check = |extra: &[&str]| {
-        let mut args = vec![
-            "--source".to_string(),
-            pair.source_uri(),
-            "--target".into(),
-            pair.target_uri(true),
-            "--no-owner".into(),
-            "--no-acl".into(),
-        ];
+        let mut args = pair.connection_args(true);
         args.extend(extra.iter().map(|s| s.to_string()));
         let (code, checks) = check(&args);
         (code, find(&checks, "extensions").clone())

@@ -476,14 +476,7 @@ async fn extensions_are_judged_by_trying_them_on_the_target() {
         &pair.src,
         "create extension neoncopy_test_config; insert into settings values ('mine', 'x', false);",
     );
-    let args = vec![
-        "--source".to_string(),
-        pair.source_uri(),
-        "--target".into(),
-        pair.target_uri(true),
-        "--no-owner".into(),
-        "--no-acl".into(),
-    ];
+    let args = pair.connection_args(true);
     let (_, checks) = check(&args);
     let ext = find(&checks, "extensions");
     assert_eq!(ext["status"], "pass", "{ext}");

@@ -524,6 +524,20 @@ impl Pair {
         self.src_cluster.uri(&self.src)
     }
 
+    /// --source and --target of the pair, with --no-owner --no-acl when `managed`.
+    pub fn connection_args(&self, managed: bool) -> Vec<String> {
+        let mut args = vec![
+            "--source".to_string(),
+            self.source_uri(),
+            "--target".into(),
+            self.target_uri(managed),
+        ];
+        if managed {
+            args.extend(["--no-owner".into(), "--no-acl".into()]);
+        }
+        args
+    }
+
     pub fn target_uri(&self, managed: bool) -> String {
         if managed {
             self.dst_cluster.uri_as(&self.dst, MANAGED_ROLE)
@@ -735,6 +749,21 @@ pub fn check_with(args: &[String], env: &[(&str, &str)]) -> (Option<i32>, Vec<se
 /// `neoncopy check --json` with these arguments.
 pub fn check(args: &[String]) -> (Option<i32>, Vec<serde_json::Value>) {
     check_with(args, &[])
+}
+
+/// `list tables --json` of the pair's source, with `extra` arguments.
+pub fn list_tables_json(pair: &Pair, extra: &[&str]) -> serde_json::Value {
+    let mut args: Vec<String> = vec![
+        "list".into(),
+        "tables".into(),
+        "--json".into(),
+        "--source".into(),
+        pair.source_uri(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = neoncopy(&args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("list tables --json prints JSON")
 }
 
 /// The check of this name among a check's results.
