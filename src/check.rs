@@ -98,10 +98,12 @@ pub fn pooler_names(source: &Endpoint, target: &Endpoint) -> Vec<Check> {
 }
 
 /// Checks on open connections to both servers: the ones clone runs before it writes.
+/// `selection` is what --filters selects, computed once by the caller when there are filters.
 pub async fn on_connections(
     source: &Client,
     target: &Client,
     opts: &Options,
+    selection: Option<&crate::filters::Selection>,
 ) -> Result<Vec<Check>> {
     let mut out = Vec::new();
     for (side, client) in [("source", source), ("target", target)] {
@@ -116,12 +118,12 @@ pub async fn on_connections(
             ));
         }
     }
-    out.push(source_privileges(source, opts).await?);
+    out.push(source_privileges(source, opts, selection).await?);
     out.push(target_role(source, target, opts).await?);
     out.extend(roles(source, target, opts).await?);
     out.push(extensions(source, target, opts).await?);
     out.push(connections(source, target, opts).await?);
-    out.push(locks(source, opts).await?);
+    out.push(locks(source, opts, selection).await?);
     Ok(out)
 }
 
@@ -132,7 +134,11 @@ const OWN_LOCKS: i64 = 64;
 /// Whether the source's lock table can hold what the clone locks. pg_dump locks every table
 /// and view it dumps in one transaction and fails with "out of shared memory" when they do
 /// not fit; the copy workers' read transactions are renewed every few hundred tables.
-async fn locks(source: &Client, opts: &Options) -> Result<Check> {
+async fn locks(
+    source: &Client,
+    opts: &Options,
+    selection: Option<&crate::filters::Selection>,
+) -> Result<Check> {
     let dumped: Vec<u32> = source
         .query(&sql::dumped_relations(), &[])
         .await
@@ -148,16 +154,10 @@ async fn locks(source: &Client, opts: &Options) -> Result<Check> {
         .context("read the source's lock table size")?;
     let (per_process, processes, in_use): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
     let capacity = per_process * processes;
-    let mut locked = dumped.len() as i64;
-    if let Some(f) = opts.filters.as_ref().filter(|_| locked > capacity / 2) {
-        let selection = crate::filters::Selection::compute(source, Some(f), opts.skip_extensions)
-            .await
-            .context("apply --filters")?;
-        locked = dumped
-            .iter()
-            .filter(|o| selection.table_selected(**o))
-            .count() as i64;
-    }
+    let locked = match selection {
+        Some(s) => dumped.iter().filter(|o| s.table_selected(**o)).count(),
+        None => dumped.len(),
+    } as i64;
     // The copy workers' read transactions, renewed every so many tables.
     let copy_reads =
         locked.min(opts.table_jobs as i64 * crate::clone::READS_PER_SNAPSHOT_TXN as i64);
@@ -192,17 +192,12 @@ async fn locks(source: &Client, opts: &Options) -> Result<Check> {
 
 /// Whether the source role can read what the clone reads: every selected table, view,
 /// materialized view and sequence (pg_dump locks and reads them), and every large object.
-async fn source_privileges(source: &Client, opts: &Options) -> Result<Check> {
-    let excluded: std::collections::HashSet<u32> = match &opts.filters {
-        Some(f) => crate::filters::Selection::compute(source, Some(f), opts.skip_extensions)
-            .await
-            .context("apply --filters")?
-            .excluded_relations
-            .keys()
-            .copied()
-            .collect(),
-        None => Default::default(),
-    };
+async fn source_privileges(
+    source: &Client,
+    opts: &Options,
+    selection: Option<&crate::filters::Selection>,
+) -> Result<Check> {
+    let selected = |oid: u32| selection.is_none_or(|s| s.table_selected(oid));
     let version: i32 = source
         .query_one(sql::SERVER_VERSION, &[])
         .await
@@ -214,7 +209,7 @@ async fn source_privileges(source: &Client, opts: &Options) -> Result<Check> {
         .db()
         .context("look up the source role's privileges")?
         .into_iter()
-        .filter(|r| !excluded.contains(&(r.get::<_, i64>(0) as u32)))
+        .filter(|r| selected(r.get::<_, i64>(0) as u32))
         .map(|r| r.get(1))
         .collect();
     let los: i64 = if opts.skip_large_objects {
@@ -645,9 +640,15 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
                 "clone into an empty database, or add --drop-if-exists",
             ),
         });
-        more.extend(on_connections(&src, &tgt, opts).await?);
+        // What the filters select, once for every check that needs it.
+        let selection =
+            crate::filters::Selection::compute(&src, opts.filters.as_ref(), opts.skip_extensions)
+                .await
+                .context("apply --filters")?;
+        let filtered = opts.filters.as_ref().map(|_| &selection);
+        more.extend(on_connections(&src, &tgt, opts, filtered).await?);
         if let (Ok(tools), true) = (&tools, tmajor >= smajor) {
-            more.push(schema(source, target, &src, tools, opts).await);
+            more.push(schema(source, target, tools, opts, &selection).await);
         }
         let los: i64 = src.query_one(sql::LARGE_OBJECT_COUNT, &[]).await.db()?.get(0);
         more.push(if los == 0 {
@@ -657,7 +658,7 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
         } else {
             pass("large objects", format!("{los} on the source, copied after the tables"))
         });
-        more.push(size(&src, opts).await?);
+        more.push(size(&src, opts, &selection).await?);
         let wal = src.query_one(sql::WAL_AND_SLOTS, &[]).await.db()?;
         more.push(pass(
             "wal",
@@ -683,13 +684,13 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
 
 /// What the clone will copy and build, measured as it will measure it (crate::estimate: the
 /// size on disk of the selected tables and indexes), and the room the target needs.
-async fn size(src: &Client, opts: &Options) -> Result<Check> {
-    let selection =
-        crate::filters::Selection::compute(src, opts.filters.as_ref(), opts.skip_extensions)
-            .await
-            .context("apply --filters")?;
+async fn size(
+    src: &Client,
+    opts: &Options,
+    selection: &crate::filters::Selection,
+) -> Result<Check> {
     let mut catalog = crate::catalog::Catalog::read(src, false).await?;
-    catalog.apply(&selection, opts.skip_extensions);
+    catalog.apply(selection, opts.skip_extensions);
     let tables: u64 = catalog.tables.iter().map(|t| t.bytes.max(0) as u64).sum();
     let indexes: u64 = catalog.indexes.iter().map(|i| i.bytes).sum();
     Ok(pass(
@@ -714,22 +715,18 @@ async fn size(src: &Client, opts: &Options) -> Result<Check> {
 async fn schema(
     source: &Endpoint,
     target: &Endpoint,
-    src: &Client,
     tools: &crate::pg::tools::PgTools,
     opts: &Options,
+    selection: &crate::filters::Selection,
 ) -> Check {
     let dir = std::env::temp_dir().join(format!("neoncopy-check-{}", std::process::id()));
     let result = async {
-        let selection =
-            crate::filters::Selection::compute(src, opts.filters.as_ref(), opts.skip_extensions)
-                .await
-                .context("apply --filters")?;
         let workdir = crate::workdir::WorkDir::open(&dir)?;
         crate::clone::schema::pg_dump(
             &workdir,
             tools,
             source,
-            &selection,
+            selection,
             None,
             opts.skip_large_objects,
         )
@@ -742,7 +739,7 @@ async fn schema(
             no_acl: opts.no_acl,
             no_comments: false,
         };
-        let left = crate::clone::schema::LeftOut::by_filters(&selection);
+        let left = crate::clone::schema::LeftOut::by_filters(selection);
         // Everything, the indexes and constraints clone builds itself included.
         let built = std::collections::HashSet::new();
         crate::clone::schema::rehearse(

@@ -493,13 +493,7 @@ impl Selection {
                 parent: r.get::<_, Option<i64>>(4).map(|o| o as u32),
             })
             .collect();
-        let schemas: Vec<String> = client
-            .query(&sql::selection_schemas(), &[])
-            .await
-            .db()?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
+        let schemas = schema_names(client).await?;
         let extensions = extension_names(client).await?;
 
         // Schemas.
@@ -973,13 +967,7 @@ impl Filters {
             1,
             2,
         );
-        let schemas = client
-            .query(&sql::selection_schemas(), &[])
-            .await
-            .db()?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
+        let schemas = schema_names(client).await?;
         let names = SourceNames {
             schemas,
             tables,
@@ -1069,6 +1057,17 @@ async fn quote_pairs<'a>(
 
 fn excluded_list_all(excluded: &HashSet<u32>) -> Vec<i64> {
     excluded.iter().map(|o| *o as i64).collect()
+}
+
+/// The source's schemas, as the filters match them.
+async fn schema_names(client: &Client) -> Result<Vec<String>> {
+    Ok(client
+        .query(&sql::selection_schemas(), &[])
+        .await
+        .db()?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 async fn extension_names(client: &Client) -> Result<Vec<String>> {

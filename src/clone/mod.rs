@@ -495,7 +495,17 @@ async fn pipeline(
     if !resuming {
         safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
     }
-    let checks = crate::check::on_connections(&src_client, &tgt_client, &cfg.check_options())
+    let opts = cfg.check_options();
+    // What --filters selects, as of now (the clone computes it again in its snapshot).
+    let selection = match &opts.filters {
+        Some(f) => Some(
+            crate::filters::Selection::compute(&src_client, Some(f), opts.skip_extensions)
+                .await
+                .context("apply --filters")?,
+        ),
+        None => None,
+    };
+    let checks = crate::check::on_connections(&src_client, &tgt_client, &opts, selection.as_ref())
         .await
         .context("run pre-flight checks")?;
     crate::check::first_failure(&checks)?;

@@ -109,9 +109,6 @@ async fn checksum(client: &Client, task: &Task) -> Result<Sums> {
     sums_of(&row)
 }
 
-/// Tables checksummed in one source transaction before it is renewed in the same snapshot.
-const READS_PER_TXN: usize = 256;
-
 /// Runs the tasks of one side on `jobs` sessions of `endpoint` (reading in `snapshot` when
 /// given); returns the sums per table.
 async fn run_side(
@@ -137,7 +134,10 @@ async fn run_side(
                 let Some(task) = next else { break };
                 // The transaction keeps a lock on every table it read: renewed now and then,
                 // so that thousands of tables do not fill the source's lock table.
-                if let (Some(id), true) = (snapshot.as_deref(), read_in_txn >= READS_PER_TXN) {
+                if let (Some(id), true) = (
+                    snapshot.as_deref(),
+                    read_in_txn >= crate::clone::READS_PER_SNAPSHOT_TXN,
+                ) {
                     crate::clone::renew_snapshot_txn(&client, id).await?;
                     read_in_txn = 0;
                 }
