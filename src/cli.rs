@@ -77,9 +77,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub clone: CloneArgs,
 
-    /// Print JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,19 +112,134 @@ Examples:
   watch -n 2 neoncopy list progress
   neoncopy list progress --summary --json";
 
+// Flag groups shared by several commands, flattened into each: one definition, one help text.
+
+/// --source and --target.
 #[derive(Args, Debug, Clone)]
-pub struct ProgressArgs {
-    /// Work directory of the clone [default: $TMPDIR/neoncopy, else /tmp/neoncopy]
+pub struct ConnectionArgs {
+    /// Source connection string (postgresql:// URI or key=value); also read from
+    /// NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI
+    #[arg(long, value_name = "URI")]
+    pub source: Option<String>,
+
+    /// Target connection string (postgresql:// URI or key=value); also read from
+    /// NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI
+    #[arg(long, value_name = "URI")]
+    pub target: Option<String>,
+}
+
+/// --source alone, for the commands that read only the source.
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// Source connection string (postgresql:// URI or key=value); also read from
+    /// NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI
+    #[arg(long, value_name = "URI")]
+    pub source: Option<String>,
+}
+
+/// --filters.
+#[derive(Args, Debug, Clone)]
+pub struct FilterArgs {
+    /// Only what these filters select: an INI file with sections include-only-schema,
+    /// exclude-schema, include-only-table, exclude-table, exclude-index, exclude-table-data,
+    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
+    #[arg(long, value_name = "FILE")]
+    pub filters: Option<PathBuf>,
+}
+
+/// --dir.
+#[derive(Args, Debug, Clone)]
+pub struct DirArgs {
+    /// Work directory: a clone's schema archive, its record (state.db, which list progress
+    /// reads and compare adds its results to) and its log (neoncopy.log) [default:
+    /// $TMPDIR/neoncopy, else /tmp/neoncopy]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// --json.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// --not-consistent and --snapshot: which snapshot the source is read in.
+#[derive(Args, Debug, Clone)]
+pub struct SnapshotArgs {
+    /// Do not read the source in one snapshot: faster to start, but not consistent if the
+    /// source is being written to
+    #[arg(long, conflicts_with = "snapshot")]
+    pub not_consistent: bool,
+
+    /// Use this already exported snapshot (from pg_export_snapshot() in a transaction the
+    /// caller keeps open) instead of exporting one
+    #[arg(long, value_name = "ID")]
+    pub snapshot: Option<String>,
+}
+
+/// --split-tables-larger-than and --split-max-parts.
+#[derive(Args, Debug, Clone)]
+pub struct SplitArgs {
+    /// Tables larger than this (heap plus TOAST) are worked on in parts at the same time:
+    /// 500MB, 1GB, 10GiB, or bytes; 0 never splits
+    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = parse_size_or_zero)]
+    pub split_tables_larger_than: u64,
+
+    /// Most parts one table is split into [default: --table-jobs]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub split_max_parts: Option<u32>,
+}
+
+/// --table-jobs, --index-jobs and --restore-jobs.
+#[derive(Args, Debug, Clone)]
+pub struct JobArgs {
+    /// Number of tables copied at the same time
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub table_jobs: u32,
+
+    /// Number of indexes and constraints built at the same time
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub index_jobs: u32,
+
+    /// Sessions validating foreign keys on big tables side by side in the final schema step
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub restore_jobs: u32,
+}
+
+/// --retries, --retry-delay and --retry-max-delay.
+#[derive(Args, Debug, Clone)]
+pub struct RetryArgs {
+    /// How many times a failed step, table or index is tried again after a transient error
+    /// (lost connection, server restart, a serverless compute waking up)
+    #[arg(long, default_value_t = 6, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
+
+    /// Seconds to wait before the first retry; the wait doubles each time (with jitter)
+    #[arg(long, default_value_t = 0.5, value_name = "SECS", value_parser = parse_seconds)]
+    pub retry_delay: f64,
+
+    /// Longest wait between two retries, in seconds
+    #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_seconds)]
+    pub retry_max_delay: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProgressArgs {
+    #[command(flatten)]
+    pub dir: DirArgs,
 
     /// Show the step-by-step summary instead of the live view
     #[arg(long)]
     pub summary: bool,
 
-    /// Print JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Source connection string of the clone (optional; checked against the one recorded, so
     /// that pgcopydb's `list progress --source ...` works unchanged); also read from
@@ -136,20 +250,14 @@ pub struct ProgressArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct SourceListArgs {
-    /// Only what a clone with these filters would copy: an INI file with sections include-only-schema, exclude-schema,
-    /// include-only-table, exclude-table, exclude-index, exclude-table-data,
-    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
-    #[arg(long, value_name = "FILE")]
-    pub filters: Option<PathBuf>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
 
-    /// Source connection string; also read from NEONCOPY_SOURCE_PGURI, then
-    /// PGCOPYDB_SOURCE_PGURI
-    #[arg(long, value_name = "URI")]
-    pub source: Option<String>,
+    #[command(flatten)]
+    pub conn: SourceArgs,
 
-    /// Print JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -175,11 +283,11 @@ fn parse_size_or_zero(s: &str) -> Result<u64, String> {
     if s.trim() == "0" {
         return Ok(0);
     }
-    crate::config::parse_size(s)
+    crate::fmt::parse_size(s)
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
-    crate::config::parse_size(s)
+    crate::fmt::parse_size(s)
 }
 
 const CLONE_LONG_ABOUT: &str = "\
@@ -199,51 +307,18 @@ Example (into Neon, connecting as a non-superuser role):
   neoncopy clone --no-owner --no-acl";
 
 #[derive(Args, Debug, Clone)]
-pub struct ConnectionArgs {
-    /// Source connection string (postgresql:// URI or key=value); also read from
-    /// NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI
-    #[arg(long, value_name = "URI")]
-    pub source: Option<String>,
-
-    /// Target connection string (postgresql:// URI or key=value); also read from
-    /// NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI
-    #[arg(long, value_name = "URI")]
-    pub target: Option<String>,
-}
-
-#[derive(Args, Debug, Clone)]
 pub struct CloneArgs {
     #[command(flatten)]
     pub conn: ConnectionArgs,
 
-    /// Work directory for the schema archive, restore lists, the run's record and its log
-    /// (neoncopy.log) [default: $TMPDIR/neoncopy, else /tmp/neoncopy]
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: DirArgs,
 
-    /// Number of tables copied at the same time
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub table_jobs: u32,
+    #[command(flatten)]
+    pub jobs: JobArgs,
 
-    /// Number of indexes and constraints built at the same time
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub index_jobs: u32,
-
-    /// Sessions validating foreign keys on big tables side by side in the final schema step
-    #[arg(long, default_value_t = 4, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub restore_jobs: u32,
-
-    /// Tables larger than this (heap plus TOAST) are copied in parts at the same time: 500MB,
-    /// 1GB, 10GiB, or bytes; 0 never splits
-    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = parse_size_or_zero)]
-    pub split_tables_larger_than: u64,
-
-    /// Most parts one table is split into [default: --table-jobs]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub split_max_parts: Option<u32>,
+    #[command(flatten)]
+    pub split: SplitArgs,
 
     /// maintenance_work_mem of the index builds (e.g. 1GB; the server's default otherwise)
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
@@ -278,26 +353,16 @@ pub struct CloneArgs {
     #[arg(long)]
     pub skip_db_properties: bool,
 
-    /// What to copy: an INI file with sections include-only-schema, exclude-schema,
-    /// include-only-table, exclude-table, exclude-index, exclude-table-data,
-    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
-    #[arg(long, value_name = "FILE")]
-    pub filters: Option<PathBuf>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
 
     /// Drop the source's objects from the target first (DROP ... IF EXISTS), allowing a
     /// target that already holds tables
     #[arg(long)]
     pub drop_if_exists: bool,
 
-    /// Do not use one snapshot for all readers: faster to start, but the copy is not
-    /// consistent if the source is being written to
-    #[arg(long, conflicts_with = "snapshot")]
-    pub not_consistent: bool,
-
-    /// Use this already exported snapshot (from pg_export_snapshot() in a transaction the
-    /// caller keeps open) instead of exporting one
-    #[arg(long, value_name = "ID")]
-    pub snapshot: Option<String>,
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
 
     /// Continue the interrupted clone recorded in --dir: what is done is skipped, what was
     /// under way is redone from scratch. Its snapshot ended with it, so add --not-consistent
@@ -309,19 +374,8 @@ pub struct CloneArgs {
     #[arg(long)]
     pub restart: bool,
 
-    /// How many times a failed step, table or index is tried again after a transient error
-    /// (lost connection, server restart, a serverless compute waking up)
-    #[arg(long, default_value_t = 6, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(0..=100))]
-    pub retries: u32,
-
-    /// Seconds to wait before the first retry; the wait doubles each time (with jitter)
-    #[arg(long, default_value_t = 0.5, value_name = "SECS", value_parser = parse_seconds)]
-    pub retry_delay: f64,
-
-    /// Longest wait between two retries, in seconds
-    #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_seconds)]
-    pub retry_max_delay: f64,
+    #[command(flatten)]
+    pub retry: RetryArgs,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -376,16 +430,11 @@ pub struct CompareSchemaArgs {
     #[command(flatten)]
     pub conn: ConnectionArgs,
 
-    /// Compare only what a clone with these filters copies: an INI file with sections include-only-schema, exclude-schema,
-    /// include-only-table, exclude-table, exclude-index, exclude-table-data,
-    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
-    #[arg(long, value_name = "FILE")]
-    pub filters: Option<PathBuf>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
 
-    /// Work directory where the result is recorded [default: $TMPDIR/neoncopy, else
-    /// /tmp/neoncopy]
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: DirArgs,
 
     /// Compare owners too
     #[arg(long)]
@@ -395,9 +444,8 @@ pub struct CompareSchemaArgs {
     #[arg(long)]
     pub compare_acl: bool,
 
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -405,41 +453,25 @@ pub struct CompareDataArgs {
     #[command(flatten)]
     pub conn: ConnectionArgs,
 
-    /// Compare only what a clone with these filters copies: an INI file with sections include-only-schema, exclude-schema,
-    /// include-only-table, exclude-table, exclude-index, exclude-table-data,
-    /// include-only-extension, exclude-extension (pgcopydb's format; ~/regex/ patterns)
-    #[arg(long, value_name = "FILE")]
-    pub filters: Option<PathBuf>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
 
-    /// Work directory where the result is recorded [default: $TMPDIR/neoncopy, else
-    /// /tmp/neoncopy]
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: DirArgs,
 
     /// Tables checksummed at the same time on each server
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub table_jobs: u32,
 
-    /// Tables larger than this are checksummed in parts: 500MB, 1GB, 10GiB, or bytes
-    #[arg(long, default_value = "1GB", value_name = "SIZE", value_parser = parse_size_arg)]
-    pub split_tables_larger_than: u64,
+    #[command(flatten)]
+    pub split: SplitArgs,
 
-    /// Most parts one table is cut into [default: --table-jobs]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub split_max_parts: Option<u32>,
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
 
-    /// Read each source table at its own moment instead of in one snapshot
-    #[arg(long, conflicts_with = "snapshot")]
-    pub not_consistent: bool,
-
-    /// Read the source in this exported snapshot
-    #[arg(long, value_name = "ID")]
-    pub snapshot: Option<String>,
-
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[cfg(test)]

@@ -1,25 +1,24 @@
-//! Validated settings built from the command line and the environment.
+//! The one place that turns the command line and the environment into validated settings,
+//! one type per command, and raises usage errors about them. No other module reads `cli` or
+//! the environment's connection strings.
 
-use crate::cli::{CloneArgs, ConnectionArgs};
+use crate::cli::{self, CloneArgs, ConnectionArgs, SnapshotArgs};
+use crate::error::usage;
+use crate::filters::Filters;
 use crate::pg::connstr::ConnParams;
 use crate::pg::retry::RetryPolicy;
+pub use crate::pg::snapshot::SnapshotMode;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A mistake in how neoncopy was called: reported in one line, exit code 2.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-fn usage(msg: String) -> anyhow::Error {
-    UsageError(msg).into()
+/// What to run, with its settings.
+pub enum Command {
+    Clone(CloneConfig),
+    Check(CheckConfig),
+    CompareSchema(CompareSchemaConfig),
+    CompareData(CompareDataConfig),
+    Progress(ProgressConfig),
+    List(ListConfig),
 }
 
 #[derive(Clone, Debug)]
@@ -53,16 +52,6 @@ pub struct CloneConfig {
     pub connections_from_env: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SnapshotMode {
-    /// Export a snapshot and hold it open until the data is read.
-    Export,
-    /// Import a snapshot the caller exported and keeps open.
-    Given(String),
-    /// Every reader takes its own snapshot.
-    None,
-}
-
 pub const SOURCE_ENV: &[&str] = &["NEONCOPY_SOURCE_PGURI", "PGCOPYDB_SOURCE_PGURI"];
 pub const TARGET_ENV: &[&str] = &["NEONCOPY_TARGET_PGURI", "PGCOPYDB_TARGET_PGURI"];
 
@@ -80,20 +69,23 @@ pub fn connections(args: &ConnectionArgs) -> anyhow::Result<(ConnParams, ConnPar
         .clone()
         .or_else(|| env_uri(SOURCE_ENV))
         .ok_or_else(|| {
-            usage("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI".into())
+            usage("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI")
         })?;
     let target = args
         .target
         .clone()
         .or_else(|| env_uri(TARGET_ENV))
         .ok_or_else(|| {
-            usage("no target database: pass --target URI or set NEONCOPY_TARGET_PGURI".into())
+            usage("no target database: pass --target URI or set NEONCOPY_TARGET_PGURI")
         })?;
-    let source = ConnParams::parse(&source)
-        .map_err(|e| usage(format!("invalid source connection string: {e:#}")))?;
-    let target = ConnParams::parse(&target)
-        .map_err(|e| usage(format!("invalid target connection string: {e:#}")))?;
-    Ok((source, target))
+    Ok((
+        parse_connection("source", &source)?,
+        parse_connection("target", &target)?,
+    ))
+}
+
+fn parse_connection(side: &str, s: &str) -> anyhow::Result<ConnParams> {
+    ConnParams::parse(s).map_err(|e| usage(format!("invalid {side} connection string: {e:#}")))
 }
 
 pub fn default_dir() -> PathBuf {
@@ -106,8 +98,8 @@ pub fn default_dir() -> PathBuf {
 
 impl CloneConfig {
     /// What the pre-flight checks need to know.
-    pub fn check_options(&self) -> crate::check::Options {
-        crate::check::Options {
+    pub fn check_options(&self) -> crate::preflight::Options {
+        crate::preflight::Options {
             table_jobs: self.table_jobs,
             index_jobs: self.index_jobs,
             restore_jobs: self.restore_jobs,
@@ -122,23 +114,15 @@ impl CloneConfig {
 
     pub fn from_args(args: &CloneArgs) -> anyhow::Result<CloneConfig> {
         let (source, target) = connections(&args.conn)?;
-        let snapshot = match (&args.snapshot, args.not_consistent) {
-            (Some(id), _) if id.trim().is_empty() => {
-                return Err(usage(
-                    "--snapshot needs a snapshot id such as 00000003-0000001B-1".into(),
-                ))
-            }
-            (Some(id), _) => SnapshotMode::Given(id.trim().to_string()),
-            (None, true) => SnapshotMode::None,
-            (None, false) => SnapshotMode::Export,
-        };
+        let jobs = &args.jobs;
+        let retry = &args.retry;
         Ok(CloneConfig {
             source,
             target,
-            dir: args.dir.clone().unwrap_or_else(default_dir),
-            table_jobs: args.table_jobs as usize,
-            index_jobs: args.index_jobs as usize,
-            restore_jobs: args.restore_jobs as usize,
+            dir: dir(&args.dir),
+            table_jobs: jobs.table_jobs as usize,
+            index_jobs: jobs.index_jobs as usize,
+            restore_jobs: jobs.restore_jobs as usize,
             no_owner: args.no_owner,
             no_acl: args.no_acl,
             no_comments: args.no_comments,
@@ -147,54 +131,218 @@ impl CloneConfig {
             skip_vacuum: args.skip_vacuum,
             skip_db_properties: args.skip_db_properties,
             drop_if_exists: args.drop_if_exists,
-            snapshot,
+            snapshot: snapshot_mode(&args.snapshot)?,
             show_bars: false,
             resume: args.resume,
             restart: args.restart,
-            split_threshold: args.split_tables_larger_than,
-            split_max_parts: args.split_max_parts.unwrap_or(args.table_jobs),
+            split_threshold: args.split.split_tables_larger_than,
+            split_max_parts: args.split.split_max_parts.unwrap_or(jobs.table_jobs),
             maintenance_work_mem: args.maintenance_work_mem,
             connections_from_env: args.conn.source.is_none() && args.conn.target.is_none(),
-            filters: crate::filters::Filters::load_optional(args.filters.as_deref())?,
+            filters: Filters::load_optional(args.filters.filters.as_deref())?,
             retry: RetryPolicy {
-                retries: args.retries,
-                first_delay: Duration::from_secs_f64(args.retry_delay),
-                max_delay: Duration::from_secs_f64(args.retry_max_delay.max(args.retry_delay)),
+                retries: retry.retries,
+                first_delay: Duration::from_secs_f64(retry.retry_delay),
+                max_delay: Duration::from_secs_f64(retry.retry_max_delay.max(retry.retry_delay)),
             },
         })
     }
 }
 
-/// Parses a size as people write it: `500MB`, `1GB`, `10 GiB`, `2.5 GB`, or plain bytes.
-/// kB, MB, GB and TB are powers of 1024, as PostgreSQL uses them.
-pub fn parse_size(input: &str) -> Result<u64, String> {
-    let s = input.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size \"{input}\": write it like 500MB, 1GB or 10GiB"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "invalid size unit in \"{input}\": use B, kB, MB, GB or TB (or KiB, MiB, GiB, TiB)"
+fn dir(args: &cli::DirArgs) -> PathBuf {
+    args.dir.clone().unwrap_or_else(default_dir)
+}
+
+fn snapshot_mode(args: &SnapshotArgs) -> anyhow::Result<SnapshotMode> {
+    Ok(match (&args.snapshot, args.not_consistent) {
+        (Some(id), _) if id.trim().is_empty() => {
+            return Err(usage(
+                "--snapshot needs a snapshot id such as 00000003-0000001B-1",
             ))
         }
-    };
-    let bytes = number * factor as f64;
-    if !bytes.is_finite() || bytes < 1.0 {
-        return Err(format!(
-            "invalid size \"{input}\": it must be at least 1 byte"
-        ));
+        (Some(id), _) => SnapshotMode::Given(id.trim().to_string()),
+        (None, true) => SnapshotMode::None,
+        (None, false) => SnapshotMode::Export,
+    })
+}
+
+/// `neoncopy check`: the connections and what the checks depend on.
+pub struct CheckConfig {
+    pub source: ConnParams,
+    pub target: ConnParams,
+    pub options: crate::preflight::Options,
+    pub json: bool,
+}
+
+/// `neoncopy compare schema`.
+pub struct CompareSchemaConfig {
+    pub source: ConnParams,
+    pub target: ConnParams,
+    pub filters: Option<Filters>,
+    /// Where the result is recorded.
+    pub dir: PathBuf,
+    pub owners: bool,
+    pub acl: bool,
+    pub json: bool,
+}
+
+/// `neoncopy compare data`.
+pub struct CompareDataConfig {
+    pub source: ConnParams,
+    pub target: ConnParams,
+    pub filters: Option<Filters>,
+    /// Where the result is recorded.
+    pub dir: PathBuf,
+    pub table_jobs: usize,
+    pub split_threshold: u64,
+    pub split_max_parts: u32,
+    pub snapshot: SnapshotMode,
+    /// Checksum queries are tried again after a transient error (they change nothing).
+    pub retry: RetryPolicy,
+    pub json: bool,
+}
+
+/// `neoncopy list progress`.
+pub struct ProgressConfig {
+    pub dir: PathBuf,
+    pub summary: bool,
+    pub json: bool,
+    /// The source the user says the clone reads, checked against the recorded one.
+    pub source: Option<ConnParams>,
+}
+
+/// `neoncopy list tables|table-parts|indexes|sequences|extensions`: what the source holds.
+pub struct ListConfig {
+    pub what: ListWhat,
+    pub source: ConnParams,
+    pub filters: Option<Filters>,
+    pub json: bool,
+}
+
+pub enum ListWhat {
+    Tables,
+    TableParts {
+        split_threshold: u64,
+        split_max_parts: u32,
+        /// Only this table: (schema, if given; name).
+        table: Option<(Option<String>, String)>,
+    },
+    Indexes,
+    Sequences,
+    Extensions,
+}
+
+impl Command {
+    /// The validated settings of the command line's command.
+    pub fn from_cli(command: &cli::Command, quiet: bool) -> anyhow::Result<Command> {
+        Ok(match command {
+            cli::Command::Clone(args) => {
+                let mut cfg = CloneConfig::from_args(args)?;
+                cfg.show_bars = crate::progress::wanted(quiet);
+                Command::Clone(cfg)
+            }
+            cli::Command::Check(args) => {
+                let cfg = CloneConfig::from_args(&args.clone)?;
+                Command::Check(CheckConfig {
+                    options: cfg.check_options(),
+                    source: cfg.source,
+                    target: cfg.target,
+                    json: args.output.json,
+                })
+            }
+            cli::Command::Compare(cli::CompareCommand::Schema(a)) => {
+                let (source, target) = connections(&a.conn)?;
+                Command::CompareSchema(CompareSchemaConfig {
+                    source,
+                    target,
+                    filters: Filters::load_optional(a.filters.filters.as_deref())?,
+                    dir: dir(&a.dir),
+                    owners: a.compare_owners,
+                    acl: a.compare_acl,
+                    json: a.output.json,
+                })
+            }
+            cli::Command::Compare(cli::CompareCommand::Data(a)) => {
+                let (source, target) = connections(&a.conn)?;
+                Command::CompareData(CompareDataConfig {
+                    source,
+                    target,
+                    filters: Filters::load_optional(a.filters.filters.as_deref())?,
+                    dir: dir(&a.dir),
+                    table_jobs: a.table_jobs as usize,
+                    split_threshold: a.split.split_tables_larger_than,
+                    split_max_parts: a.split.split_max_parts.unwrap_or(a.table_jobs),
+                    snapshot: snapshot_mode(&a.snapshot)?,
+                    retry: RetryPolicy::default(),
+                    json: a.output.json,
+                })
+            }
+            cli::Command::List(cli::ListCommand::Progress(a)) => {
+                Command::Progress(ProgressConfig {
+                    dir: dir(&a.dir),
+                    summary: a.summary,
+                    json: a.output.json,
+                    source: a
+                        .source
+                        .clone()
+                        .or_else(|| env_uri(SOURCE_ENV))
+                        .map(|s| parse_connection("source", &s))
+                        .transpose()?,
+                })
+            }
+            cli::Command::List(cmd) => Command::List(list_config(cmd)?),
+        })
     }
-    Ok(bytes as u64)
+}
+
+fn list_config(cmd: &cli::ListCommand) -> anyhow::Result<ListConfig> {
+    use cli::ListCommand as L;
+    let (what, args) = match cmd {
+        L::Progress(_) => unreachable!("list progress has its own settings"),
+        L::Tables(a) => (ListWhat::Tables, a),
+        L::Indexes(a) => (ListWhat::Indexes, a),
+        L::Sequences(a) => (ListWhat::Sequences, a),
+        L::Extensions(a) => (ListWhat::Extensions, a),
+        L::TableParts(a) => (
+            ListWhat::TableParts {
+                split_threshold: a.split_tables_larger_than,
+                split_max_parts: a.split_max_parts,
+                table: a.table.as_deref().map(parse_table_name).transpose()?,
+            },
+            &a.list,
+        ),
+    };
+    let source = args
+        .conn
+        .source
+        .clone()
+        .or_else(|| env_uri(SOURCE_ENV))
+        .ok_or_else(|| {
+            usage("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI")
+        })?;
+    Ok(ListConfig {
+        what,
+        source: parse_connection("source", &source)?,
+        filters: Filters::load_optional(args.filters.filters.as_deref())?,
+        json: args.output.json,
+    })
+}
+
+/// Parses `schema.table` as SQL would: quoted parts kept as written, unquoted ones lowercased.
+/// Without a schema, the table is looked for in every schema.
+pub fn parse_table_name(s: &str) -> anyhow::Result<(Option<String>, String)> {
+    let parts = crate::filters::parse_name_parts(s).map_err(|e| {
+        usage(format!(
+            "invalid table name {s:?} ({e}): write schema.table (quote odd names: \"My Schema\".\"My Table\")"
+        ))
+    })?;
+    match parts.as_slice() {
+        [name] => Ok((None, name.clone())),
+        [schema, name] => Ok((Some(schema.clone()), name.clone())),
+        _ => Err(usage(format!(
+            "invalid table name {s:?}: write schema.table (quote odd names: \"My Schema\".\"My Table\")"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -202,14 +350,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("500MB"), Ok(500 << 20));
-        assert_eq!(parse_size("1GB"), Ok(1 << 30));
-        assert_eq!(parse_size("10 GiB"), Ok(10 << 30));
-        assert_eq!(parse_size("2.5 kB"), Ok(2560));
-        assert_eq!(parse_size("1234"), Ok(1234));
-        for bad in ["", "MB", "10 parsecs", "-5MB", "0", "1..2GB"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
+    fn table_names() {
+        assert_eq!(
+            parse_table_name("Public.Orders").unwrap(),
+            (Some("public".into()), "orders".into())
+        );
+        assert_eq!(
+            parse_table_name(r#""My Schema"."Odd ""T""""#).unwrap(),
+            (Some("My Schema".into()), r#"Odd "T""#.into())
+        );
+        assert_eq!(parse_table_name("t").unwrap(), (None, "t".into()));
+        assert!(parse_table_name("a.b.c").is_err());
+        assert!(parse_table_name("\"x").is_err());
+        assert!(parse_table_name("").is_err());
     }
 }

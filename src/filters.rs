@@ -2,7 +2,6 @@
 //! source catalog, computed once and used everywhere (pg_dump, the restore lists, the COPY
 //! queue, indexes, sequences, list, compare).
 
-use crate::config::UsageError;
 use crate::pg::{sql, DbResultExt};
 use anyhow::Result;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -89,7 +88,7 @@ pub struct Filters {
 }
 
 fn bad(path: &Path, line: usize, msg: impl std::fmt::Display) -> anyhow::Error {
-    UsageError(format!("{} line {line}: {msg}", path.display())).into()
+    crate::error::usage(format!("{} line {line}: {msg}", path.display()))
 }
 
 /// Splits `a.b` into names by SQL's rules: quoted parts are kept as written ("" for a quote),
@@ -136,7 +135,7 @@ pub fn parse_name_parts(s: &str) -> Result<Vec<String>, String> {
 impl Filters {
     pub fn load(path: &Path) -> Result<Filters> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            UsageError(format!(
+            crate::error::usage(format!(
                 "cannot read the filters file {}: {e}",
                 path.display()
             ))
@@ -1100,10 +1099,10 @@ mod tests {
             Some(&SqlState::INVALID_REGULAR_EXPRESSION),
             lost(),
         );
-        assert!(invalid.downcast_ref::<UsageError>().is_some());
+        assert!(crate::error::is(&invalid, crate::error::Class::Usage));
         for code in [None, Some(&SqlState::ADMIN_SHUTDOWN)] {
             let other = regex_error(Path::new("f.ini"), e, code, lost());
-            assert!(other.downcast_ref::<UsageError>().is_none());
+            assert!(!crate::error::is(&other, crate::error::Class::Usage));
             let text = format!("{other:#}");
             assert!(
                 text.contains("f.ini line 2") && text.contains("connection reset"),

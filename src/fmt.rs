@@ -141,9 +141,53 @@ pub fn table(headers: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Parses a size as people write it: `500MB`, `1GB`, `10 GiB`, `2.5 GB`, or plain bytes.
+/// kB, MB, GB and TB are powers of 1024, as PostgreSQL uses them.
+pub fn parse_size(input: &str) -> Result<u64, String> {
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size \"{input}\": write it like 500MB, 1GB or 10GiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "invalid size unit in \"{input}\": use B, kB, MB, GB or TB (or KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    let bytes = number * factor as f64;
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(format!(
+            "invalid size \"{input}\": it must be at least 1 byte"
+        ));
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500MB"), Ok(500 << 20));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        assert_eq!(parse_size("10 GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("2.5 kB"), Ok(2560));
+        assert_eq!(parse_size("1234"), Ok(1234));
+        for bad in ["", "MB", "10 parsecs", "-5MB", "0", "1..2GB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn numbers() {

@@ -1,7 +1,8 @@
 //! neoncopy: copy a whole PostgreSQL database to another server.
 //!
-//! The binary is a thin layer over this library: `cli` parses, `config` validates, `clone`
-//! runs the pipeline, `pg` talks to PostgreSQL.
+//! The binary is a thin layer over this library: `cli` parses, `config` validates and builds
+//! one settings value per command, the command modules (`clone`, `check`, `compare`, `list`)
+//! run it, `error` says how a failure ends, `pg` talks to PostgreSQL.
 
 pub mod catalog;
 pub mod check;
@@ -9,11 +10,13 @@ pub mod cli;
 pub mod clone;
 pub mod compare;
 pub mod config;
+pub mod error;
 pub mod estimate;
 pub mod filters;
 pub mod fmt;
 pub mod list;
 pub mod pg;
+pub mod preflight;
 pub mod progress;
 pub mod report;
 pub mod signals;

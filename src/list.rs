@@ -1,8 +1,8 @@
 //! `neoncopy list ...`: a clone's progress from its work directory, and what the source holds.
 
 use crate::catalog::Catalog;
-use crate::cli::{ListCommand, ProgressArgs, SourceListArgs, TablePartsArgs};
-use crate::config::{self, UsageError};
+use crate::config::{ListConfig, ListWhat, ProgressConfig};
+use crate::filters::Selection;
 use crate::fmt;
 use crate::pg::{sql, DbResultExt, Endpoint, Side};
 use crate::report;
@@ -11,14 +11,41 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::HashSet;
 
-pub async fn run(cmd: ListCommand) -> Result<()> {
-    match cmd {
-        ListCommand::Progress(a) => progress(a),
-        ListCommand::Tables(a) => tables(a).await,
-        ListCommand::TableParts(a) => table_parts(a).await,
-        ListCommand::Indexes(a) => indexes(a).await,
-        ListCommand::Sequences(a) => sequences(a).await,
-        ListCommand::Extensions(a) => extensions(a).await,
+/// What the source holds, as a clone with the given filters would see it.
+struct Source {
+    client: tokio_postgres::Client,
+    catalog: Catalog,
+    selection: Selection,
+    json: bool,
+}
+
+/// `neoncopy list tables|table-parts|indexes|sequences|extensions`.
+pub async fn run(cfg: ListConfig) -> Result<()> {
+    let client = Endpoint::new(Side::Source, cfg.source)?.connect().await?;
+    // Names in definitions come out schema-qualified, as the clone reads them.
+    client
+        .batch_execute("select pg_catalog.set_config('search_path', '', false)")
+        .await
+        .db()?;
+    let selection = Selection::compute(&client, cfg.filters.as_ref(), false).await?;
+    let mut catalog = Catalog::read(&client, false).await?;
+    catalog.apply(&selection, false);
+    let src = Source {
+        client,
+        catalog,
+        selection,
+        json: cfg.json,
+    };
+    match cfg.what {
+        ListWhat::Tables => tables(&src),
+        ListWhat::TableParts {
+            split_threshold,
+            split_max_parts,
+            table,
+        } => table_parts(&src, split_threshold, split_max_parts, table).await,
+        ListWhat::Indexes => indexes(&src).await,
+        ListWhat::Sequences => sequences(&src).await,
+        ListWhat::Extensions => extensions(&src).await,
     }
 }
 
@@ -27,8 +54,9 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
-fn progress(a: ProgressArgs) -> Result<()> {
-    let dir = a.dir.unwrap_or_else(config::default_dir);
+/// `neoncopy list progress`: read from the clone's record in its work directory.
+pub fn progress(a: ProgressConfig) -> Result<()> {
+    let dir = a.dir;
     let path = dir.join(STATE_FILE);
     if !path.exists() {
         return Err(anyhow::anyhow!(
@@ -37,9 +65,7 @@ fn progress(a: ProgressArgs) -> Result<()> {
         ));
     }
     let store = Store::open_read_only(&path)?;
-    if let Some(source) = a.source.or_else(|| config::env_uri(config::SOURCE_ENV)) {
-        let given = crate::pg::connstr::ConnParams::parse(&source)
-            .map_err(|e| UsageError(format!("invalid source connection string: {e:#}")))?;
+    if let Some(given) = a.source {
         if let Some(run) = store.run_info()? {
             if run.source != given.redacted() {
                 tracing::warn!(
@@ -70,37 +96,6 @@ fn progress(a: ProgressArgs) -> Result<()> {
     }
 }
 
-/// The source catalog as a clone with the given filters would see it.
-async fn selected_catalog(
-    client: &tokio_postgres::Client,
-    a: &SourceListArgs,
-) -> Result<(Catalog, crate::filters::Selection)> {
-    let filters = crate::filters::Filters::load_optional(a.filters.as_deref())?;
-    let sel = crate::filters::Selection::compute(client, filters.as_ref(), false).await?;
-    let mut catalog = Catalog::read(client, false).await?;
-    catalog.apply(&sel, false);
-    Ok((catalog, sel))
-}
-
-async fn source_client(a: &SourceListArgs) -> Result<tokio_postgres::Client> {
-    let uri = a
-        .source
-        .clone()
-        .or_else(|| config::env_uri(config::SOURCE_ENV))
-        .ok_or_else(|| {
-            UsageError("no source database: pass --source URI or set NEONCOPY_SOURCE_PGURI".into())
-        })?;
-    let params = crate::pg::connstr::ConnParams::parse(&uri)
-        .map_err(|e| UsageError(format!("invalid source connection string: {e:#}")))?;
-    let client = Endpoint::new(Side::Source, params)?.connect().await?;
-    // Names in definitions come out schema-qualified, as the clone reads them.
-    client
-        .batch_execute("select pg_catalog.set_config('search_path', '', false)")
-        .await
-        .db()?;
-    Ok(client)
-}
-
 #[derive(Serialize)]
 struct TableOut {
     oid: u32,
@@ -111,10 +106,9 @@ struct TableOut {
     split_key: Option<String>,
 }
 
-async fn tables(a: SourceListArgs) -> Result<()> {
-    let client = source_client(&a).await?;
-    let (catalog, _) = selected_catalog(&client, &a).await?;
-    let out: Vec<TableOut> = catalog
+fn tables(a: &Source) -> Result<()> {
+    let out: Vec<TableOut> = a
+        .catalog
         .tables
         .iter()
         .map(|t| TableOut {
@@ -164,23 +158,6 @@ async fn tables(a: SourceListArgs) -> Result<()> {
     Ok(())
 }
 
-/// Parses `schema.table` as SQL would: quoted parts kept as written, unquoted ones lowercased.
-/// Without a schema, the table is looked for in every schema.
-pub fn parse_table_name(s: &str) -> Result<(Option<String>, String), UsageError> {
-    let parts = crate::filters::parse_name_parts(s).map_err(|e| {
-        UsageError(format!(
-            "invalid table name {s:?} ({e}): write schema.table (quote odd names: \"My Schema\".\"My Table\")"
-        ))
-    })?;
-    match parts.as_slice() {
-        [name] => Ok((None, name.clone())),
-        [schema, name] => Ok((Some(schema.clone()), name.clone())),
-        _ => Err(UsageError(format!(
-            "invalid table name {s:?}: write schema.table (quote odd names: \"My Schema\".\"My Table\")"
-        ))),
-    }
-}
-
 #[derive(Serialize)]
 struct PartOut {
     schema: String,
@@ -190,22 +167,22 @@ struct PartOut {
     part: crate::split::Part,
 }
 
-async fn table_parts(a: TablePartsArgs) -> Result<()> {
-    let wanted = a.table.as_deref().map(parse_table_name).transpose()?;
-    let client = source_client(&a.list).await?;
-    let (catalog, _) = selected_catalog(&client, &a.list).await?;
+async fn table_parts(
+    a: &Source,
+    split_threshold: u64,
+    split_max_parts: u32,
+    wanted: Option<(Option<String>, String)>,
+) -> Result<()> {
     let mut out = Vec::new();
-    for t in &catalog.tables {
+    for t in &a.catalog.tables {
         if let Some((schema, name)) = &wanted {
             if &t.name != name || schema.as_ref().is_some_and(|s| s != &t.schema) {
                 continue;
             }
-        } else if t.bytes <= a.split_tables_larger_than as i64 {
+        } else if t.bytes <= split_threshold as i64 {
             continue;
         }
-        for part in
-            crate::split::plan_table(&client, t, a.split_tables_larger_than, a.split_max_parts)
-                .await?
+        for part in crate::split::plan_table(&a.client, t, split_threshold, split_max_parts).await?
         {
             out.push(PartOut {
                 schema: t.schema.clone(),
@@ -223,7 +200,7 @@ async fn table_parts(a: TablePartsArgs) -> Result<()> {
             ));
         }
     }
-    if a.list.json {
+    if a.json {
         return print_json(&out);
     }
     let rows: Vec<Vec<String>> = out
@@ -266,9 +243,8 @@ struct IndexOut {
     definition: String,
 }
 
-async fn indexes(a: SourceListArgs) -> Result<()> {
-    let client = source_client(&a).await?;
-    let (catalog, sel) = selected_catalog(&client, &a).await?;
+async fn indexes(a: &Source) -> Result<()> {
+    let (client, catalog, sel) = (&a.client, &a.catalog, &a.selection);
     let ours: HashSet<u32> = catalog.indexes.iter().map(|i| i.oid).collect();
     let rows = client
         .query(sql::LIST_INDEXES, &[])
@@ -340,9 +316,8 @@ struct SequenceOut {
     is_called: bool,
 }
 
-async fn sequences(a: SourceListArgs) -> Result<()> {
-    let client = source_client(&a).await?;
-    let (catalog, _) = selected_catalog(&client, &a).await?;
+async fn sequences(a: &Source) -> Result<()> {
+    let (client, catalog) = (&a.client, &a.catalog);
     let mut out = Vec::new();
     for chunk in catalog.sequences.chunks(1000) {
         let names: Vec<(String, String)> = chunk
@@ -397,9 +372,8 @@ struct ExtensionOut {
     config_tables: i64,
 }
 
-async fn extensions(a: SourceListArgs) -> Result<()> {
-    let client = source_client(&a).await?;
-    let (_, sel) = selected_catalog(&client, &a).await?;
+async fn extensions(a: &Source) -> Result<()> {
+    let (client, sel) = (&a.client, &a.selection);
     let out: Vec<ExtensionOut> = client
         .query(sql::LIST_EXTENSIONS, &[])
         .await
@@ -436,25 +410,4 @@ async fn extensions(a: SourceListArgs) -> Result<()> {
         &rows,
     ))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_names() {
-        assert_eq!(
-            parse_table_name("Public.Orders").unwrap(),
-            (Some("public".into()), "orders".into())
-        );
-        assert_eq!(
-            parse_table_name(r#""My Schema"."Odd ""T""""#).unwrap(),
-            (Some("My Schema".into()), r#"Odd "T""#.into())
-        );
-        assert_eq!(parse_table_name("t").unwrap(), (None, "t".into()));
-        assert!(parse_table_name("a.b.c").is_err());
-        assert!(parse_table_name("\"x").is_err());
-        assert!(parse_table_name("").is_err());
-    }
 }

@@ -1,6 +1,6 @@
 use clap::Parser;
 use neoncopy::cli::{Cli, Command, LogFormat};
-use neoncopy::config::{CloneConfig, UsageError};
+use neoncopy::config;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -11,6 +11,7 @@ fn clone_log_file(cli: &Cli) -> Option<std::fs::File> {
         return None;
     };
     let dir = args
+        .dir
         .dir
         .clone()
         .unwrap_or_else(neoncopy::config::default_dir);
@@ -68,45 +69,20 @@ fn init_logging(cli: &Cli) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let quiet = cli.quiet;
-    match cli.command {
-        Command::Clone(args) => {
-            let mut cfg = CloneConfig::from_args(&args)?;
-            cfg.show_bars = neoncopy::progress::wanted(quiet);
+    match config::Command::from_cli(&cli.command, cli.quiet)? {
+        config::Command::Clone(cfg) => {
             let dir = cfg.dir.clone();
             let summary = neoncopy::clone::run(cfg).await?;
-            if !quiet {
+            if !cli.quiet {
                 neoncopy::fmt::out(&neoncopy::report::render_clone_summary(&summary, &dir))?;
             }
             Ok(())
         }
-        Command::List(cmd) => neoncopy::list::run(cmd).await,
-        Command::Compare(cmd) => neoncopy::compare::run(cmd).await,
-        Command::Check(args) => {
-            let cfg = CloneConfig::from_args(&args.clone)?;
-            let opts = cfg.check_options();
-            let source = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Source, cfg.source)?;
-            let target = neoncopy::pg::Endpoint::new(neoncopy::pg::Side::Target, cfg.target)?;
-            if let Some(f) = &opts.filters {
-                // A filter entry that names nothing is refused before the checks (exit 2).
-                if let Ok(client) = source.connect_preflight().await {
-                    f.validate(&client).await?;
-                }
-            }
-            let checks = neoncopy::check::all(&source, &target, &opts).await;
-            if args.json {
-                neoncopy::fmt::out(&format!("{}\n", serde_json::to_string_pretty(&checks)?))?;
-            } else {
-                neoncopy::fmt::out(&neoncopy::check::render(&checks))?;
-            }
-            if checks
-                .iter()
-                .any(|c| c.status == neoncopy::check::Status::Fail)
-            {
-                return Err(neoncopy::check::ChecksFailed.into());
-            }
-            Ok(())
-        }
+        config::Command::Check(cfg) => neoncopy::check::run(cfg).await,
+        config::Command::CompareSchema(cfg) => neoncopy::compare::run_schema(cfg).await,
+        config::Command::CompareData(cfg) => neoncopy::compare::run_data(cfg).await,
+        config::Command::Progress(cfg) => neoncopy::list::progress(cfg),
+        config::Command::List(cfg) => neoncopy::list::run(cfg).await,
     }
 }
 
@@ -139,24 +115,12 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e)
-            if e.downcast_ref::<neoncopy::check::ChecksFailed>().is_some()
-                || e.downcast_ref::<neoncopy::compare::Differences>().is_some() =>
-        {
-            ExitCode::from(1)
-        }
         Err(e) => {
-            eprintln!("neoncopy: error: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<neoncopy::compare::CouldNotCompare>()
-                    .is_some()
-            {
-                ExitCode::from(2)
-            } else if e.downcast_ref::<neoncopy::clone::Interrupted>().is_some() {
-                ExitCode::from(130)
-            } else {
-                ExitCode::from(1)
+            let (code, line) = neoncopy::error::exit_of(&e);
+            if let Some(line) = line {
+                eprintln!("neoncopy: error: {line}");
             }
+            ExitCode::from(code)
         }
     }
 }

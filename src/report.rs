@@ -3,23 +3,16 @@
 
 use crate::estimate;
 use crate::fmt;
-use crate::state::{now, RunRow, Store};
+use crate::state::{now, RunRow, Step, Store};
 use anyhow::{Context, Result};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 /// Step names, in the order the summary lists them.
-pub const STEP_CATALOG: &str = "Catalog Queries (table ordering, filtering, etc)";
-pub const STEP_DUMP: &str = "Dump Schema";
-pub const STEP_PREPARE: &str = "Prepare Schema";
-pub const STEP_DATA: &str = "COPY, INDEX, CONSTRAINTS, VACUUM (wall clock)";
 pub const STEP_COPY: &str = "COPY (cumulative)";
 pub const STEP_INDEX: &str = "CREATE INDEX (cumulative)";
 pub const STEP_CONSTRAINTS: &str = "CONSTRAINTS (cumulative)";
 pub const STEP_VACUUM: &str = "VACUUM (cumulative)";
-pub const STEP_SEQUENCES: &str = "Reset Sequences";
-pub const STEP_LARGE_OBJECTS: &str = "Large Objects (cumulative)";
-pub const STEP_FINALIZE: &str = "Finalize Schema";
 pub const STEP_TOTAL: &str = "Total Wall Clock Duration";
 pub const STEP_ACTIVE: &str = "Total Active Duration (runs only)";
 
@@ -137,11 +130,12 @@ pub fn process_alive(pid: i64) -> bool {
 /// A step's start, end (if it ended) and transfer (if any).
 type StepTime = (f64, Option<f64>, Option<u64>);
 
-fn step_time(store: &Store, name: &str) -> Result<Option<StepTime>> {
+fn step_time(store: &Store, step: Step) -> Result<Option<StepTime>> {
+    // By key; by label in records written before steps had keys.
     let mut stmt = store
         .conn()
-        .prepare_cached("select started_at, ended_at, transfer from step where name = ?1")?;
-    let mut rows = stmt.query(params![name])?;
+        .prepare_cached("select started_at, ended_at, transfer from step where name in (?1, ?2)")?;
+    let mut rows = stmt.query(params![step.key(), step.label()])?;
     Ok(match rows.next()? {
         Some(r) => Some((
             r.get(0)?,
@@ -171,8 +165,9 @@ pub fn summary(store: &Store) -> Result<Summary> {
     let alive = run.ended_at.is_none() && process_alive(run.pid);
     let t = end_or_now(&run);
     let (tj, ij, rj) = (run.table_jobs, run.index_jobs, run.restore_jobs);
-    let timed = |name: &'static str, conn: &'static str, conc: String| -> Result<StepLine> {
-        let found = step_time(store, name)?;
+    let timed = |step: Step, conn: &'static str, conc: String| -> Result<StepLine> {
+        let name = step.label();
+        let found = step_time(store, step)?;
         Ok(match found {
             Some((start, end, transfer)) => StepLine {
                 step: name,
@@ -220,10 +215,10 @@ pub fn summary(store: &Store) -> Result<Summary> {
     )?;
     let (active_secs, sessions) = store.active_secs()?;
     let steps = vec![
-        timed(STEP_CATALOG, "source", "1".into())?,
-        timed(STEP_DUMP, "source", "1".into())?,
-        timed(STEP_PREPARE, "target", "1".into())?,
-        timed(STEP_DATA, "both", format!("{tj} + {ij}"))?,
+        timed(Step::Catalog, "source", "1".into())?,
+        timed(Step::Dump, "source", "1".into())?,
+        timed(Step::Prepare, "target", "1".into())?,
+        timed(Step::Data, "both", format!("{tj} + {ij}"))?,
         cumulative(
             STEP_COPY,
             "both",
@@ -240,9 +235,9 @@ pub fn summary(store: &Store) -> Result<Summary> {
             None,
         ),
         cumulative(STEP_VACUUM, "target", ij.to_string(), vacuum_secs, None),
-        timed(STEP_SEQUENCES, "both", "1".into())?,
-        timed(STEP_LARGE_OBJECTS, "both", "1".into())?,
-        timed(STEP_FINALIZE, "target", rj.to_string())?,
+        timed(Step::Sequences, "both", "1".into())?,
+        timed(Step::LargeObjects, "both", "1".into())?,
+        timed(Step::Finalize, "target", rj.to_string())?,
         StepLine {
             step: STEP_TOTAL,
             connection: "both",
@@ -465,10 +460,15 @@ pub fn progress(store: &Store) -> Result<Progress> {
         .query_row(
             "select name from step where ended_at is null order by started_at desc limit 1",
             [],
-            |r| r.get(0),
+            |r| r.get::<_, String>(0),
         )
         .ok()
-        .filter(|_| alive);
+        .filter(|_| alive)
+        .map(|name| {
+            Step::from_recorded(&name)
+                .map(|s| s.label().to_string())
+                .unwrap_or(name)
+        });
     let tables = counts(
         store,
         "select count(*), sum(st = 'copying'), sum(st = 'done'), sum(st = 'failed') from ( \

@@ -334,7 +334,10 @@ impl Store {
         }
         Ok(Done {
             plans,
-            steps: strings("select name from step where ended_at is not null")?,
+            steps: strings("select name from step where ended_at is not null")?
+                .iter()
+                .filter_map(|name| Step::from_recorded(name))
+                .collect(),
             units,
             indexes: oids("select oid from idx where state = 'done'")?,
             tables: oids("select table_oid from vacuum where state = 'done'")?,
@@ -432,10 +435,128 @@ impl Store {
     }
 }
 
+/// The steps of a clone. The record keeps each under its key; the label is what the summary
+/// shows (pgcopydb's wording) and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    Catalog,
+    Dump,
+    Prepare,
+    Data,
+    Sequences,
+    LargeObjects,
+    Finalize,
+}
+
+impl Step {
+    pub const ALL: [Step; 7] = [
+        Step::Catalog,
+        Step::Dump,
+        Step::Prepare,
+        Step::Data,
+        Step::Sequences,
+        Step::LargeObjects,
+        Step::Finalize,
+    ];
+
+    /// The name the record keeps it under.
+    pub fn key(self) -> &'static str {
+        match self {
+            Step::Catalog => "catalog",
+            Step::Dump => "dump",
+            Step::Prepare => "prepare",
+            Step::Data => "data",
+            Step::Sequences => "sequences",
+            Step::LargeObjects => "large_objects",
+            Step::Finalize => "finalize",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::Catalog => "Catalog Queries (table ordering, filtering, etc)",
+            Step::Dump => "Dump Schema",
+            Step::Prepare => "Prepare Schema",
+            Step::Data => "COPY, INDEX, CONSTRAINTS, VACUUM (wall clock)",
+            Step::Sequences => "Reset Sequences",
+            Step::LargeObjects => "Large Objects (cumulative)",
+            Step::Finalize => "Finalize Schema",
+        }
+    }
+
+    /// A step as the record names it: by its key, or by its label as records written before
+    /// keys did.
+    pub fn from_recorded(name: &str) -> Option<Step> {
+        Step::ALL
+            .into_iter()
+            .find(|s| s.key() == name || s.label() == name)
+    }
+}
+
+/// How a run ended, or that it is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Done,
+    Failed,
+    Interrupted,
+    /// The target refused the schema before anything was written: nothing to resume.
+    Refused,
+}
+
+impl RunStatus {
+    pub fn key(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Refused => "refused",
+        }
+    }
+}
+
+/// Where a unit (a table or a part of one) is: the `unit` table's `state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitState {
+    Copying,
+    Done,
+    Failed,
+}
+
+impl UnitState {
+    pub fn key(self) -> &'static str {
+        match self {
+            UnitState::Copying => "copying",
+            UnitState::Done => "done",
+            UnitState::Failed => "failed",
+        }
+    }
+}
+
+/// Where an index is: the `idx` table's `state` (and the `vacuum` table's, whose rows are
+/// `Building` while a table is analyzed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkState {
+    Building,
+    Running,
+    Done,
+}
+
+impl WorkState {
+    pub fn key(self) -> &'static str {
+        match self {
+            WorkState::Building => "building",
+            WorkState::Running => "running",
+            WorkState::Done => "done",
+        }
+    }
+}
+
 /// What a run has finished.
 #[derive(Debug, Default, Clone)]
 pub struct Done {
-    pub steps: std::collections::HashSet<String>,
+    pub steps: std::collections::HashSet<Step>,
     /// (table oid, part)
     pub units: std::collections::HashSet<(u32, u32)>,
     pub indexes: std::collections::HashSet<u32>,
@@ -507,12 +628,12 @@ pub enum Event {
         run_id: String,
     },
     RunEnd {
-        status: &'static str,
+        status: RunStatus,
         error: Option<String>,
     },
-    StepStart(&'static str),
+    StepStart(Step),
     StepEnd {
-        name: &'static str,
+        step: Step,
         transfer: Option<u64>,
     },
     Plan {
@@ -572,6 +693,57 @@ fn exec(
 fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
     let t = now();
     match e {
+        Event::RunStart { .. } | Event::RunResume { .. } | Event::RunEnd { .. } => {
+            apply_run_event(tx, e, t)
+        }
+        Event::StepStart(step) => exec(
+            tx,
+            "insert or replace into step (name, started_at) values (?1, ?2)",
+            params![step.key(), t],
+        )
+        .map(drop),
+        Event::StepEnd { step, transfer } => exec(
+            tx,
+            "update step set ended_at = ?2, transfer = ?3 where name = ?1",
+            params![step.key(), t, transfer.map(|b| b as i64)],
+        )
+        .map(drop),
+        Event::Plan { units, indexes } => apply_plan(tx, units, indexes),
+        Event::UnitStart { .. } | Event::UnitDone { .. } | Event::UnitFailed { .. } => {
+            apply_unit_event(tx, e, t)
+        }
+        Event::IndexStart(_)
+        | Event::IndexDone { .. }
+        | Event::VacuumStart(_)
+        | Event::VacuumDone(_)
+        | Event::TableFinished(_) => apply_index_event(tx, e, t),
+        Event::Label { name, value } => exec(
+            tx,
+            "insert or replace into label (name, value) values (?1, ?2)",
+            params![name, value],
+        )
+        .map(drop),
+        Event::Count { name, value } => exec(
+            tx,
+            "insert or replace into counter (name, value) values (?1, ?2)",
+            params![name, *value as i64],
+        )
+        .map(drop),
+        Event::Flush(_) => Ok(()),
+    }
+}
+
+/// A run starts (replacing the record of the one before), resumes or ends.
+fn apply_run_event(tx: &rusqlite::Transaction, e: &Event, t: f64) -> rusqlite::Result<()> {
+    let new_session = |tx: &rusqlite::Transaction| {
+        exec(
+            tx,
+            "insert or replace into session (started_at, seen_at) values (?1, ?1)",
+            params![t],
+        )
+        .map(drop)
+    };
+    match e {
         Event::RunStart {
             run_id,
             command,
@@ -587,7 +759,7 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                 tx,
                 "insert or replace into run (id, command, started_at, status, source, target, settings, \
                  snapshot, pid, table_jobs, index_jobs, restore_jobs, run_id) \
-                 values (1, ?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 values (1, ?1, ?2, ?12, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     command,
                     t,
@@ -599,33 +771,26 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                     jobs.0 as i64,
                     jobs.1 as i64,
                     jobs.2 as i64,
-                    run_id
+                    run_id,
+                    RunStatus::Running.key()
                 ],
             )?;
-            exec(
-                tx,
-                "insert or replace into session (started_at, seen_at) values (?1, ?1)",
-                params![t],
-            )?;
+            new_session(tx)
         }
         Event::RunResume { run_id } => {
             exec(
                 tx,
-                "update run set status = 'running', ended_at = null, error = null, pid = ?1, \
+                "update run set status = ?3, ended_at = null, error = null, pid = ?1, \
                  run_id = ?2 where id = 1",
-                params![std::process::id(), run_id],
+                params![std::process::id(), run_id, RunStatus::Running.key()],
             )?;
-            exec(
-                tx,
-                "insert or replace into session (started_at, seen_at) values (?1, ?1)",
-                params![t],
-            )?;
+            new_session(tx)
         }
         Event::RunEnd { status, error } => {
             exec(
                 tx,
                 "update run set ended_at = ?1, status = ?2, error = ?3 where id = 1",
-                params![t, status, error],
+                params![t, status.key(), error],
             )?;
             exec(
                 tx,
@@ -642,141 +807,132 @@ fn apply_event(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
                     params![PEAK_RSS_COUNTER, kib as i64],
                 )?;
             }
-            exec(tx, "delete from worker", [])?;
+            exec(tx, "delete from worker", []).map(drop)
         }
-        Event::StepStart(name) => {
-            exec(
-                tx,
-                "insert or replace into step (name, started_at) values (?1, ?2)",
-                params![name, t],
-            )?;
-        }
-        Event::StepEnd { name, transfer } => {
-            exec(
-                tx,
-                "update step set ended_at = ?2, transfer = ?3 where name = ?1",
-                params![name, t, transfer.map(|b| b as i64)],
-            )?;
-        }
-        Event::Plan { units, indexes } => {
-            for u in units {
-                exec(
-                    tx,
-                    "insert or ignore into unit (table_oid, part, parts, schema_name, table_name, \
-                     est_bytes, est_rows, range) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        u.table_oid,
-                        u.part,
-                        u.parts,
-                        u.schema,
-                        u.table,
-                        u.est_bytes,
-                        u.est_rows,
-                        u.range
-                    ],
-                )?;
-            }
-            for i in indexes {
-                exec(
-                    tx,
-                    "insert or ignore into idx (oid, table_oid, schema_name, name, kind, est_bytes) \
-                     values (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![i.oid, i.table_oid, i.schema, i.name, i.kind, i.est_bytes],
-                )?;
-            }
-        }
-        Event::UnitStart { table_oid, part } => {
-            exec(
-                tx,
-                "update unit set state = 'copying', started_at = ?3, attempts = attempts + 1, error = null \
-                 where table_oid = ?1 and part = ?2",
-                params![table_oid, part, t],
-            )?;
-        }
+        _ => Ok(()),
+    }
+}
+
+/// The units and indexes of the run, as planned (kept as they are on a resume).
+fn apply_plan(
+    tx: &rusqlite::Transaction,
+    units: &[PlannedUnit],
+    indexes: &[PlannedIndex],
+) -> rusqlite::Result<()> {
+    for u in units {
+        exec(
+            tx,
+            "insert or ignore into unit (table_oid, part, parts, schema_name, table_name, \
+             est_bytes, est_rows, range) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                u.table_oid,
+                u.part,
+                u.parts,
+                u.schema,
+                u.table,
+                u.est_bytes,
+                u.est_rows,
+                u.range
+            ],
+        )?;
+    }
+    for i in indexes {
+        exec(
+            tx,
+            "insert or ignore into idx (oid, table_oid, schema_name, name, kind, est_bytes) \
+             values (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![i.oid, i.table_oid, i.schema, i.name, i.kind, i.est_bytes],
+        )?;
+    }
+    Ok(())
+}
+
+/// A unit starts, is done or fails.
+fn apply_unit_event(tx: &rusqlite::Transaction, e: &Event, t: f64) -> rusqlite::Result<()> {
+    match e {
+        Event::UnitStart { table_oid, part } => exec(
+            tx,
+            "update unit set state = ?4, started_at = ?3, attempts = attempts + 1, error = null \
+             where table_oid = ?1 and part = ?2",
+            params![table_oid, part, t, UnitState::Copying.key()],
+        ),
         Event::UnitDone {
             table_oid,
             part,
             rows,
             bytes,
             secs,
-        } => {
-            exec(
-                tx,
-                "update unit set state = 'done', ended_at = ?3, started_at = ?3 - ?6, rows = ?4, \
-                 bytes = ?5 where table_oid = ?1 and part = ?2",
-                params![table_oid, part, t, *rows as i64, *bytes as i64, secs],
-            )?;
-        }
+        } => exec(
+            tx,
+            "update unit set state = ?7, ended_at = ?3, started_at = ?3 - ?6, rows = ?4, \
+             bytes = ?5 where table_oid = ?1 and part = ?2",
+            params![
+                table_oid,
+                part,
+                t,
+                *rows as i64,
+                *bytes as i64,
+                secs,
+                UnitState::Done.key()
+            ],
+        ),
         Event::UnitFailed {
             table_oid,
             part,
             error,
-        } => {
-            exec(
-                tx,
-                "update unit set state = 'failed', ended_at = ?3, error = ?4 \
-                 where table_oid = ?1 and part = ?2",
-                params![table_oid, part, t, error],
-            )?;
-        }
-        Event::IndexStart(oid) => {
-            exec(
-                tx,
-                "update idx set state = 'building', started_at = ?2 where oid = ?1",
-                params![oid, t],
-            )?;
-        }
+        } => exec(
+            tx,
+            "update unit set state = ?5, ended_at = ?3, error = ?4 \
+             where table_oid = ?1 and part = ?2",
+            params![table_oid, part, t, error, UnitState::Failed.key()],
+        ),
+        _ => Ok(0),
+    }
+    .map(drop)
+}
+
+/// An index is built, a table analyzed, or all of a table's work is finished.
+fn apply_index_event(tx: &rusqlite::Transaction, e: &Event, t: f64) -> rusqlite::Result<()> {
+    let (building, running, done) = (
+        WorkState::Building.key(),
+        WorkState::Running.key(),
+        WorkState::Done.key(),
+    );
+    match e {
+        Event::IndexStart(oid) => exec(
+            tx,
+            "update idx set state = ?3, started_at = ?2 where oid = ?1",
+            params![oid, t, building],
+        ),
         Event::IndexDone {
             oid,
             index_secs,
             constraint_secs,
-        } => {
-            exec(
-                tx,
-                "update idx set state = 'done', ended_at = ?2, index_secs = ?3, constraint_secs = ?4 \
-                 where oid = ?1",
-                params![oid, t, index_secs, constraint_secs],
-            )?;
-        }
-        Event::VacuumStart(table_oid) => {
-            exec(
-                tx,
-                "insert or replace into vacuum (table_oid, state, started_at) values (?1, 'running', ?2)",
-                params![table_oid, t],
-            )?;
-        }
-        Event::VacuumDone(table_oid) => {
-            exec(
-                tx,
-                "update vacuum set state = 'done', ended_at = ?2 where table_oid = ?1",
-                params![table_oid, t],
-            )?;
-        }
-        Event::TableFinished(table_oid) => {
-            exec(
-                tx,
-                "insert into vacuum (table_oid, state) values (?1, 'done') \
-                 on conflict (table_oid) do update set state = 'done'",
-                params![table_oid],
-            )?;
-        }
-        Event::Label { name, value } => {
-            exec(
-                tx,
-                "insert or replace into label (name, value) values (?1, ?2)",
-                params![name, value],
-            )?;
-        }
-        Event::Count { name, value } => {
-            exec(
-                tx,
-                "insert or replace into counter (name, value) values (?1, ?2)",
-                params![name, *value as i64],
-            )?;
-        }
-        Event::Flush(_) => {}
+        } => exec(
+            tx,
+            "update idx set state = ?5, ended_at = ?2, index_secs = ?3, constraint_secs = ?4 \
+             where oid = ?1",
+            params![oid, t, index_secs, constraint_secs, done],
+        ),
+        Event::VacuumStart(table_oid) => exec(
+            tx,
+            "insert or replace into vacuum (table_oid, state, started_at) values (?1, ?3, ?2)",
+            params![table_oid, t, running],
+        ),
+        Event::VacuumDone(table_oid) => exec(
+            tx,
+            "update vacuum set state = ?3, ended_at = ?2 where table_oid = ?1",
+            params![table_oid, t, done],
+        ),
+        Event::TableFinished(table_oid) => exec(
+            tx,
+            "insert into vacuum (table_oid, state) values (?1, ?2) \
+             on conflict (table_oid) do update set state = ?2",
+            params![table_oid, done],
+        ),
+        _ => Ok(0),
     }
-    Ok(())
+    .map(drop)
 }
 
 /// The counter holding the run's peak memory, in KiB.

@@ -5,26 +5,25 @@ mod data;
 mod db_properties;
 mod foreign_keys;
 mod large_objects;
-mod safety;
 pub mod schema;
 mod sequences;
-mod snapshot;
 
+pub use crate::pg::snapshot::{reader as data_reader, renew as renew_snapshot_txn};
 pub use data::READS_PER_SNAPSHOT_TXN;
-pub use safety::{refuse_older_target, same_database, target_tables};
-pub use snapshot::{reader as data_reader, renew as renew_snapshot_txn, Holder as SnapshotHolder};
 
 use crate::catalog::{Catalog, IndexKind};
-use crate::config::{CloneConfig, SnapshotMode, UsageError};
+use crate::config::{CloneConfig, SnapshotMode};
+use crate::error::{self, usage, Class, Classified};
 use crate::fmt;
 use crate::pg::retry::with_retries;
+use crate::pg::snapshot;
 use crate::pg::tools::{self, PgTools};
 use crate::pg::{Endpoint, Side};
-use crate::report::{
-    self, STEP_CATALOG, STEP_DATA, STEP_DUMP, STEP_FINALIZE, STEP_LARGE_OBJECTS, STEP_PREPARE,
-    STEP_SEQUENCES,
+use crate::preflight;
+use crate::report;
+use crate::state::{
+    Done, Event, Live, PlannedIndex, PlannedUnit, Recorder, RunStatus, Step, Store, STATE_FILE,
 };
-use crate::state::{Done, Event, Live, PlannedIndex, PlannedUnit, Recorder, Store, STATE_FILE};
 use crate::workdir::WorkDir;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -128,26 +127,86 @@ impl Ctx {
     }
 }
 
-/// Runs a step: recorded with its start and end, logged when done.
-async fn step<T>(
-    rec: &Recorder,
-    name: &'static str,
-    fut: impl std::future::Future<Output = Result<(T, Option<u64>)>>,
-) -> Result<T> {
-    let start = Instant::now();
-    rec.send(Event::StepStart(name));
-    let (out, transfer) = fut.await?;
-    rec.send(Event::StepEnd { name, transfer });
-    info!(
-        "{name}: done in {}",
-        fmt::duration(start.elapsed().as_secs_f64())
-    );
-    Ok(out)
+/// What a step did that the record keeps beside its duration.
+#[derive(Default)]
+struct StepOutcome {
+    /// Bytes moved, for the steps that move any (large objects).
+    transfer: Option<u64>,
+    /// Objects handled, recorded as this counter (sequences, large objects).
+    count: Option<(&'static str, u64)>,
 }
 
-/// A step with nothing to report but its duration.
-async fn plain<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<(T, Option<u64>)> {
-    Ok((fut.await?, None))
+/// Runs the pipeline's steps the same way: a step an interrupted run finished is skipped
+/// (resume), the others are recorded with their start and end, tried again after a
+/// transient failure (the attempt number, 0 first, lets a step clean up after a partial
+/// earlier attempt), and logged when done.
+struct Steps<'a> {
+    rec: &'a Recorder,
+    done: &'a Done,
+    resuming: bool,
+    retry: &'a crate::pg::retry::RetryPolicy,
+}
+
+impl Steps<'_> {
+    fn is_done(&self, step: Step) -> bool {
+        self.resuming && self.done.steps.contains(&step)
+    }
+
+    /// Runs `op` unless the step is done, and again after a transient failure when `retried`
+    /// (the data step retries each table itself). `Ok(None)` when it was skipped.
+    async fn run<T, F, Fut>(&self, step: Step, retried: bool, mut op: F) -> Result<Option<T>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, StepOutcome)>>,
+    {
+        if self.is_done(step) {
+            info!("{}: done before, skipped", step.label());
+            return Ok(None);
+        }
+        let start = Instant::now();
+        self.rec.send(Event::StepStart(step));
+        let policy = if retried {
+            *self.retry
+        } else {
+            crate::pg::retry::RetryPolicy::none()
+        };
+        let (out, outcome) = with_retries(&policy, doing(step), |_, _| {}, &mut op)
+            .await
+            .context(doing(step))?;
+        self.rec.send(Event::StepEnd {
+            step,
+            transfer: outcome.transfer,
+        });
+        if let Some((name, value)) = outcome.count {
+            self.rec.send(Event::Count { name, value });
+        }
+        info!(
+            "{}: done in {}",
+            step.label(),
+            fmt::duration(start.elapsed().as_secs_f64())
+        );
+        Ok(Some(out))
+    }
+}
+
+/// What a step does, as the log and error messages say it.
+fn doing(step: Step) -> &'static str {
+    match step {
+        Step::Catalog => "read the source catalog",
+        Step::Dump => "dump schema",
+        Step::Prepare => "prepare schema",
+        Step::Data => "copy data",
+        Step::Sequences => "reset sequences",
+        Step::LargeObjects => "copy large objects",
+        Step::Finalize => "finalize schema",
+    }
+}
+
+/// A step's work that has nothing to report but its duration.
+async fn nothing_to_report(
+    fut: impl std::future::Future<Output = Result<()>>,
+) -> Result<((), StepOutcome)> {
+    fut.await.map(|()| ((), StepOutcome::default()))
 }
 
 /// The settings a resumed run must share with the run it continues (no password).
@@ -196,20 +255,6 @@ fn new_run_id() -> String {
 fn session_name(run_id: &str) -> String {
     format!("neoncopy-{run_id}")
 }
-
-/// The clone was stopped by a signal; the message says how to continue.
-#[derive(Debug)]
-pub struct Interrupted {
-    pub message: String,
-}
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 fn resume_hint(cfg: &CloneConfig) -> String {
     let consistent = if cfg.snapshot == SnapshotMode::None {
@@ -278,12 +323,11 @@ fn adopt_recorded_settings(recorded: &serde_json::Value, cfg: &mut CloneConfig) 
         }
     }
     if !conflicts.is_empty() {
-        return Err(UsageError(format!(
+        return Err(usage(format!(
             "cannot resume: {}; drop it (--resume takes the interrupted clone's settings from --dir) \
              or start over with --restart",
             conflicts.join("; ")
-        ))
-        .into());
+        )));
     }
     Ok(())
 }
@@ -301,9 +345,6 @@ fn set_flag(cfg: &mut CloneConfig, key: &str, value: bool) {
     }
 }
 
-/// The status of a run the target refused before anything was written: nothing to resume.
-const REFUSED: &str = "refused";
-
 /// What an earlier run left, when this one resumes it.
 fn check_resume(store: &Store, cfg: &mut CloneConfig) -> Result<Option<Done>> {
     let previous = store.run_info()?;
@@ -313,48 +354,44 @@ fn check_resume(store: &Store, cfg: &mut CloneConfig) -> Result<Option<Done>> {
         return Ok(None);
     }
     if !cfg.resume {
-        if let Some(run) = previous.filter(|r| r.status != "done" && r.status != REFUSED) {
-            return Err(UsageError(format!(
+        if let Some(run) = previous
+            .filter(|r| r.status != RunStatus::Done.key() && r.status != RunStatus::Refused.key())
+        {
+            return Err(usage(format!(
                 "the work directory {} holds an unfinished clone ({}): continue it with --resume, or start over with --restart",
                 cfg.dir.display(),
                 run.status
-            ))
-            .into());
+            )));
         }
         return Ok(None);
     }
     let Some(run) = previous else {
-        return Err(UsageError(format!(
+        return Err(usage(format!(
             "nothing to resume in {}: no clone was recorded there (drop --resume to start one)",
             cfg.dir.display()
-        ))
-        .into());
+        )));
     };
-    if run.status == REFUSED {
-        return Err(UsageError(format!(
+    if run.status == RunStatus::Refused.key() {
+        return Err(usage(format!(
             "nothing to resume in {}: the last clone was refused before it wrote anything (drop --resume to start again)",
             cfg.dir.display()
-        ))
-        .into());
+        )));
     }
-    if run.status == "done" {
-        return Err(UsageError(format!(
+    if run.status == RunStatus::Done.key() {
+        return Err(usage(format!(
             "the clone recorded in {} is already done: nothing to resume",
             cfg.dir.display()
-        ))
-        .into());
+        )));
     }
     let recorded: serde_json::Value =
         serde_json::from_str(&store.settings()?.unwrap_or_default()).unwrap_or_default();
     adopt_recorded_settings(&recorded, cfg)?;
     let was_consistent = recorded.get("consistent") != Some(&serde_json::Value::Bool(false));
     if was_consistent && cfg.snapshot == SnapshotMode::Export {
-        return Err(UsageError(
+        return Err(usage(
             "cannot resume consistently: the snapshot of the interrupted clone ended with its process; \
-             add --not-consistent (what is left is read as of now) or --snapshot ID"
-                .into(),
-        )
-        .into());
+             add --not-consistent (what is left is read as of now) or --snapshot ID",
+        ));
     }
     Ok(Some(store.progress_so_far()?))
 }
@@ -408,49 +445,55 @@ pub async fn run(mut cfg: CloneConfig) -> Result<report::Summary> {
     let started = std::sync::atomic::AtomicBool::new(false);
     let result = tokio::select! {
         r = pipeline(cfg, workdir, rec.clone(), begin, previous_run, done.unwrap_or_default(), &started) => r,
-        signal = crate::signals::first() => Err(Interrupted {
-            message: format!("interrupted by {signal}: work under way was rolled back; continue with: {hint}"),
-        }.into()),
+        signal = crate::signals::first() => Err(Classified::new(
+            Class::Interrupted,
+            format!("interrupted by {signal}: work under way was rolled back"),
+        ).into()),
     };
     // Whatever was in flight has been dropped with the pipeline: its transactions roll back and
     // its child processes are killed.
+    let started = started.load(std::sync::atomic::Ordering::SeqCst);
+    let result = result.map_err(|e| with_resume_hint(e, started, &hint));
     let (status, error) = match &result {
-        Ok(()) => ("done", None),
-        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
-            ("interrupted", Some(format!("{e:#}")))
-        }
-        Err(e) if e.downcast_ref::<schema::Refused>().is_some() => {
-            (REFUSED, Some(format!("{e:#}")))
-        }
-        Err(e) => ("failed", Some(format!("{e:#}"))),
+        Ok(()) => (RunStatus::Done, None),
+        Err(e) => (
+            match error::class_of(e) {
+                Some(Class::Interrupted) => RunStatus::Interrupted,
+                Some(Class::Refused) => RunStatus::Refused,
+                _ => RunStatus::Failed,
+            },
+            Some(format!("{e:#}")),
+        ),
     };
     // A run refused before it was recorded leaves the record of the one before untouched.
-    if started.load(std::sync::atomic::Ordering::SeqCst) {
+    if started {
         rec.send(Event::RunEnd { status, error });
     }
     rec.flush();
-    match result {
-        Ok(()) => {
-            let summary = report::summary(&Store::open_read_only(&state_path)?)?;
-            info!("{}", report::done_line(&summary));
-            Ok(summary)
-        }
-        // Refused before anything was written (or stopped): there is nothing to resume.
-        Err(e)
-            if e.downcast_ref::<Interrupted>().is_some()
-                || e.downcast_ref::<UsageError>().is_some()
-                || e.downcast_ref::<schema::Refused>().is_some()
-                || !started.load(std::sync::atomic::Ordering::SeqCst) =>
-        {
-            Err(e)
-        }
-        Err(e) if crate::pg::out_of_storage(&e) => Err(e.context(format!(
-            "clone failed: the target ran out of storage (a full disk, or its plan's storage \
-             limit); free space or raise the limit, then continue with: {hint}"
-        ))),
-        Err(e) => Err(e.context(format!(
-            "clone failed; after fixing the cause, continue with: {hint}"
-        ))),
+    result?;
+    let summary = report::summary(&Store::open_read_only(&state_path)?)?;
+    info!("{}", report::done_line(&summary));
+    Ok(summary)
+}
+
+/// A failed clone's error, with how to continue it last on its line; none when there is nothing
+/// to continue (refused before anything was written, or a usage error).
+fn with_resume_hint(e: anyhow::Error, started: bool, hint: &str) -> anyhow::Error {
+    match error::class_of(&e) {
+        Some(Class::Interrupted) => error::with_hint(e, format!("continue with: {hint}")),
+        Some(Class::Usage | Class::Refused) => e,
+        _ if !started => e,
+        _ if crate::pg::out_of_storage(&e) => error::with_hint(
+            e.context("clone failed"),
+            format!(
+                "the target ran out of storage (a full disk, or its plan's storage limit): free \
+                 space or raise the limit, then continue with: {hint}"
+            ),
+        ),
+        _ => error::with_hint(
+            e.context("clone failed"),
+            format!("after fixing the cause, continue with: {hint}"),
+        ),
     }
 }
 
@@ -463,7 +506,6 @@ async fn pipeline(
     done: Done,
     started: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
-    let resuming = cfg.resume;
     let source = Endpoint::new(Side::Source, cfg.source.clone())?.with_retry(cfg.retry);
     let target = Endpoint::new(Side::Target, cfg.target.clone())?.with_retry(cfg.retry);
     info!(
@@ -472,19 +514,138 @@ async fn pipeline(
         target.params.redacted(),
         workdir.path().display()
     );
+    let tools = before_the_first_write(&cfg, &source, &target, previous_run).await?;
+    if matches!(begin, Event::RunStart { .. }) {
+        // The record of the run before is kept, in earlier-runs/, as this one replaces it.
+        if let Some(kept) =
+            crate::state::keep_earlier_record(&workdir.file(STATE_FILE), workdir.path())?
+        {
+            info!(
+                "the record of the earlier clone is kept in {}",
+                kept.display()
+            );
+        }
+    }
+    rec.send(begin);
+    started.store(true, std::sync::atomic::Ordering::SeqCst);
 
-    // Before anything is written: both ends reachable, distinct, the target fit to receive.
-    crate::check::first_failure(&crate::check::pooler_names(&source, &target))?;
+    let holder = snapshot::Holder::open(&source, &cfg.snapshot).await?;
+    let steps = Steps {
+        rec: &rec,
+        done: &done,
+        resuming: cfg.resume,
+        retry: &cfg.retry,
+    };
+    // Read again on a resume (the step is never skipped: nothing else knows the tables).
+    let fresh = Steps {
+        resuming: false,
+        ..steps
+    };
+    let (catalog, selection, units) = fresh
+        .run(Step::Catalog, false, |_| async {
+            Ok((
+                read_catalog(holder.client(), &cfg, &done).await?,
+                StepOutcome::default(),
+            ))
+        })
+        .await?
+        .context("the catalog was not read")?;
+    announce(&rec, &catalog, &units);
+    let ctx = Arc::new(Ctx {
+        snapshot: holder.snapshot_id().map(str::to_string),
+        split_tables: units
+            .iter()
+            .filter(|u| u.parts > 1)
+            .map(|u| catalog.tables[u.table].oid)
+            .collect(),
+        cfg,
+        source,
+        target,
+        workdir,
+        tools,
+        catalog,
+        rec: rec.clone(),
+        done,
+        selection,
+        units,
+        // The allow-listed types' binary form is the same in every version neoncopy copies
+        // between (12 to 18); everything else goes as text anyway.
+        binary: true,
+        ddl: std::sync::OnceLock::new(),
+        parts_schema: std::sync::OnceLock::new(),
+    });
+    let steps = Steps {
+        rec: &rec,
+        done: &ctx.done,
+        resuming: ctx.cfg.resume,
+        retry: &ctx.cfg.retry,
+    };
+    schema_steps(&ctx, &steps).await?;
+    let bars = ctx.cfg.show_bars.then(|| {
+        crate::progress::DataBars::start(rec.live.clone(), ctx.catalog.indexes.len() as u64)
+    });
+    let data = steps
+        .run(Step::Data, false, |_| nothing_to_report(data::run(&ctx)))
+        .await;
+    drop(bars);
+    data?;
+    // Every unit's state is on disk before anything that depends on it; then the record of
+    // committed parts on the target has served.
+    rec.flush();
+    drop_parts_schema(&ctx).await?;
+    steps
+        .run(Step::Sequences, false, |_| async {
+            let n = sequences::run(&ctx, holder.client()).await?;
+            let count = Some((report::COUNT_SEQUENCES, n as u64));
+            Ok((
+                (),
+                StepOutcome {
+                    transfer: None,
+                    count,
+                },
+            ))
+        })
+        .await?;
+    steps
+        .run(Step::LargeObjects, true, |_| async {
+            let (n, transfer) = large_objects::run(&ctx).await?;
+            let count = Some((report::COUNT_LARGE_OBJECTS, n as u64));
+            Ok(((), StepOutcome { transfer, count }))
+        })
+        .await?;
+    // Every read of the source is done: let the snapshot go.
+    holder.close().await?;
+    let resuming = ctx.cfg.resume;
+    steps
+        .run(Step::Finalize, true, |attempt| {
+            nothing_to_report(schema::finalize(&ctx, resuming || attempt > 0))
+        })
+        .await?;
+    // What the whole clone did, earlier runs too, is logged from its record as the summary
+    // shows it (see `run`).
+    Ok(())
+}
+
+/// Everything that may refuse the clone before it writes or records anything: both ends
+/// reachable, distinct, the target fit to receive, the pre-flight checks, the filters; then
+/// what an interrupted run left running is ended. Returns the pg_dump/pg_restore to use.
+async fn before_the_first_write(
+    cfg: &CloneConfig,
+    source: &Endpoint,
+    target: &Endpoint,
+    previous_run: Option<String>,
+) -> Result<PgTools> {
+    preflight::first_failure(&preflight::pooler_names(source, target))?;
     let (src_client, tgt_client) =
         tokio::try_join!(source.connect_preflight(), target.connect_preflight())?;
-    safety::refuse_same_database(&src_client, &tgt_client).await?;
-    let source_version = safety::server_version(&src_client, Side::Source).await?;
-    let target_version = safety::server_version(&tgt_client, Side::Target).await?;
+    preflight::refuse_same_database(&src_client, &tgt_client).await?;
+    let source_version = preflight::server_version(&src_client, Side::Source).await?;
+    let target_version = preflight::server_version(&tgt_client, Side::Target).await?;
     let (source_major, target_major) = (
         (source_version / 10000) as u32,
         (target_version / 10000) as u32,
     );
-    safety::refuse_older_target(source_major, target_major)?;
+    preflight::refuse_older_target(source_major, target_major)?;
     let pg_tools = tools::find(source_major, target_major)?;
     info!(
         "using {} ({}) from PostgreSQL {source_major} to {target_major}: {}",
@@ -492,8 +653,8 @@ async fn pipeline(
         pg_tools.version,
         pg_tools.reason
     );
-    if !resuming {
-        safety::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
+    if !cfg.resume {
+        preflight::refuse_non_empty_target(&tgt_client, cfg.drop_if_exists).await?;
     }
     let opts = cfg.check_options();
     // What --filters selects, as of now (the clone computes it again in its snapshot).
@@ -505,10 +666,10 @@ async fn pipeline(
         ),
         None => None,
     };
-    let checks = crate::check::on_connections(&src_client, &tgt_client, &opts, selection.as_ref())
+    let checks = preflight::on_connections(&src_client, &tgt_client, &opts, selection.as_ref())
         .await
         .context("run pre-flight checks")?;
-    crate::check::first_failure(&checks)?;
+    preflight::first_failure(&checks)?;
     if let Some(f) = &cfg.filters {
         // An include-only entry that names nothing is a typo: refused before anything is
         // written or recorded (its warnings come with the selection, later).
@@ -526,45 +687,32 @@ async fn pipeline(
             info!("ended {} sessions left by the interrupted run", a + b);
         }
     }
-    drop(tgt_client);
-    drop(src_client);
-    if matches!(begin, Event::RunStart { .. }) {
-        // The record of the run before is kept, in earlier-runs/, as this one replaces it.
-        if let Some(kept) =
-            crate::state::keep_earlier_record(&workdir.file(STATE_FILE), workdir.path())?
-        {
-            info!(
-                "the record of the earlier clone is kept in {}",
-                kept.display()
-            );
-        }
-    }
-    rec.send(begin);
-    started.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(pg_tools)
+}
 
-    let holder = snapshot::Holder::open(&source, &cfg.snapshot).await?;
-    let (catalog, selection, units) = step(
-        &rec,
-        STEP_CATALOG,
-        plain(async {
-            let selection = crate::filters::Selection::compute(
-                holder.client(),
-                cfg.filters.as_ref(),
-                cfg.skip_extensions,
-            )
+/// The catalog step: what --filters selects, the source catalog with it applied, and the
+/// copy units, all read in the snapshot.
+async fn read_catalog(
+    client: &tokio_postgres::Client,
+    cfg: &CloneConfig,
+    done: &Done,
+) -> Result<(Catalog, crate::filters::Selection, Vec<data::Unit>)> {
+    let selection =
+        crate::filters::Selection::compute(client, cfg.filters.as_ref(), cfg.skip_extensions)
             .await
             .context("apply --filters")?;
-            let mut catalog = Catalog::read(holder.client(), !cfg.skip_large_objects).await?;
-            catalog.apply(&selection, cfg.skip_extensions);
-            catalog.load_through_roots();
-            let units = plan_units(holder.client(), &catalog, &cfg, &done).await?;
-            Ok((catalog, selection, units))
-        }),
-    )
-    .await?;
+    let mut catalog = Catalog::read(client, !cfg.skip_large_objects).await?;
+    catalog.apply(&selection, cfg.skip_extensions);
+    catalog.load_through_roots();
+    let units = plan_units(client, &catalog, cfg, done).await?;
     for w in &selection.warnings {
         tracing::warn!("{w}");
     }
+    Ok((catalog, selection, units))
+}
+
+/// Logs what the source holds and records the plan; the live counters start from it.
+fn announce(rec: &Recorder, catalog: &Catalog, units: &[data::Unit]) {
     info!(
         "source has {} tables ({} on disk), {} indexes and constraints, {} sequences, {} large objects",
         catalog.tables.len(),
@@ -573,180 +721,93 @@ async fn pipeline(
         catalog.sequences.len(),
         catalog.large_objects.len()
     );
-    rec.send(plan(&catalog, &units));
-    let live = &rec.live;
-    live.total_disk.store(
+    rec.send(plan(catalog, units));
+    rec.live.total_disk.store(
         units.iter().map(|u| u.est_bytes.max(0) as u64).sum(),
         std::sync::atomic::Ordering::Relaxed,
     );
-    live.index_total.store(
+    rec.live.index_total.store(
         catalog.indexes.iter().map(|i| i.bytes).sum(),
         std::sync::atomic::Ordering::Relaxed,
     );
+}
 
-    let snapshot = holder.snapshot_id().map(str::to_string);
-    let split_tables = units
-        .iter()
-        .filter(|u| u.parts > 1)
-        .map(|u| catalog.tables[u.table].oid)
-        .collect();
-    let ctx = Arc::new(Ctx {
-        cfg,
-        source,
-        target,
-        workdir,
-        tools: pg_tools,
-        snapshot,
-        catalog,
-        rec: rec.clone(),
-        done,
-        selection,
-        split_tables,
-        units,
-        // The allow-listed types' binary form is the same in every version neoncopy copies
-        // between (12 to 18); everything else goes as text anyway.
-        binary: true,
-        ddl: std::sync::OnceLock::new(),
-        parts_schema: std::sync::OnceLock::new(),
-    });
-    let is_done = |name: &str| resuming && ctx.done.steps.contains(name);
-
-    if is_done(STEP_DUMP) && schema::archive_ready(&ctx) {
-        info!("{STEP_DUMP}: done before, skipped");
+/// The dump and prepare steps, and reading the archive's statements for what neoncopy builds.
+async fn schema_steps(ctx: &Ctx, steps: &Steps<'_>) -> Result<()> {
+    let resuming = ctx.cfg.resume;
+    // A dump recorded done whose files are gone is made again.
+    let dump_done = steps.is_done(Step::Dump) && schema::archive_ready(ctx);
+    if dump_done {
+        info!("{}: done before, skipped", Step::Dump.label());
     } else {
-        step(
-            &rec,
-            STEP_DUMP,
-            plain(retrying(&ctx, "dump schema", |_| schema::dump(&ctx))),
-        )
-        .await?;
+        let fresh = Steps {
+            resuming: false,
+            ..*steps
+        };
+        fresh
+            .run(Step::Dump, true, |_| nothing_to_report(schema::dump(ctx)))
+            .await?;
     }
     // The archive's statements for what neoncopy builds.
-    let ddl = retrying(&ctx, "read the schema archive", |_| schema::load_ddl(&ctx)).await?;
+    let ddl = with_retries(
+        &ctx.cfg.retry,
+        "read the schema archive",
+        |_, _| {},
+        |_| schema::load_ddl(ctx),
+    )
+    .await?;
     let _ = ctx.ddl.set(ddl);
-    if is_done(STEP_PREPARE) {
-        info!("{STEP_PREPARE}: done before, skipped");
-    } else {
-        // Before the first write, whatever the target refuses of the schema is found: pre-data
-        // is created in one transaction with the rest rehearsed inside it (see
-        // prepare_rehearsed). A pre-data restore cut short is redone from scratch: no data
-        // has been loaded yet, so dropping what it created loses nothing.
-        let left = schema::LeftOut::by_filters(&ctx.selection);
-        let built: std::collections::HashSet<(u32, u32)> = ctx
-            .catalog
-            .indexes
-            .iter()
-            .map(|i| i.archive_oid())
-            .collect();
-        step(
-            &rec,
-            STEP_PREPARE,
-            plain(retrying(&ctx, "prepare schema", |attempt| {
-                schema::prepare_rehearsed(&ctx, &left, &built, resuming, resuming || attempt > 0)
-            })),
-        )
+    // Before the first write, whatever the target refuses of the schema is found: pre-data
+    // is created in one transaction with the rest rehearsed inside it (see
+    // prepare_rehearsed). A pre-data restore cut short is redone from scratch: no data has
+    // been loaded yet, so dropping what it created loses nothing.
+    let left = schema::LeftOut::by_filters(&ctx.selection);
+    let built: std::collections::HashSet<(u32, u32)> = ctx
+        .catalog
+        .indexes
+        .iter()
+        .map(|i| i.archive_oid())
+        .collect();
+    steps
+        .run(Step::Prepare, true, |attempt| {
+            nothing_to_report(schema::prepare_rehearsed(
+                ctx,
+                &left,
+                &built,
+                resuming,
+                resuming || attempt > 0,
+            ))
+        })
         .await?;
-    }
-    let bars = ctx.cfg.show_bars.then(|| {
-        crate::progress::DataBars::start(rec.live.clone(), ctx.catalog.indexes.len() as u64)
-    });
-    let data = if is_done(STEP_DATA) {
-        info!("{STEP_DATA}: done before, skipped");
-        Ok(())
-    } else {
-        step(&rec, STEP_DATA, plain(data::run(&ctx))).await
-    };
-    drop(bars);
-    data?;
-    // Every unit's state is on disk before anything that depends on it; then the record of
-    // committed parts on the target has served.
-    rec.flush();
-    let parts_schema = ctx.parts_schema.get().or(ctx.done.parts_schema.as_ref());
-    if let Some(name) = parts_schema {
-        // Only what neoncopy made, without CASCADE: anything else in it stays, with a warning.
-        let client = ctx.target.connect().await?;
-        let ours = client
-            .query_one(crate::pg::sql::PARTS_SCHEMA_STATE, &[name])
-            .await
-            .map_err(crate::pg::db_err)?
-            .get::<_, bool>(1);
-        let dropped = if ours {
-            client
-                .batch_execute(&crate::pg::sql::drop_parts_schema(name))
-                .await
-                .map_err(crate::pg::db_err)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = dropped {
-            tracing::warn!(
-                "could not drop neoncopy's schema {name} of committed parts on the target: {e:#}"
-            );
-        }
-    }
-    if !is_done(STEP_SEQUENCES) {
-        let n = step(
-            &rec,
-            STEP_SEQUENCES,
-            plain(sequences::run(&ctx, holder.client())),
-        )
-        .await?;
-        rec.send(Event::Count {
-            name: report::COUNT_SEQUENCES,
-            value: n as u64,
-        });
-    }
-    if !is_done(STEP_LARGE_OBJECTS) {
-        let n = step(
-            &rec,
-            STEP_LARGE_OBJECTS,
-            retrying_with_transfer(&ctx, "copy large objects", || large_objects::run(&ctx)),
-        )
-        .await?;
-        rec.send(Event::Count {
-            name: report::COUNT_LARGE_OBJECTS,
-            value: n as u64,
-        });
-    }
-    // Every read of the source is done: let the snapshot go.
-    holder.close().await?;
-    if is_done(STEP_FINALIZE) {
-        info!("{STEP_FINALIZE}: done before, skipped");
-    } else {
-        step(
-            &rec,
-            STEP_FINALIZE,
-            plain(retrying(&ctx, "finalize schema", |attempt| {
-                schema::finalize(&ctx, resuming || attempt > 0)
-            })),
-        )
-        .await?;
-    }
-    // What the whole clone did, earlier runs too, is logged from its record as the summary
-    // shows it (see `run`).
     Ok(())
 }
 
-/// Runs a whole step again after a transient failure; the attempt number (0 first) lets the
-/// step clean up after a partial earlier attempt.
-async fn retrying<T, F, Fut>(ctx: &Ctx, what: &str, op: F) -> Result<T>
-where
-    F: FnMut(u32) -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    with_retries(&ctx.cfg.retry, what, |_, _| {}, op).await
-}
-
-async fn retrying_with_transfer<T, F, Fut>(
-    ctx: &Ctx,
-    what: &str,
-    mut op: F,
-) -> Result<(T, Option<u64>)>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(T, Option<u64>)>>,
-{
-    with_retries(&ctx.cfg.retry, what, |_, _| {}, |_| op()).await
+/// Drops neoncopy's schema of committed parts on the target once the data is in: only what
+/// neoncopy made, without CASCADE (anything else in it stays, with a warning).
+async fn drop_parts_schema(ctx: &Ctx) -> Result<()> {
+    let Some(name) = ctx.parts_schema.get().or(ctx.done.parts_schema.as_ref()) else {
+        return Ok(());
+    };
+    let client = ctx.target.connect().await?;
+    let ours = client
+        .query_one(crate::pg::sql::PARTS_SCHEMA_STATE, &[name])
+        .await
+        .map_err(crate::pg::db_err)?
+        .get::<_, bool>(1);
+    let dropped = if ours {
+        client
+            .batch_execute(&crate::pg::sql::drop_parts_schema(name))
+            .await
+            .map_err(crate::pg::db_err)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = dropped {
+        tracing::warn!(
+            "could not drop neoncopy's schema {name} of committed parts on the target: {e:#}"
+        );
+    }
+    Ok(())
 }
 
 /// The copy units: tables larger than --split-tables-larger-than are cut into parts (read in

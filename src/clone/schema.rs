@@ -399,27 +399,6 @@ pub fn archive_ready(ctx: &Ctx) -> bool {
     .all(|f| ctx.workdir.file(f).is_file())
 }
 
-/// The target refused part of the schema when it was rehearsed: nothing was written to it.
-#[derive(Debug)]
-pub struct Refused {
-    /// What the target refused, and what it said.
-    pub what: String,
-    /// What to do about it.
-    pub fix: &'static str,
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}; nothing was written to the target: {}",
-            self.what, self.fix
-        )
-    }
-}
-
-impl std::error::Error for Refused {}
-
 /// Runs the whole schema, as pg_restore writes it (the indexes and constraints neoncopy
 /// builds itself included, materialized view data left out), in one transaction on the target
 /// and rolls it back: whatever the target refuses (an object only a superuser may create, a
@@ -631,10 +610,10 @@ async fn rehearse_entries(client: &tokio_postgres::Client, script: &Script) -> R
         for entry in batch {
             if let Err(e) = run(script.sql(entry).to_string()).await {
                 let code = crate::pg::PgError::code_of(&e).map(str::to_string);
-                return Err(Refused {
-                    what: format!("the target refuses {}: {e:#}", entry.name),
-                    fix: way_out(code.as_deref()),
-                }
+                return Err(crate::error::Classified::refused(
+                    format!("the target refuses {}: {e:#}", entry.name),
+                    way_out(code.as_deref()),
+                )
                 .into());
             }
         }

@@ -4,56 +4,42 @@
 pub mod data;
 pub mod schema;
 
-use crate::cli::{CompareCommand, CompareDataArgs, CompareSchemaArgs};
-use crate::config::{self, SnapshotMode};
+use crate::config::{CompareDataConfig, CompareSchemaConfig};
+use crate::error::{Class, Classified};
 use crate::fmt;
+use crate::pg::snapshot::Holder;
 use crate::pg::{Endpoint, Side};
 use crate::state::Store;
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// Differences were found (they have been printed): exit 1.
-#[derive(Debug)]
-pub struct Differences;
-
-impl std::fmt::Display for Differences {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("differences found")
-    }
+/// `neoncopy compare schema`.
+pub async fn run_schema(cfg: CompareSchemaConfig) -> Result<()> {
+    verdict(compare_schema(cfg).await)
 }
 
-impl std::error::Error for Differences {}
-
-/// Could not compare: exit 2.
-#[derive(Debug)]
-pub struct CouldNotCompare(pub anyhow::Error);
-
-impl std::fmt::Display for CouldNotCompare {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "could not compare: {:#}", self.0)
-    }
+/// `neoncopy compare data`.
+pub async fn run_data(cfg: CompareDataConfig) -> Result<()> {
+    verdict(compare_data(cfg).await)
 }
 
-impl std::error::Error for CouldNotCompare {}
-
-pub async fn run(cmd: CompareCommand) -> Result<()> {
-    let result = match cmd {
-        CompareCommand::Schema(a) => compare_schema(a).await,
-        CompareCommand::Data(a) => compare_data(a).await,
-    };
+/// Exit codes as diff's: differences (already printed) exit 1, a failure to compare exit 2.
+fn verdict(result: Result<bool>) -> Result<()> {
     match result {
         Ok(true) => Ok(()),
-        Ok(false) => Err(Differences.into()),
-        Err(e) if e.downcast_ref::<config::UsageError>().is_some() => Err(e),
-        Err(e) => Err(CouldNotCompare(e).into()),
+        Ok(false) => Err(Classified::new(Class::Differences, "differences found").into()),
+        Err(e) if crate::error::is(&e, Class::Usage) => Err(e),
+        Err(e) => Err(e.context(Classified::new(Class::CouldNotCompare, "could not compare"))),
     }
 }
 
-async fn endpoints(conn: &crate::cli::ConnectionArgs) -> Result<(Endpoint, Endpoint)> {
-    let (s, t) = config::connections(conn)?;
+fn endpoints(
+    source: crate::pg::connstr::ConnParams,
+    target: crate::pg::connstr::ConnParams,
+) -> Result<(Endpoint, Endpoint)> {
     Ok((
-        Endpoint::new(Side::Source, s)?,
-        Endpoint::new(Side::Target, t)?,
+        Endpoint::new(Side::Source, source)?,
+        Endpoint::new(Side::Target, target)?,
     ))
 }
 
@@ -72,21 +58,18 @@ fn record(dir: &Path, kind: &str, rows: &[(String, String, Option<String>, Optio
     }
 }
 
-async fn compare_schema(a: CompareSchemaArgs) -> Result<bool> {
-    let (source, target) = endpoints(&a.conn).await?;
+async fn compare_schema(a: CompareSchemaConfig) -> Result<bool> {
+    let (source, target) = endpoints(a.source, a.target)?;
     let (s, t) = tokio::try_join!(source.connect_preflight(), target.connect_preflight())?;
     for c in [&s, &t] {
         c.batch_execute("select pg_catalog.set_config('search_path', '', false)")
             .await
             .map_err(crate::pg::db_err)?;
     }
-    let filters = crate::filters::Filters::load_optional(a.filters.as_deref())?;
-    let selection = crate::filters::Selection::compute(&s, filters.as_ref(), false).await?;
-    let (diffs, compared) =
-        schema::compare(&s, &t, a.compare_owners, a.compare_acl, &selection).await?;
-    let dir = a.dir.unwrap_or_else(config::default_dir);
+    let selection = crate::filters::Selection::compute(&s, a.filters.as_ref(), false).await?;
+    let (diffs, compared) = schema::compare(&s, &t, a.owners, a.acl, &selection).await?;
     record(
-        &dir,
+        &a.dir,
         "schema",
         &diffs
             .iter()
@@ -130,18 +113,12 @@ async fn compare_schema(a: CompareSchemaArgs) -> Result<bool> {
     Ok(diffs.is_empty())
 }
 
-async fn compare_data(a: CompareDataArgs) -> Result<bool> {
-    let (source, target) = endpoints(&a.conn).await?;
-    let mode = match (&a.snapshot, a.not_consistent) {
-        (Some(id), _) => SnapshotMode::Given(id.clone()),
-        (None, true) => SnapshotMode::None,
-        (None, false) => SnapshotMode::Export,
-    };
-    let filters = crate::filters::Filters::load_optional(a.filters.as_deref())?;
+async fn compare_data(a: CompareDataConfig) -> Result<bool> {
+    let (source, target) = endpoints(a.source.clone(), a.target.clone())?;
     let target_client = target.connect_preflight().await?;
-    let holder = crate::clone::SnapshotHolder::open(&source, &mode).await?;
+    let holder = Holder::open(&source, &a.snapshot).await?;
     let selection =
-        crate::filters::Selection::compute(holder.client(), filters.as_ref(), false).await?;
+        crate::filters::Selection::compute(holder.client(), a.filters.as_ref(), false).await?;
     let lc_monetary: String = holder
         .client()
         .query_one(crate::pg::sql::LC_MONETARY, &[])
@@ -153,9 +130,9 @@ async fn compare_data(a: CompareDataArgs) -> Result<bool> {
         .await
         .map_err(crate::pg::db_err)?;
     let opts = data::Options {
-        table_jobs: a.table_jobs as usize,
-        split_threshold: a.split_tables_larger_than,
-        max_parts: a.split_max_parts.unwrap_or(a.table_jobs),
+        table_jobs: a.table_jobs,
+        split_threshold: a.split_threshold,
+        max_parts: a.split_max_parts,
         lc_monetary,
     };
     let start = std::time::Instant::now();
@@ -173,94 +150,91 @@ async fn compare_data(a: CompareDataArgs) -> Result<bool> {
         .close()
         .await
         .context("release the source snapshot")?;
-    let differing = results.iter().filter(|r| !r.matches).count();
-    let dir = a.dir.unwrap_or_else(config::default_dir);
-    record(
-        &dir,
-        "data",
-        &results
-            .iter()
-            .map(|r| {
-                (
-                    r.table.clone(),
-                    if r.matches { "match" } else { "differs" }.to_string(),
-                    r.source_rows.map(|n| {
-                        format!(
-                            "{n} rows, {}",
-                            r.source_checksum.clone().unwrap_or_default()
-                        )
-                    }),
-                    r.target_rows.map(|n| {
-                        format!(
-                            "{n} rows, {}",
-                            r.target_checksum.clone().unwrap_or_default()
-                        )
-                    }),
-                )
-            })
-            .collect::<Vec<_>>(),
-    );
-    let rows: i64 = results.iter().filter_map(|r| r.source_rows).sum();
+    record_data(&a.dir, &results);
+    let seconds = start.elapsed().as_secs_f64();
     if a.json {
         fmt::out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&serde_json::json!({
-                "identical": differing == 0,
+                "identical": results.iter().all(|r| r.matches),
                 "tables": results,
-                "seconds": start.elapsed().as_secs_f64(),
+                "seconds": seconds,
             }))?
         ))?;
     } else {
-        let table: Vec<Vec<String>> = results
-            .iter()
-            .map(|r| {
-                vec![
-                    r.table.clone(),
-                    r.source_rows
-                        .map(|n| fmt::count(n as u64))
-                        .unwrap_or_else(|| "-".into()),
-                    r.target_rows
-                        .map(|n| fmt::count(n as u64))
-                        .unwrap_or_else(|| "-".into()),
-                    r.source_checksum.clone().unwrap_or_else(|| "-".into()),
-                    r.target_checksum.clone().unwrap_or_else(|| "-".into()),
-                    if r.matches { "yes" } else { "NO" }.into(),
-                ]
-            })
-            .collect();
-        let mut text = fmt::table(
-            &[
-                "Table",
-                "Rows (source)",
-                "Rows (target)",
-                "Checksum (source)",
-                "Checksum (target)",
-                "Match",
-            ],
-            &[false, true, true, false, false, false],
-            &table,
-        );
-        text.push('\n');
-        if differing == 0 {
-            text.push_str(&format!(
-                "data: identical ({} tables, {} rows, {})\n",
-                results.len(),
-                fmt::count(rows.max(0) as u64),
-                fmt::duration(start.elapsed().as_secs_f64())
-            ));
-        } else {
-            text.push_str(&format!(
-                "data: {differing} of {} tables differ: {}\n",
-                results.len(),
-                results
-                    .iter()
-                    .filter(|r| !r.matches)
-                    .map(|r| r.table.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        fmt::out(&text)?;
+        fmt::out(&render_data(&results, seconds))?;
     }
-    Ok(differing == 0)
+    Ok(results.iter().all(|r| r.matches))
+}
+
+fn record_data(dir: &Path, results: &[data::TableResult]) {
+    let side = |rows: Option<i64>, sum: &Option<String>| {
+        rows.map(|n| format!("{n} rows, {}", sum.clone().unwrap_or_default()))
+    };
+    let rows: Vec<_> = results
+        .iter()
+        .map(|r| {
+            (
+                r.table.clone(),
+                if r.matches { "match" } else { "differs" }.to_string(),
+                side(r.source_rows, &r.source_checksum),
+                side(r.target_rows, &r.target_checksum),
+            )
+        })
+        .collect();
+    record(dir, "data", &rows);
+}
+
+/// The table of results and the verdict line.
+fn render_data(results: &[data::TableResult], seconds: f64) -> String {
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let count = |n: Option<i64>| dash(n.map(|n| fmt::count(n as u64)));
+    let table: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                r.table.clone(),
+                count(r.source_rows),
+                count(r.target_rows),
+                dash(r.source_checksum.clone()),
+                dash(r.target_checksum.clone()),
+                if r.matches { "yes" } else { "NO" }.into(),
+            ]
+        })
+        .collect();
+    let mut text = fmt::table(
+        &[
+            "Table",
+            "Rows (source)",
+            "Rows (target)",
+            "Checksum (source)",
+            "Checksum (target)",
+            "Match",
+        ],
+        &[false, true, true, false, false, false],
+        &table,
+    );
+    text.push('\n');
+    let differing: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.matches)
+        .map(|r| r.table.as_str())
+        .collect();
+    if differing.is_empty() {
+        let rows: i64 = results.iter().filter_map(|r| r.source_rows).sum();
+        text.push_str(&format!(
+            "data: identical ({} tables, {} rows, {})\n",
+            results.len(),
+            fmt::count(rows.max(0) as u64),
+            fmt::duration(seconds)
+        ));
+    } else {
+        text.push_str(&format!(
+            "data: {} of {} tables differ: {}\n",
+            differing.len(),
+            results.len(),
+            differing.join(", ")
+        ));
+    }
+    text
 }

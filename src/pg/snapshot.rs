@@ -1,10 +1,25 @@
 //! The one snapshot every source reader shares: exported by a holder connection that keeps its
 //! transaction open until the data is read, imported by every worker and given to pg_dump.
 
-use crate::config::SnapshotMode;
 use crate::pg::{sql, DbResultExt, Endpoint};
 use anyhow::{Context, Result};
 use tokio_postgres::Client;
+
+/// Which snapshot the source is read in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Export a snapshot and hold it open until the data is read.
+    Export,
+    /// Import a snapshot the caller exported and keeps open.
+    Given(String),
+    /// Every reader takes its own snapshot.
+    None,
+}
+
+/// A session reading in the snapshot ends its transaction (releasing the locks on the tables
+/// it read) and imports the snapshot again after this many tables: the source's lock table is
+/// shared by every session and pg_dump's own peak must fit beside them.
+pub const READS_PER_SNAPSHOT_TXN: usize = 256;
 
 pub struct Holder {
     client: Client,
