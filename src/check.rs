@@ -35,6 +35,28 @@ pub async fn run(cfg: CheckConfig) -> Result<()> {
 /// Everything, for `neoncopy check`: connects to both servers itself and never fails because
 /// of what it finds (only the report says so).
 pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Check> {
+    let (mut out, src, tgt) = connection_checks(source, target).await;
+    let (Some(src), Some(tgt)) = (src, tgt) else {
+        return out;
+    };
+    let mut more = Vec::new();
+    let result = server_checks(source, target, &src, &tgt, opts, &mut more).await;
+    out.extend(more);
+    if let Err(e) = result {
+        out.push(fail(
+            "checks",
+            format!("{e:#}"),
+            "check the roles' privileges on both servers",
+        ));
+    }
+    out
+}
+
+/// Pooler names, then each connection: opened, its version and whether it is encrypted.
+async fn connection_checks(
+    source: &Endpoint,
+    target: &Endpoint,
+) -> (Vec<Check>, Option<Client>, Option<Client>) {
     let mut out = pooler_names(source, target);
     let src = match source.connect_preflight().await {
         Ok(c) => Some(c),
@@ -82,85 +104,103 @@ pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Ch
             });
         }
     }
-    let (Some(src), Some(tgt)) = (src, tgt) else {
-        return out;
-    };
-    let mut more = Vec::new();
-    let result: Result<()> = async {
-        more.push(match crate::preflight::same_database(&src, &tgt).await? {
-            Some(db) => fail("same database", format!("source and target are the same database ({db})"), "give a different --target"),
-            None => pass("same database", "source and target are different databases"),
-        });
-        let sv: i32 = src.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
-        let tv: i32 = tgt.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
-        let (smajor, tmajor) = ((sv / 10000) as u32, (tv / 10000) as u32);
-        let older = crate::preflight::refuse_older_target(smajor, tmajor);
-        let tools = crate::pg::tools::find(smajor, tmajor.max(smajor));
-        more.push(match &tools {
-            Ok(t) => pass("pg_dump", format!("{} {}: {}", t.pg_dump.display(), t.version, t.reason)),
-            Err(e) => fail("pg_dump", format!("{e:#}"), format!("install postgresql-client-{tmajor} (the target's version)")),
-        });
-        more.push(match older {
-            Err(_) => fail(
-                "versions",
-                format!("the target (PostgreSQL {tmajor}) is older than the source (PostgreSQL {smajor}): clone refuses it"),
-                format!("use a target of PostgreSQL {smajor} or newer (on Neon, a project of that version)"),
-            ),
-            Ok(()) => pass("versions", format!("PostgreSQL {smajor} to {tmajor}")),
-        });
-        more.push(match crate::preflight::target_tables(&tgt).await? {
-            (0, _) => pass("target empty", "the target database holds no tables"),
-            (n, names) if opts.drop_if_exists => warn(
-                "target empty",
-                format!("the target holds {n} table(s) ({names}); --drop-if-exists drops those the source also has"),
-                "make sure nothing on the target is needed",
-            ),
-            (n, names) => fail(
-                "target empty",
-                format!("the target holds {n} table(s) ({names})"),
-                "clone into an empty database, or add --drop-if-exists",
-            ),
-        });
-        // What the filters select, once for every check that needs it.
-        let selection =
-            crate::filters::Selection::compute(&src, opts.filters.as_ref(), opts.skip_extensions)
-                .await
-                .context("apply --filters")?;
-        let filtered = opts.filters.as_ref().map(|_| &selection);
-        more.extend(on_connections(&src, &tgt, opts, filtered).await?);
-        if let (Ok(tools), true) = (&tools, tmajor >= smajor) {
-            more.push(schema(source, target, tools, opts, &selection).await);
-        }
-        let los: i64 = src.query_one(sql::LARGE_OBJECT_COUNT, &[]).await.db()?.get(0);
-        more.push(if los == 0 {
-            pass("large objects", "none on the source")
-        } else if opts.skip_large_objects {
-            warn("large objects", format!("{los} on the source will not be copied (--skip-large-objects)"), "drop --skip-large-objects to copy them")
-        } else {
-            pass("large objects", format!("{los} on the source, copied after the tables"))
-        });
-        more.push(size(&src, opts, &selection).await?);
-        let wal = src.query_one(sql::WAL_AND_SLOTS, &[]).await.db()?;
-        more.push(pass(
-            "wal",
-            format!(
-                "source wal_level={}, {} replication slot(s); clone needs neither",
-                wal.get::<_, String>(0),
-                wal.get::<_, i64>(1)
-            ),
-        ));
-        Ok(())
-    }
-    .await;
-    out.extend(more);
-    if let Err(e) = result {
-        out.push(fail(
-            "checks",
+    (out, src, tgt)
+}
+
+/// The checks made on both open connections; `out` keeps those made before a failure.
+async fn server_checks(
+    source: &Endpoint,
+    target: &Endpoint,
+    src: &Client,
+    tgt: &Client,
+    opts: &Options,
+    more: &mut Vec<Check>,
+) -> Result<()> {
+    more.push(match crate::preflight::same_database(src, tgt).await? {
+        Some(db) => fail(
+            "same database",
+            format!("source and target are the same database ({db})"),
+            "give a different --target",
+        ),
+        None => pass("same database", "source and target are different databases"),
+    });
+    let sv: i32 = src.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
+    let tv: i32 = tgt.query_one(sql::SERVER_VERSION, &[]).await.db()?.get(0);
+    let (smajor, tmajor) = ((sv / 10000) as u32, (tv / 10000) as u32);
+    let older = crate::preflight::refuse_older_target(smajor, tmajor);
+    let tools = crate::pg::tools::find(smajor, tmajor.max(smajor));
+    more.push(match &tools {
+        Ok(t) => pass(
+            "pg_dump",
+            format!("{} {}: {}", t.pg_dump.display(), t.version, t.reason),
+        ),
+        Err(e) => fail(
+            "pg_dump",
             format!("{e:#}"),
-            "check the roles' privileges on both servers",
-        ));
+            format!("install postgresql-client-{tmajor} (the target's version)"),
+        ),
+    });
+    more.push(match older {
+        Err(_) => fail(
+            "versions",
+            format!("the target (PostgreSQL {tmajor}) is older than the source (PostgreSQL {smajor}): clone refuses it"),
+            format!("use a target of PostgreSQL {smajor} or newer (on Neon, a project of that version)"),
+        ),
+        Ok(()) => pass("versions", format!("PostgreSQL {smajor} to {tmajor}")),
+    });
+    more.push(match crate::preflight::target_tables(tgt).await? {
+        (0, _) => pass("target empty", "the target database holds no tables"),
+        (n, names) if opts.drop_if_exists => warn(
+            "target empty",
+            format!("the target holds {n} table(s) ({names}); --drop-if-exists drops those the source also has"),
+            "make sure nothing on the target is needed",
+        ),
+        (n, names) => fail(
+            "target empty",
+            format!("the target holds {n} table(s) ({names})"),
+            "clone into an empty database, or add --drop-if-exists",
+        ),
+    });
+    // What the filters select, once for every check that needs it.
+    let selection =
+        crate::filters::Selection::compute(src, opts.filters.as_ref(), opts.skip_extensions)
+            .await
+            .context("apply --filters")?;
+    let filtered = opts.filters.as_ref().map(|_| &selection);
+    more.extend(on_connections(src, tgt, opts, filtered).await?);
+    if let (Ok(tools), true) = (&tools, tmajor >= smajor) {
+        more.push(schema(source, target, tools, opts, &selection).await);
     }
-    out
+    let los: i64 = src
+        .query_one(sql::LARGE_OBJECT_COUNT, &[])
+        .await
+        .db()?
+        .get(0);
+    more.push(if los == 0 {
+        pass("large objects", "none on the source")
+    } else if opts.skip_large_objects {
+        warn(
+            "large objects",
+            format!("{los} on the source will not be copied (--skip-large-objects)"),
+            "drop --skip-large-objects to copy them",
+        )
+    } else {
+        pass(
+            "large objects",
+            format!("{los} on the source, copied after the tables"),
+        )
+    });
+    more.push(size(src, opts, &selection).await?);
+    let wal = src.query_one(sql::WAL_AND_SLOTS, &[]).await.db()?;
+    more.push(pass(
+        "wal",
+        format!(
+            "source wal_level={}, {} replication slot(s); clone needs neither",
+            wal.get::<_, String>(0),
+            wal.get::<_, i64>(1)
+        ),
+    ));
+    Ok(())
 }
 
 /// What the clone will copy and build, measured as it will measure it (crate::estimate: the

@@ -406,9 +406,37 @@ async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<
     }
     let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     let versions: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-    let mut unavailable = Vec::new();
-    let mut refused: Vec<(String, String)> = Vec::new();
-    let mut other_version = Vec::new();
+    let found = on_target(target, &names, &versions, opts.skip_extensions).await?;
+    if let Some(problem) = found.verdict(opts.skip_extensions) {
+        return Ok(problem);
+    }
+    Ok(pass(
+        "extensions",
+        format!(
+            "the target can create all {} source extension(s)",
+            names.len()
+        ),
+    ))
+}
+
+/// What the target says of the source's extensions it does not have yet.
+#[derive(Default)]
+struct ExtensionsOnTarget {
+    /// Not available there (or --skip-extensions and not installed).
+    unavailable: Vec<String>,
+    /// Available, but creating them failed: (name, why).
+    refused: Vec<(String, String)>,
+    /// Available in another version than the source's.
+    other_version: Vec<String>,
+}
+
+async fn on_target(
+    target: &Client,
+    names: &[String],
+    versions: &[String],
+    skip_extensions: bool,
+) -> Result<ExtensionsOnTarget> {
+    let mut found = ExtensionsOnTarget::default();
     for r in target
         .query(sql::EXTENSION_AVAILABILITY, &[&names, &versions])
         .await
@@ -424,8 +452,8 @@ async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<
         if installed.is_some() {
             continue;
         }
-        if !available || opts.skip_extensions {
-            unavailable.push(name);
+        if !available || skip_extensions {
+            found.unavailable.push(name);
         } else {
             // Whether the target lets this role create it is decided by trying (a managed
             // service may allow what vanilla PostgreSQL reserves to superusers).
@@ -435,64 +463,67 @@ async fn extensions(source: &Client, target: &Client, opts: &Options) -> Result<
                 } else {
                     format!("{error}; it is not trusted")
                 };
-                refused.push((name.clone(), why));
+                found.refused.push((name.clone(), why));
             }
             if !version_ok {
-                other_version.push(name);
+                found.other_version.push(name);
             }
         }
     }
-    if !unavailable.is_empty() {
-        let (detail, fix) = if opts.skip_extensions {
-            (
-                format!(
-                    "--skip-extensions, but the target lacks: {}",
-                    preview(&unavailable)
-                ),
-                "create them on the target first",
-            )
-        } else {
-            (
-                format!("the target cannot create these source extensions: {}", preview(&unavailable)),
+    Ok(found)
+}
+
+impl ExtensionsOnTarget {
+    /// The failure or warning they add up to, if any.
+    fn verdict(&self, skip_extensions: bool) -> Option<Check> {
+        let (unavailable, refused, other_version) =
+            (&self.unavailable, &self.refused, &self.other_version);
+        if !unavailable.is_empty() {
+            let (detail, fix) = if skip_extensions {
+                (
+                    format!(
+                        "--skip-extensions, but the target lacks: {}",
+                        preview(unavailable)
+                    ),
+                    "create them on the target first",
+                )
+            } else {
+                (
+                format!("the target cannot create these source extensions: {}", preview(unavailable)),
                 "install them on the target server (on Neon, check the supported extensions), or drop them from the source",
             )
-        };
-        return Ok(fail("extensions", detail, fix));
-    }
-    if !refused.is_empty() {
-        let untrusted = refused
-            .iter()
-            .all(|(_, why)| why.ends_with("it is not trusted"));
-        let names: Vec<String> = refused.iter().map(|(n, _)| n.clone()).collect();
-        let why: Vec<String> = refused.iter().map(|(n, w)| format!("{n}: {w}")).collect();
-        let lead = if untrusted {
-            "these extensions are not trusted, and the target refuses to create them"
-        } else {
-            "the target refuses to create these extensions"
-        };
-        return Ok(fail(
+            };
+            return Some(fail("extensions", detail, fix));
+        }
+        if !refused.is_empty() {
+            let untrusted = refused
+                .iter()
+                .all(|(_, why)| why.ends_with("it is not trusted"));
+            let names: Vec<String> = refused.iter().map(|(n, _)| n.clone()).collect();
+            let why: Vec<String> = refused.iter().map(|(n, w)| format!("{n}: {w}")).collect();
+            let lead = if untrusted {
+                "these extensions are not trusted, and the target refuses to create them"
+            } else {
+                "the target refuses to create these extensions"
+            };
+            return Some(fail(
             "extensions",
             format!("{lead}: {} ({})", preview(&names), why.join("; ")),
             "have an administrator create them on the target first, or connect as a role that may",
         ));
-    }
-    if !other_version.is_empty() {
-        return Ok(warn(
+        }
+        if !other_version.is_empty() {
+            return Some(warn(
             "extensions",
             format!(
                 "the target offers other versions of: {} (the source's version will not be available)",
-                preview(&other_version)
+                preview(other_version)
             ),
             "check that the extensions' objects restore; ALTER EXTENSION ... UPDATE afterwards if needed",
         ));
+        }
+        None
     }
-    Ok(pass(
-        "extensions",
-        format!(
-            "the target can create all {} source extension(s)",
-            names.len()
-        ),
-    ))
 }
 
 /// Creates the extension (with what it requires) in a transaction that is rolled back: None

@@ -164,6 +164,48 @@ pub fn summary(store: &Store) -> Result<Summary> {
     let run = store.run_info()?.ok_or_else(no_run)?;
     let alive = run.ended_at.is_none() && process_alive(run.pid);
     let t = end_or_now(&run);
+    let (active_secs, sessions) = store.active_secs()?;
+    let steps = step_lines(store, &run, alive, t, active_secs)?;
+    let tables = table_lines(store)?;
+    let copy_bytes = scalar_u64(store, "select sum(bytes) from unit where state = 'done'")?;
+    let counter = |name: &str| -> Result<u64> {
+        Ok(store
+            .conn()
+            .query_row("select value from counter where name = ?1", [name], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .unwrap_or(0)
+            .max(0) as u64)
+    };
+    Ok(Summary {
+        status: status_of(&run, alive),
+        error: run.error.clone(),
+        source: run.source.clone(),
+        target: run.target.clone(),
+        steps,
+        wall_secs: t - run.started_at,
+        active_secs,
+        sessions,
+        rows: tables.iter().map(|t| t.rows).sum(),
+        bytes: copy_bytes,
+        indexes: scalar_u64(store, "select count(*) from idx where state = 'done'")?,
+        sequences: counter(COUNT_SEQUENCES)?,
+        large_objects: counter(COUNT_LARGE_OBJECTS)?,
+        peak_memory_bytes: Some(counter(crate::state::PEAK_RSS_COUNTER)? * 1024).filter(|b| *b > 0),
+        tables,
+    })
+}
+
+/// The summary's steps: each timed step, the cumulative work of the data step's workers, and
+/// the totals.
+fn step_lines(
+    store: &Store,
+    run: &RunRow,
+    alive: bool,
+    t: f64,
+    active_secs: f64,
+) -> Result<Vec<StepLine>> {
     let (tj, ij, rj) = (run.table_jobs, run.index_jobs, run.restore_jobs);
     let timed = |step: Step, conn: &'static str, conc: String| -> Result<StepLine> {
         let name = step.label();
@@ -213,8 +255,7 @@ pub fn summary(store: &Store) -> Result<Summary> {
         store,
         "select sum(ended_at - started_at) from vacuum where state = 'done'",
     )?;
-    let (active_secs, sessions) = store.active_secs()?;
-    let steps = vec![
+    Ok(vec![
         timed(Step::Catalog, "source", "1".into())?,
         timed(Step::Dump, "source", "1".into())?,
         timed(Step::Prepare, "target", "1".into())?,
@@ -254,7 +295,11 @@ pub fn summary(store: &Store) -> Result<Summary> {
             concurrency: format!("{tj} + {ij}"),
             running: alive,
         },
-    ];
+    ])
+}
+
+/// One line per table of the run, largest first.
+fn table_lines(store: &Store) -> Result<Vec<TableLine>> {
     let mut stmt = store.conn().prepare(
         "select u.schema_name, u.table_name, max(u.parts), \
                 case when sum(u.state = 'done') = count(*) then 'done' \
@@ -288,33 +333,7 @@ pub fn summary(store: &Store) -> Result<Summary> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()
         .context("read tables of the run")?;
-    let counter = |name: &str| -> Result<u64> {
-        Ok(store
-            .conn()
-            .query_row("select value from counter where name = ?1", [name], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()?
-            .unwrap_or(0)
-            .max(0) as u64)
-    };
-    Ok(Summary {
-        status: status_of(&run, alive),
-        error: run.error.clone(),
-        source: run.source.clone(),
-        target: run.target.clone(),
-        steps,
-        wall_secs: t - run.started_at,
-        active_secs,
-        sessions,
-        rows: tables.iter().map(|t| t.rows).sum(),
-        bytes: copy_bytes,
-        indexes: scalar_u64(store, "select count(*) from idx where state = 'done'")?,
-        sequences: counter(COUNT_SEQUENCES)?,
-        large_objects: counter(COUNT_LARGE_OBJECTS)?,
-        peak_memory_bytes: Some(counter(crate::state::PEAK_RSS_COUNTER)? * 1024).filter(|b| *b > 0),
-        tables,
-    })
+    Ok(tables)
 }
 
 /// The line that ends a clone's log: what the whole clone did (earlier runs included), in the

@@ -59,6 +59,46 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The context of a clone whose catalog has been read.
+    fn new(
+        cfg: CloneConfig,
+        (source, target, tools): (Endpoint, Endpoint, PgTools),
+        workdir: WorkDir,
+        rec: Arc<Recorder>,
+        snapshot: Option<String>,
+        read: SourceRead,
+        done: Done,
+    ) -> Ctx {
+        let SourceRead {
+            catalog,
+            selection,
+            units,
+        } = read;
+        Ctx {
+            split_tables: units
+                .iter()
+                .filter(|u| u.parts > 1)
+                .map(|u| catalog.tables[u.table].oid)
+                .collect(),
+            cfg,
+            source,
+            target,
+            workdir,
+            tools,
+            snapshot,
+            catalog,
+            rec,
+            done,
+            selection,
+            units,
+            // The allow-listed types' binary form is the same in every version neoncopy copies
+            // between (12 to 18); everything else goes as text anyway.
+            binary: true,
+            ddl: std::sync::OnceLock::new(),
+            parts_schema: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Whether the table is copied in parts.
     pub fn is_split(&self, table_oid: u32) -> bool {
         self.split_tables.contains(&table_oid)
@@ -541,7 +581,7 @@ async fn pipeline(
         resuming: false,
         ..steps
     };
-    let (catalog, selection, units) = fresh
+    let read = fresh
         .run(Step::Catalog, false, |_| async {
             Ok((
                 read_catalog(holder.client(), &cfg, &done).await?,
@@ -550,30 +590,16 @@ async fn pipeline(
         })
         .await?
         .context("the catalog was not read")?;
-    announce(&rec, &catalog, &units);
-    let ctx = Arc::new(Ctx {
-        snapshot: holder.snapshot_id().map(str::to_string),
-        split_tables: units
-            .iter()
-            .filter(|u| u.parts > 1)
-            .map(|u| catalog.tables[u.table].oid)
-            .collect(),
+    announce(&rec, &read.catalog, &read.units);
+    let ctx = Arc::new(Ctx::new(
         cfg,
-        source,
-        target,
+        (source, target, tools),
         workdir,
-        tools,
-        catalog,
-        rec: rec.clone(),
+        rec.clone(),
+        holder.snapshot_id().map(str::to_string),
+        read,
         done,
-        selection,
-        units,
-        // The allow-listed types' binary form is the same in every version neoncopy copies
-        // between (12 to 18); everything else goes as text anyway.
-        binary: true,
-        ddl: std::sync::OnceLock::new(),
-        parts_schema: std::sync::OnceLock::new(),
-    });
+    ));
     let steps = Steps {
         rec: &rec,
         done: &ctx.done,
@@ -581,18 +607,7 @@ async fn pipeline(
         retry: &ctx.cfg.retry,
     };
     schema_steps(&ctx, &steps).await?;
-    let bars = ctx.cfg.show_bars.then(|| {
-        crate::progress::DataBars::start(rec.live.clone(), ctx.catalog.indexes.len() as u64)
-    });
-    let data = steps
-        .run(Step::Data, false, |_| nothing_to_report(data::run(&ctx)))
-        .await;
-    drop(bars);
-    data?;
-    // Every unit's state is on disk before anything that depends on it; then the record of
-    // committed parts on the target has served.
-    rec.flush();
-    drop_parts_schema(&ctx).await?;
+    data_step(&ctx, &steps).await?;
     steps
         .run(Step::Sequences, false, |_| async {
             let n = sequences::run(&ctx, holder.client()).await?;
@@ -690,13 +705,21 @@ async fn before_the_first_write(
     Ok(pg_tools)
 }
 
+/// What the catalog step reads in the snapshot.
+struct SourceRead {
+    catalog: Catalog,
+    /// What --filters (and --skip-extensions) select.
+    selection: crate::filters::Selection,
+    units: Vec<data::Unit>,
+}
+
 /// The catalog step: what --filters selects, the source catalog with it applied, and the
 /// copy units, all read in the snapshot.
 async fn read_catalog(
     client: &tokio_postgres::Client,
     cfg: &CloneConfig,
     done: &Done,
-) -> Result<(Catalog, crate::filters::Selection, Vec<data::Unit>)> {
+) -> Result<SourceRead> {
     let selection =
         crate::filters::Selection::compute(client, cfg.filters.as_ref(), cfg.skip_extensions)
             .await
@@ -708,7 +731,11 @@ async fn read_catalog(
     for w in &selection.warnings {
         tracing::warn!("{w}");
     }
-    Ok((catalog, selection, units))
+    Ok(SourceRead {
+        catalog,
+        selection,
+        units,
+    })
 }
 
 /// Logs what the source holds and records the plan; the live counters start from it.
@@ -780,6 +807,22 @@ async fn schema_steps(ctx: &Ctx, steps: &Steps<'_>) -> Result<()> {
         })
         .await?;
     Ok(())
+}
+
+/// The data step, with the progress bars on a terminal; then the record of committed parts on
+/// the target has served.
+async fn data_step(ctx: &Arc<Ctx>, steps: &Steps<'_>) -> Result<()> {
+    let bars = ctx.cfg.show_bars.then(|| {
+        crate::progress::DataBars::start(ctx.rec.live.clone(), ctx.catalog.indexes.len() as u64)
+    });
+    let data = steps
+        .run(Step::Data, false, |_| nothing_to_report(data::run(ctx)))
+        .await;
+    drop(bars);
+    data?;
+    // Every unit's state is on disk before anything that depends on it.
+    ctx.rec.flush();
+    drop_parts_schema(ctx).await
 }
 
 /// Drops neoncopy's schema of committed parts on the target once the data is in: only what
