@@ -417,41 +417,9 @@ pub async fn rehearse(
     left.leave_out_public_creation(&toc.entries);
     let left = &left;
     let rehearsed = rehearsed_entries(&toc.entries, left, built);
-    let relations = toc
-        .entries
-        .iter()
-        .filter(|e| rehearsed.contains(&e.dump_id))
-        .filter(|e| {
-            matches!(
-                &*e.desc,
-                "TABLE"
-                    | "SEQUENCE"
-                    | "INDEX"
-                    | "CONSTRAINT"
-                    | "VIEW"
-                    | "MATERIALIZED VIEW"
-                    | "FOREIGN TABLE"
-                    | "TYPE"
-                    | "DOMAIN"
-                    | "FK CONSTRAINT"
-                    | "TRIGGER"
-            )
-        })
-        .count() as i64;
     let client = r.target.connect().await?;
-    let row = client
-        .query_one(crate::pg::sql::LOCK_TABLE_SIZE, &[])
-        .await
-        .db()
-        .context("read the target's lock table size")?;
-    let locks: i64 = row.get(0);
-    // Every object may take a lock on itself and one on what it is on; leave room for the
-    // other sessions.
-    if relations * 2 > locks / 2 {
-        return Ok(Rehearsal::Skipped(format!(
-            "its {relations} relations would need more locks in one transaction than the \
-             target's lock table holds ({locks})"
-        )));
+    if let Some(why) = over_lock_budget(&client, &toc.entries, &rehearsed).await? {
+        return Ok(Rehearsal::Skipped(why));
     }
     // When pre-data is kept, it runs from its own list (the one the clone restores); the
     // rehearsal list then holds what comes after it.
@@ -480,37 +448,7 @@ pub async fn rehearse(
         .await
         .db()
         .context("begin the rehearsal")?;
-    let result = async {
-        if drop_if_exists {
-            let drops = r
-                .drop_script(REHEARSAL_DROP_LIST, "rehearsal-drop.sql")
-                .await?;
-            client
-                .batch_execute(&adapt_session(&client, &drops).await?)
-                .await
-                .db()
-                .context("rehearse dropping existing objects on the target")?;
-        }
-        if keep == Keep::Nothing {
-            rehearse_entries(&client, &script).await?;
-            return Ok(script.entries.len());
-        }
-        let pre = r.script(PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await?;
-        rehearse_entries(&client, &pre).await?;
-        client
-            .batch_execute("savepoint neoncopy_post_data")
-            .await
-            .db()
-            .context("rehearse post-data")?;
-        rehearse_entries(&client, &script).await?;
-        client
-            .batch_execute("rollback to savepoint neoncopy_post_data; commit")
-            .await
-            .db()
-            .context("commit pre-data on the target")?;
-        Ok(pre.entries.len() + script.entries.len())
-    }
-    .await;
+    let result = rehearse_in_transaction(r, &client, &script, drop_if_exists, keep).await;
     if result.is_err() || keep == Keep::Nothing {
         let _ = client.batch_execute("rollback").await;
     }
@@ -521,6 +459,89 @@ pub async fn rehearse(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Why the rehearsal cannot run in one transaction, if it cannot: one transaction locks every
+/// relation it creates, and all of them must fit in the target's lock table.
+async fn over_lock_budget(
+    client: &tokio_postgres::Client,
+    entries: &[Entry],
+    rehearsed: &HashSet<u32>,
+) -> Result<Option<String>> {
+    let relations = entries
+        .iter()
+        .filter(|e| rehearsed.contains(&e.dump_id))
+        .filter(|e| {
+            matches!(
+                &*e.desc,
+                "TABLE"
+                    | "SEQUENCE"
+                    | "INDEX"
+                    | "CONSTRAINT"
+                    | "VIEW"
+                    | "MATERIALIZED VIEW"
+                    | "FOREIGN TABLE"
+                    | "TYPE"
+                    | "DOMAIN"
+                    | "FK CONSTRAINT"
+                    | "TRIGGER"
+            )
+        })
+        .count() as i64;
+    let row = client
+        .query_one(crate::pg::sql::LOCK_TABLE_SIZE, &[])
+        .await
+        .db()
+        .context("read the target's lock table size")?;
+    let locks: i64 = row.get(0);
+    // Every object may take a lock on itself and one on what it is on; leave room for the
+    // other sessions.
+    Ok((relations * 2 > locks / 2).then(|| {
+        format!(
+            "its {relations} relations would need more locks in one transaction than the \
+             target's lock table holds ({locks})"
+        )
+    }))
+}
+
+/// The rehearsal inside its transaction (begun by the caller): the drops first with
+/// --drop-if-exists; then the whole script, or pre-data kept and the rest rolled back to a
+/// savepoint before COMMIT. Returns how many entries ran.
+async fn rehearse_in_transaction(
+    r: &Restorer<'_>,
+    client: &tokio_postgres::Client,
+    script: &Script,
+    drop_if_exists: bool,
+    keep: Keep,
+) -> Result<usize> {
+    if drop_if_exists {
+        let drops = r
+            .drop_script(REHEARSAL_DROP_LIST, "rehearsal-drop.sql")
+            .await?;
+        client
+            .batch_execute(&adapt_session(client, &drops).await?)
+            .await
+            .db()
+            .context("rehearse dropping existing objects on the target")?;
+    }
+    if keep == Keep::Nothing {
+        rehearse_entries(client, script).await?;
+        return Ok(script.entries.len());
+    }
+    let pre = r.script(PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await?;
+    rehearse_entries(client, &pre).await?;
+    client
+        .batch_execute("savepoint neoncopy_post_data")
+        .await
+        .db()
+        .context("rehearse post-data")?;
+    rehearse_entries(client, script).await?;
+    client
+        .batch_execute("rollback to savepoint neoncopy_post_data; commit")
+        .await
+        .db()
+        .context("commit pre-data on the target")?;
+    Ok(pre.entries.len() + script.entries.len())
 }
 
 /// The dump ids a rehearsal runs: every entry the clone restores or builds, but materialized

@@ -183,16 +183,54 @@ pub async fn compare(
                 .context("read the target catalog")
         }
     )?;
-    let (s, mut t) = (sd.objects, td.objects);
+    let (s, t) = normalize(sd.objects, td.objects, sd.version, td.version, selection);
+    let mut diffs = differences(&s, &t);
+    // Views' queries: between two major versions the same query may be printed another way,
+    // so the source's is compared as the target prints it.
+    let versions_differ = sd.version / 10000 != td.version / 10000;
+    for (object, query) in &sd.views {
+        if selection.excludes_compare_key(object) {
+            continue;
+        }
+        let Some(target_query) = td.views.get(object) else {
+            continue;
+        };
+        if query == target_query {
+            continue;
+        }
+        if versions_differ && as_printed_by(target, query).await.as_ref() == Some(target_query) {
+            continue;
+        }
+        diffs.push(Difference {
+            object: object.clone(),
+            kind: "differs",
+            source: Some(query.clone()),
+            target: Some(target_query.clone()),
+        });
+    }
+    diffs.sort_by(|a, b| a.object.cmp(&b.object));
+    let compared = s.len().max(t.len());
+    Ok((diffs, compared))
+}
+
+/// Both sides' descriptions with what only reflects the versions normalized, and what the
+/// filters leave out taken out.
+fn normalize(
+    s: BTreeMap<String, String>,
+    mut t: BTreeMap<String, String>,
+    source_version: i32,
+    target_version: i32,
+    selection: &crate::filters::Selection,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     // PostgreSQL 18 records NOT NULL as constraints of their own; from an older source they
     // are the columns' nullability, which is compared with the columns.
-    if sd.version < 180000 && td.version >= 180000 {
+    if source_version < 180000 && target_version >= 180000 {
         t.retain(|k, v| !(k.starts_with("constraint ") && v.starts_with("NOT NULL ")));
     }
     // CREATE EXTENSION without a version (as pg_dump writes it) installs the target's own
     // default version, which a newer major may have moved on.
     let mut s = s;
-    if sd.version / 10000 != td.version / 10000 {
+    if source_version / 10000 != target_version / 10000 {
         for m in [&mut s, &mut t] {
             for (k, v) in m.iter_mut() {
                 if k.starts_with("extension ") {
@@ -220,9 +258,13 @@ pub async fn compare(
             })
             .collect()
     };
-    let (s, t) = (select(s), select(t));
+    (select(s), select(t))
+}
+
+/// Each object missing on the target, differing, or only on the target.
+fn differences(s: &BTreeMap<String, String>, t: &BTreeMap<String, String>) -> Vec<Difference> {
     let mut diffs = Vec::new();
-    for (object, sd) in &s {
+    for (object, sd) in s {
         match t.get(object) {
             None => diffs.push(Difference {
                 object: object.clone(),
@@ -239,7 +281,7 @@ pub async fn compare(
             Some(_) => {}
         }
     }
-    for (object, td) in &t {
+    for (object, td) in t {
         if !s.contains_key(object) {
             diffs.push(Difference {
                 object: object.clone(),
@@ -249,32 +291,7 @@ pub async fn compare(
             });
         }
     }
-    // Views' queries: between two major versions the same query may be printed another way,
-    // so the source's is compared as the target prints it.
-    let versions_differ = sd.version / 10000 != td.version / 10000;
-    for (object, query) in &sd.views {
-        if selection.excludes_compare_key(object) {
-            continue;
-        }
-        let Some(target_query) = td.views.get(object) else {
-            continue;
-        };
-        if query == target_query {
-            continue;
-        }
-        if versions_differ && as_printed_by(target, query).await.as_ref() == Some(target_query) {
-            continue;
-        }
-        diffs.push(Difference {
-            object: object.clone(),
-            kind: "differs",
-            source: Some(query.clone()),
-            target: Some(target_query.clone()),
-        });
-    }
-    diffs.sort_by(|a, b| a.object.cmp(&b.object));
-    let compared = s.len().max(t.len());
-    Ok((diffs, compared))
+    diffs
 }
 
 #[cfg(test)]
