@@ -497,3 +497,448 @@ fn names_something(src: &SourceObjects, section: Section, p: &[String]) -> bool 
         Section::IncludeOnlyExtension | Section::ExcludeExtension => one(&src.extensions),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::source::{ForeignKey, Index, IndexConstraint};
+    use super::*;
+    use crate::config::UsageError;
+    use std::path::Path;
+
+    fn rel(oid: u32, qualified: &str, kind: char, parent: Option<u32>) -> Relation {
+        let (schema, name) = qualified.split_once('.').unwrap();
+        Relation {
+            oid,
+            schema: schema.into(),
+            name: name.into(),
+            kind,
+            parent,
+        }
+    }
+
+    fn index(oid: u32, qualified: &str, table: u32) -> Index {
+        let (schema, name) = qualified.split_once('.').unwrap();
+        Index {
+            oid,
+            schema: schema.into(),
+            name: name.into(),
+            table,
+        }
+    }
+
+    fn fk(
+        oid: u32,
+        name: &str,
+        (table, t): (u32, &str),
+        (referenced, r): (u32, &str),
+    ) -> ForeignKey {
+        let (index, index_name) = if referenced == 1 {
+            (100, "customers_pkey")
+        } else {
+            (101, "orders_pkey")
+        };
+        ForeignKey {
+            oid,
+            name: name.into(),
+            table,
+            table_name: t.into(),
+            referenced,
+            referenced_name: r.into(),
+            index,
+            index_name: index_name.into(),
+            quoted: Some(format!("{t}.{name}")),
+        }
+    }
+
+    /// A small source:
+    /// - public: customers (1), orders (2) with the sequence it owns (3), events (4),
+    ///   partitioned, with the partitions events_2024 (5) and events_2025 (6), itself
+    ///   partitioned with events_2025_q1 (7); customer_view (8) reads customers,
+    ///   customer_summary (9) reads customer_view; via_ext (13) reads customers through a view
+    ///   of an extension (50, not a relation a filter sees); a sequence of its own (12);
+    /// - audit: log (10), with a foreign key to orders; "Odd": "Cfg" (11);
+    /// - indexes: the primary keys of customers (100) and orders (101), one on
+    ///   orders (102), the partitioned events_at_idx (103) with its partitions' indexes (104,
+    ///   105, and 106 under 105), audit's log_pkey (107);
+    /// - extensions hstore, citext, postgis.
+    fn source() -> SourceObjects {
+        let mut src = SourceObjects {
+            schemas: vec!["Odd".into(), "audit".into(), "public".into()],
+            relations: vec![
+                rel(1, "public.customers", 'r', None),
+                rel(2, "public.orders", 'r', None),
+                rel(3, "public.orders_id_seq", 'S', Some(2)),
+                rel(4, "public.events", 'p', None),
+                rel(5, "public.events_2024", 'r', Some(4)),
+                rel(6, "public.events_2025", 'p', Some(4)),
+                rel(7, "public.events_2025_q1", 'r', Some(6)),
+                rel(8, "public.customer_view", 'v', None),
+                rel(9, "public.customer_summary", 'm', None),
+                rel(10, "audit.log", 'r', None),
+                rel(11, "Odd.Cfg", 'r', None),
+                rel(12, "public.standalone_seq", 'S', None),
+                rel(13, "public.via_ext", 'v', None),
+            ],
+            indexes: vec![
+                index(100, "public.customers_pkey", 1),
+                index(101, "public.orders_pkey", 2),
+                index(102, "public.orders_customer_idx", 2),
+                index(103, "public.events_at_idx", 4),
+                index(104, "public.events_2024_at_idx", 5),
+                index(105, "public.events_2025_at_idx", 6),
+                index(106, "public.events_2025_q1_at_idx", 7),
+                index(107, "audit.log_pkey", 10),
+            ],
+            extensions: vec!["citext".into(), "hstore".into(), "postgis".into()],
+            rule_reads: vec![(8, 1), (9, 8), (50, 1), (13, 50)],
+            index_parents: vec![(104, 103), (105, 103), (106, 105)],
+            index_constraints: vec![
+                IndexConstraint {
+                    oid: 200,
+                    index: 100,
+                    quoted: "public.customers.customers_pkey".into(),
+                },
+                IndexConstraint {
+                    oid: 201,
+                    index: 101,
+                    quoted: "public.orders.orders_pkey".into(),
+                },
+            ],
+            foreign_keys: vec![
+                fk(300, "orders_customer_fkey", (2, "orders"), (1, "customers")),
+                fk(301, "log_order_fkey", (10, "audit.log"), (2, "orders")),
+            ],
+            ..Default::default()
+        };
+        let mut names: Vec<String> = src.schemas.clone();
+        names.extend(src.extensions.clone());
+        names.extend(src.relations.iter().map(|r| r.name.clone()));
+        names.extend(src.indexes.iter().map(|i| i.name.clone()));
+        src.quoted = names
+            .into_iter()
+            .map(|n| {
+                let q = if n.chars().any(|c| c.is_uppercase()) {
+                    format!("\"{n}\"")
+                } else {
+                    n.clone()
+                };
+                (n, q)
+            })
+            .collect();
+        src
+    }
+
+    fn filters(text: &str) -> Filters {
+        Filters::parse(Path::new("f.ini"), text).unwrap()
+    }
+
+    /// The selection of `text` from `src`, with what the expressions on `lines` matched.
+    fn select_with(text: &str, src: &mut SourceObjects, matches: &[(usize, &[&str])]) -> Selection {
+        for (line, names) in matches {
+            let names = names.iter().map(|n| n.to_string()).collect();
+            src.matches.by_line.insert(*line, names);
+        }
+        select(&filters(text), src, false).unwrap()
+    }
+
+    fn sel(text: &str) -> Selection {
+        select_with(text, &mut source(), &[])
+    }
+
+    fn left_out(sel: &Selection) -> Vec<u32> {
+        let mut v: Vec<u32> = sel.excluded_relations.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    fn indexes_left_out(sel: &Selection) -> Vec<u32> {
+        let mut v: Vec<u32> = sel.excluded_indexes.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    fn constraints_left_out(sel: &Selection) -> Vec<u32> {
+        let mut v: Vec<u32> = sel.excluded_constraints.iter().copied().collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn include_only_schema() {
+        let s = sel("[include-only-schema]\npublic\n");
+        assert!(s.active);
+        assert_eq!(s.include_schemas, vec!["public".to_string()]);
+        assert_eq!(left_out(&s), vec![10, 11]);
+        assert_eq!(indexes_left_out(&s), vec![107]);
+        // The foreign key of audit.log goes with its table: no warning.
+        assert!(s.excluded_constraints.is_empty());
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert!(s.excludes_compare_key("schema audit"));
+        assert!(s.excludes_compare_key("table \"Odd\".\"Cfg\""));
+        assert!(!s.excludes_compare_key("table public.orders"));
+        assert_eq!(s.pg_dump_args()[0], "--schema=\"public\"");
+        // Only some schemas are dumped: the extensions are named.
+        assert!(s
+            .pg_dump_args()
+            .contains(&"--extension=\"hstore\"".to_string()));
+    }
+
+    #[test]
+    fn exclude_schema() {
+        let s = sel("[exclude-schema]\n\"Odd\"\n");
+        assert_eq!(s.exclude_schemas, BTreeSet::from(["Odd".to_string()]));
+        assert_eq!(left_out(&s), vec![11]);
+        assert!(s.excludes_compare_key("function \"Odd\".f()"));
+        assert!(!s.excludes_compare_key("schema audit"));
+        // Tables of a schema left out are not named one by one to pg_dump.
+        assert_eq!(
+            s.pg_dump_args(),
+            vec!["--exclude-schema=\"Odd\"".to_string()]
+        );
+    }
+
+    #[test]
+    fn include_only_table_brings_the_partition_family() {
+        // A partition brings its parents, and they their partitions.
+        let s = sel("[include-only-table]\npublic.events_2025_q1\n");
+        // Everything else that is a table goes, with the sequence of orders and the views of
+        // customers; a sequence of its own stays.
+        assert_eq!(left_out(&s), vec![1, 2, 3, 8, 9, 10, 11, 13]);
+        assert!(s.table_selected(4) && s.table_selected(5) && s.table_selected(12));
+        assert_eq!(indexes_left_out(&s), vec![100, 101, 102, 107]);
+        // The foreign keys go with their tables, the constraints with their indexes' tables.
+        assert!(s.excluded_constraints.is_empty());
+        let s = sel("[include-only-table]\npublic.events\n");
+        assert!([4, 5, 6, 7].iter().all(|o| s.table_selected(*o)));
+        assert!(!s.table_selected(1));
+    }
+
+    #[test]
+    fn exclude_table_takes_partitions_sequences_and_views_along() {
+        let s = sel("[exclude-table]\npublic.events_2025\n");
+        assert_eq!(left_out(&s), vec![6, 7]);
+        assert_eq!(indexes_left_out(&s), vec![105, 106]);
+        let s = sel("[exclude-table]\npublic.orders\n");
+        assert_eq!(left_out(&s), vec![2, 3]);
+        assert_eq!(indexes_left_out(&s), vec![101, 102]);
+        // The constraint of an index that goes with its table is not listed.
+        assert_eq!(constraints_left_out(&s), vec![301]);
+        assert_eq!(
+            s.warnings,
+            vec![
+                "foreign key log_order_fkey on audit.log is left out: it references table \
+                 orders, which is left out"
+            ]
+        );
+        assert!(s.excludes_compare_key("constraint audit.log.log_order_fkey"));
+        assert!(s.excludes_compare_key("sequence value public.orders_id_seq"));
+    }
+
+    #[test]
+    fn views_reading_what_is_left_out_go_too_recursively() {
+        let s = sel("[exclude-table]\npublic.customers\n");
+        // customer_summary reads customer_view; via_ext reads customers through a view that
+        // is not a relation the filters see (50): it is left out, not named.
+        assert_eq!(left_out(&s), vec![1, 8, 9, 13]);
+        assert_eq!(
+            s.warnings,
+            vec![
+                "view public.customer_summary is left out: it reads a table that is left out",
+                "view public.customer_view is left out: it reads a table that is left out",
+                "view public.via_ext is left out: it reads a table that is left out",
+                "foreign key orders_customer_fkey on orders is left out: it references table \
+                 customers, which is left out",
+            ]
+        );
+        assert_eq!(constraints_left_out(&s), vec![300]);
+        assert!(s.excludes_compare_key("materialized view public.customer_summary"));
+    }
+
+    #[test]
+    fn exclude_index_takes_its_constraint_and_the_foreign_keys_on_it() {
+        let s = sel("[exclude-index]\npublic.orders_pkey\n");
+        assert!(left_out(&s).is_empty());
+        assert_eq!(indexes_left_out(&s), vec![101]);
+        assert_eq!(constraints_left_out(&s), vec![201, 301]);
+        assert_eq!(
+            s.warnings,
+            vec![
+                "foreign key log_order_fkey on audit.log is left out: it references index \
+                 orders_pkey, which is left out"
+            ]
+        );
+        assert!(s.excludes_compare_key("index public.orders_pkey"));
+        assert!(s.excludes_compare_key("constraint public.orders.orders_pkey"));
+        assert!(!s.excludes_compare_key("constraint public.customers.customers_pkey"));
+    }
+
+    #[test]
+    fn a_partitioned_index_takes_its_partitions_indexes() {
+        let s = sel("[exclude-index]\npublic.events_at_idx\n");
+        assert_eq!(indexes_left_out(&s), vec![103, 104, 105, 106]);
+        let s = sel("[exclude-index]\npublic.events_2025_at_idx\n");
+        assert_eq!(indexes_left_out(&s), vec![105, 106]);
+    }
+
+    #[test]
+    fn an_excluded_index_of_a_table_left_out_goes_with_its_table() {
+        let s = sel("[exclude-schema]\naudit\n[exclude-index]\naudit.log_pkey\n");
+        assert_eq!(indexes_left_out(&s), vec![107]);
+        assert!(s.excluded_constraints.is_empty());
+    }
+
+    #[test]
+    fn exclude_table_data() {
+        let s = sel(
+            "[exclude-table]\npublic.customers\n[exclude-table-data]\npublic.orders\n\
+             public.customers\npublic.customer_summary\n",
+        );
+        let mut data: Vec<u32> = s.excluded_data.keys().copied().collect();
+        data.sort();
+        // customers is left out altogether, and customer_summary with it.
+        assert_eq!(data, vec![2]);
+        assert!(s.table_selected(2) && !s.copies_rows_of(2));
+        assert!(!s.copies_rows_of_name("public", "orders"));
+        assert!(s.copies_rows_of_name("public", "events"));
+        assert!(s
+            .pg_dump_args()
+            .contains(&"--exclude-table-data=\"public\".\"orders\"".to_string()));
+        let s = sel("[exclude-table-data]\npublic.customer_summary\n");
+        assert!(s.unpopulated_by_design("materialized view public.customer_summary"));
+    }
+
+    #[test]
+    fn extensions() {
+        let all = || BTreeSet::from(["citext", "hstore", "postgis"].map(String::from));
+        let s = sel("[include-only-extension]\nhstore\n");
+        assert_eq!(
+            s.excluded_extensions,
+            BTreeSet::from(["citext", "postgis"].map(String::from))
+        );
+        assert_eq!(s.kept_extensions, BTreeSet::from(["hstore".to_string()]));
+        assert!(s.excludes_compare_key("extension citext"));
+        assert!(!s.excludes_compare_key("extension hstore"));
+        let s = sel("[exclude-extension]\npostgis\n");
+        assert_eq!(
+            s.excluded_extensions,
+            BTreeSet::from(["postgis".to_string()])
+        );
+        let s = sel("[exclude-schema]\naudit\n");
+        assert!(s.excluded_extensions.is_empty());
+        assert_eq!(s.kept_extensions, all());
+        let f = filters("[include-only-extension]\nhstore\n");
+        let s = select(&f, &source(), true).unwrap();
+        assert_eq!(s.excluded_extensions, all());
+        assert!(s.kept_extensions.is_empty());
+        assert_eq!(extensions_left_out(&f, &source(), true).unwrap(), all());
+        assert_eq!(
+            extensions_left_out(&f, &source(), false).unwrap(),
+            BTreeSet::from(["citext", "postgis"].map(String::from))
+        );
+    }
+
+    #[test]
+    fn patterns_use_what_the_server_matched() {
+        let mut src = source();
+        let s = select_with(
+            "[exclude-table]\n~/^public\\.events_2/\n[exclude-index]\n~/orders/\n\
+             [exclude-schema]\n~/^O/\n[exclude-extension]\n~/^post/\n",
+            &mut src,
+            &[
+                (2, &["public.events_2024", "public.events_2025"]),
+                (4, &["public.orders_customer_idx"]),
+                (6, &["Odd"]),
+                (8, &["postgis"]),
+            ],
+        );
+        assert_eq!(left_out(&s), vec![5, 6, 7, 11]);
+        assert!(s.excluded_indexes.contains_key(&102));
+        assert!(!s.excluded_indexes.contains_key(&101));
+        assert_eq!(
+            s.excluded_extensions,
+            BTreeSet::from(["postgis".to_string()])
+        );
+        // An expression that matches nothing leaves nothing out, with a warning.
+        let s = select_with("[exclude-table]\n~/^nothing/\n", &mut source(), &[]);
+        assert_eq!(
+            s.warnings,
+            vec![
+                "f.ini line 2: [exclude-table] ~/^nothing/ matches no table of the source; it \
+                 leaves nothing out"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_expression_the_server_refused_is_a_usage_error() {
+        let mut src = source();
+        src.matches.refused = Some((2, "f.ini line 2: ERROR: invalid regular expression".into()));
+        let e = select(&filters("[exclude-table]\n~/([/\n"), &src, false).unwrap_err();
+        assert!(e.downcast_ref::<UsageError>().is_some());
+        assert_eq!(
+            e.to_string(),
+            "f.ini line 2: ERROR: invalid regular expression"
+        );
+        // As before the split: an include-only entry naming nothing is reported before an
+        // expression of [exclude-index] the server refused.
+        src.matches.refused = Some((4, "f.ini line 4: ERROR: invalid regular expression".into()));
+        let f = filters("[include-only-table]\npublic.nosuch\n[exclude-index]\n~/(/\n");
+        let e = select(&f, &src, false).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: [include-only-table] public.nosuch matches no table"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn entries_that_name_nothing() {
+        let src = source();
+        let f = filters(
+            "[exclude-table]\npublic.nosuchtable\npublic.orders\n[exclude-index]\npublic.x\n\
+             [exclude-extension]\nplv8\n",
+        );
+        assert_eq!(
+            check_entries(&f, &src).unwrap(),
+            vec![
+                "f.ini line 2: [exclude-table] public.nosuchtable matches no table of the \
+                 source; it leaves nothing out",
+                "f.ini line 5: [exclude-index] public.x matches no index of the source; it \
+                 leaves nothing out",
+                "f.ini line 7: [exclude-extension] plv8 matches no extension of the source; it \
+                 leaves nothing out",
+            ]
+        );
+        for (text, expected) in [
+            (
+                "[include-only-schema]\npublic\nsales\n",
+                "f.ini line 3: [include-only-schema] sales matches no schema of the source: \
+                 correct it (a name with capitals or spaces is written in double quotes, a \
+                 table as schema.table) or remove it",
+            ),
+            (
+                "[include-only-table]\n~/^nothing/\n",
+                "f.ini line 2: [include-only-table] ~/^nothing/ matches no table",
+            ),
+            (
+                "[include-only-extension]\ncitex\n",
+                "f.ini line 2: [include-only-extension] citex matches no extension",
+            ),
+        ] {
+            let e = check_entries(&filters(text), &src).unwrap_err();
+            assert!(e.downcast_ref::<UsageError>().is_some());
+            assert!(e.to_string().starts_with(expected), "{e}");
+            let e = select(&filters(text), &src, false).unwrap_err();
+            assert!(e.to_string().starts_with(expected), "{e}");
+        }
+    }
+
+    #[test]
+    fn warnings_come_in_order() {
+        // Views first, then entries naming nothing, then foreign keys.
+        let s = sel("[exclude-table]\npublic.customers\npublic.none\n");
+        assert_eq!(s.warnings.len(), 5);
+        assert!(s.warnings[2].starts_with("view public.via_ext"));
+        assert!(s.warnings[3].contains("public.none matches no table"));
+        assert!(s.warnings[4].starts_with("foreign key orders_customer_fkey"));
+    }
+}
