@@ -17,6 +17,7 @@ pub(super) fn select(f: &Filters, src: &SourceObjects, skip_extensions: bool) ->
         active: true,
         ..Default::default()
     };
+    // The order of the steps is the order of the warnings, and says which error wins.
     choose_schemas(f, src, &mut sel)?;
     let rels = Relations::new(src);
     let mut excluded = relations_left_out(f, src, &rels, &sel)?;

@@ -83,7 +83,7 @@ pub(super) struct RegexMatches {
     /// By the line of the entry: the names its expression matches.
     pub by_line: HashMap<usize, BTreeSet<String>>,
     /// The first expression the server refused as invalid: its line and the usage error's
-    /// text. The entries after it (in `MATCH_ORDER`) were not matched.
+    /// text. The entries after it were not matched.
     pub refused: Option<(usize, String)>,
 }
 
@@ -94,8 +94,8 @@ pub(super) struct SourceObjects {
     pub relations: Vec<Relation>,
     pub indexes: Vec<Index>,
     pub extensions: Vec<String>,
-    /// (a relation with rules, a view's, a relation they read): what views and materialized
-    /// views read.
+    /// (a view, materialized view or other relation with rules, a relation its rules read).
+    /// What reads a relation left out is left out too.
     pub rule_reads: Vec<(u32, u32)>,
     /// (an index of a partition, the partitioned index it belongs to).
     pub index_parents: Vec<(u32, u32)>,
@@ -170,7 +170,7 @@ impl SourceObjects {
         src.foreign_keys = read_foreign_keys(client).await?;
         src.quoted = src.read_quoted(client).await?;
         // Last: a refused expression ends the transaction the reads may be in.
-        src.matches = src.match_patterns(client, f).await?;
+        src.matches = src.match_patterns(client, f, &MATCH_ORDER).await?;
         Ok(src)
     }
 
@@ -178,7 +178,7 @@ impl SourceObjects {
     /// expressions match.
     pub async fn read_names(client: &Client, f: &Filters) -> Result<SourceObjects> {
         let mut src = SourceObjects::read_objects(client).await?;
-        src.matches = src.match_patterns(client, f).await?;
+        src.matches = src.match_patterns(client, f, &MATCH_ORDER).await?;
         Ok(src)
     }
 
@@ -194,7 +194,8 @@ impl SourceObjects {
             ..Default::default()
         };
         if let (Some(f), false) = (filters, skip_extensions) {
-            src.matches = src.match_patterns(client, f).await?;
+            let sections = [Section::IncludeOnlyExtension, Section::ExcludeExtension];
+            src.matches = src.match_patterns(client, f, &sections).await?;
         }
         Ok(src)
     }
@@ -257,9 +258,14 @@ impl SourceObjects {
             .unwrap_or_else(|| name.to_string())
     }
 
-    /// Matches every `~/regex/` entry of `f` against the names of its section, on the server,
-    /// in `MATCH_ORDER`, up to the first the server refuses as invalid.
-    async fn match_patterns(&self, client: &Client, f: &Filters) -> Result<RegexMatches> {
+    /// Matches the `~/regex/` entries of `sections` against the names of their section, on
+    /// the server, in that order, up to the first the server refuses as invalid.
+    async fn match_patterns(
+        &self,
+        client: &Client,
+        f: &Filters,
+        sections: &[Section],
+    ) -> Result<RegexMatches> {
         let tables: Vec<String> = self
             .relations
             .iter()
@@ -268,7 +274,7 @@ impl SourceObjects {
             .collect();
         let indexes: Vec<String> = self.indexes.iter().map(Index::qualified).collect();
         let mut m = RegexMatches::default();
-        for section in MATCH_ORDER {
+        for &section in sections {
             let names = match section {
                 Section::IncludeOnlySchema | Section::ExcludeSchema => &self.schemas,
                 Section::IncludeOnlyTable | Section::ExcludeTable | Section::ExcludeTableData => {
