@@ -4,6 +4,7 @@
 use crate::pg::sql;
 use crate::pg::DbResultExt;
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use tokio_postgres::Client;
 
 #[derive(Clone, Debug)]
@@ -255,166 +256,22 @@ impl Catalog {
             .db()
             .context("read source lc_monetary")?
             .get(0);
-
-        let tables: Vec<Table> = client
-            .query(&sql::tables(server_version), &[])
-            .await
-            .db()
-            .context("list source tables")?
-            .into_iter()
-            .map(|r| Table {
-                oid: oid(r.get(0)),
-                schema: r.get(1),
-                name: r.get(2),
-                bytes: r.get(3),
-                estimated_rows: r.get(4),
-                unlogged: r.get(5),
-                extension_config: r
-                    .get::<_, Option<String>>(7)
-                    .map(|extension| ExtensionConfig {
-                        extension,
-                        filter: r.get::<_, Option<String>>(6).unwrap_or_default(),
-                    }),
-                columns: r.get(8),
-                split_key: r.get(9),
-                pages: r.get(10),
-                binary_ok: r.get(11),
-                leaves: Vec::new(),
-                load_root: r.get::<_, Option<i64>>(12).map(oid),
-                read_by_matview: r.get(13),
-            })
-            .collect();
-
-        // Extension configuration tables keep the indexes the extension made.
-        let table_oids: Vec<i64> = tables
-            .iter()
-            .filter(|t| t.extension_config.is_none())
-            .map(|t| t.oid as i64)
-            .collect();
-        let indexes = client
-            .query(sql::INDEXES, &[&table_oids])
-            .await
-            .db()
-            .context("list source indexes")?
-            .into_iter()
-            .map(|r| {
-                let con_oid: Option<i64> = r.get(4);
-                let con_name: Option<String> = r.get(5);
-                let con_type: Option<String> = r.get(6);
-                let kind = match (con_oid, con_name, con_type) {
-                    (Some(o), Some(name), Some(t)) => IndexKind::Constraint {
-                        oid: oid(o),
-                        name,
-                        contype: t.chars().next().unwrap_or('u'),
-                    },
-                    _ => IndexKind::Plain,
-                };
-                Index {
-                    oid: oid(r.get(0)),
-                    schema: r.get(1),
-                    name: r.get(2),
-                    table_oid: oid(r.get(3)),
-                    kind,
-                    bytes: r.get::<_, i64>(7).max(0) as u64,
-                }
-            })
-            .collect();
-
-        let sequences = client
-            .query(&sql::sequences(), &[])
-            .await
-            .db()
-            .context("list source sequences")?
-            .into_iter()
-            .map(|r| Sequence {
-                oid: oid(r.get(0)),
-                schema: r.get(1),
-                name: r.get(2),
-                extension: r.get(3),
-            })
-            .collect();
-
+        let tables = read_tables(client, server_version).await?;
+        let indexes = read_indexes(client, &tables).await?;
+        let sequences = read_sequences(client).await?;
         let large_objects = if with_large_objects {
-            client
-                .query(sql::LARGE_OBJECTS, &[])
-                .await
-                .db()
-                .context("list source large objects")?
-                .into_iter()
-                .map(|r| oid(r.get(0)))
-                .collect()
+            read_large_objects(client).await?
         } else {
             Vec::new()
         };
-
-        let foreign_keys = client
-            .query(sql::FOREIGN_KEY_SIZES, &[])
-            .await
-            .db()
-            .context("list source foreign keys")?
-            .into_iter()
-            .map(|r| {
-                let fk = ForeignKey {
-                    bytes: r.get(1),
-                    table: oid(r.get(2)),
-                    referenced: oid(r.get(3)),
-                };
-                (oid(r.get(0)), fk)
-            })
-            .collect();
-
-        let roots: Vec<i64> = tables
-            .iter()
-            .filter_map(|t| t.load_root.map(i64::from))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let load_roots = if roots.is_empty() {
-            Default::default()
-        } else {
-            client
-                .query(&sql::load_roots(server_version), &[&roots])
-                .await
-                .db()
-                .context("list partitioned tables loaded through their root")?
-                .into_iter()
-                .map(|r| {
-                    let t = Table {
-                        oid: oid(r.get(0)),
-                        schema: r.get(1),
-                        name: r.get(2),
-                        bytes: 0,
-                        estimated_rows: 0,
-                        unlogged: false,
-                        columns: r.get(3),
-                        extension_config: None,
-                        split_key: None,
-                        pages: 0,
-                        binary_ok: r.get(4),
-                        leaves: Vec::new(),
-                        load_root: None,
-                        read_by_matview: false,
-                    };
-                    (t.oid, t)
-                })
-                .collect()
-        };
-
+        let foreign_keys = read_foreign_keys(client).await?;
+        let load_roots = read_load_roots(client, server_version, &tables).await?;
         let row = client
             .query_one(sql::DATABASE_SETTINGS, &[])
             .await
             .db()
             .context("read source database settings")?;
-
-        let role_settings = client
-            .query(sql::DATABASE_ROLE_SETTINGS, &[])
-            .await
-            .db()
-            .context("read source role settings in the database")?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-
+        let role_settings = read_role_settings(client).await?;
         Ok(Catalog {
             server_version,
             role_settings,
@@ -429,6 +286,175 @@ impl Catalog {
             load_roots,
         })
     }
+}
+
+async fn read_tables(client: &Client, server_version: i32) -> Result<Vec<Table>> {
+    Ok(client
+        .query(&sql::tables(server_version), &[])
+        .await
+        .db()
+        .context("list source tables")?
+        .into_iter()
+        .map(|r| Table {
+            oid: oid(r.get(0)),
+            schema: r.get(1),
+            name: r.get(2),
+            bytes: r.get(3),
+            estimated_rows: r.get(4),
+            unlogged: r.get(5),
+            extension_config: r
+                .get::<_, Option<String>>(7)
+                .map(|extension| ExtensionConfig {
+                    extension,
+                    filter: r.get::<_, Option<String>>(6).unwrap_or_default(),
+                }),
+            columns: r.get(8),
+            split_key: r.get(9),
+            pages: r.get(10),
+            binary_ok: r.get(11),
+            leaves: Vec::new(),
+            load_root: r.get::<_, Option<i64>>(12).map(oid),
+            read_by_matview: r.get(13),
+        })
+        .collect())
+}
+
+/// The indexes of `tables`, but for extension configuration tables: those keep the indexes
+/// the extension made.
+async fn read_indexes(client: &Client, tables: &[Table]) -> Result<Vec<Index>> {
+    let table_oids: Vec<i64> = tables
+        .iter()
+        .filter(|t| t.extension_config.is_none())
+        .map(|t| t.oid as i64)
+        .collect();
+    Ok(client
+        .query(sql::INDEXES, &[&table_oids])
+        .await
+        .db()
+        .context("list source indexes")?
+        .into_iter()
+        .map(|r| {
+            let con_oid: Option<i64> = r.get(4);
+            let con_name: Option<String> = r.get(5);
+            let con_type: Option<String> = r.get(6);
+            let kind = match (con_oid, con_name, con_type) {
+                (Some(o), Some(name), Some(t)) => IndexKind::Constraint {
+                    oid: oid(o),
+                    name,
+                    contype: t.chars().next().unwrap_or('u'),
+                },
+                _ => IndexKind::Plain,
+            };
+            Index {
+                oid: oid(r.get(0)),
+                schema: r.get(1),
+                name: r.get(2),
+                table_oid: oid(r.get(3)),
+                kind,
+                bytes: r.get::<_, i64>(7).max(0) as u64,
+            }
+        })
+        .collect())
+}
+
+async fn read_sequences(client: &Client) -> Result<Vec<Sequence>> {
+    Ok(client
+        .query(&sql::sequences(), &[])
+        .await
+        .db()
+        .context("list source sequences")?
+        .into_iter()
+        .map(|r| Sequence {
+            oid: oid(r.get(0)),
+            schema: r.get(1),
+            name: r.get(2),
+            extension: r.get(3),
+        })
+        .collect())
+}
+
+async fn read_large_objects(client: &Client) -> Result<Vec<u32>> {
+    Ok(client
+        .query(sql::LARGE_OBJECTS, &[])
+        .await
+        .db()
+        .context("list source large objects")?
+        .into_iter()
+        .map(|r| oid(r.get(0)))
+        .collect())
+}
+
+async fn read_foreign_keys(client: &Client) -> Result<HashMap<u32, ForeignKey>> {
+    Ok(client
+        .query(sql::FOREIGN_KEY_SIZES, &[])
+        .await
+        .db()
+        .context("list source foreign keys")?
+        .into_iter()
+        .map(|r| {
+            let fk = ForeignKey {
+                bytes: r.get(1),
+                table: oid(r.get(2)),
+                referenced: oid(r.get(3)),
+            };
+            (oid(r.get(0)), fk)
+        })
+        .collect())
+}
+
+/// The partitioned tables that the leaves among `tables` are loaded through, described as
+/// tables of their own.
+async fn read_load_roots(
+    client: &Client,
+    server_version: i32,
+    tables: &[Table],
+) -> Result<HashMap<u32, Table>> {
+    let roots: Vec<i64> = tables
+        .iter()
+        .filter_map(|t| t.load_root.map(i64::from))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if roots.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(client
+        .query(&sql::load_roots(server_version), &[&roots])
+        .await
+        .db()
+        .context("list partitioned tables loaded through their root")?
+        .into_iter()
+        .map(|r| {
+            let t = Table {
+                oid: oid(r.get(0)),
+                schema: r.get(1),
+                name: r.get(2),
+                bytes: 0,
+                estimated_rows: 0,
+                unlogged: false,
+                columns: r.get(3),
+                extension_config: None,
+                split_key: None,
+                pages: 0,
+                binary_ok: r.get(4),
+                leaves: Vec::new(),
+                load_root: None,
+                read_by_matview: false,
+            };
+            (t.oid, t)
+        })
+        .collect())
+}
+
+async fn read_role_settings(client: &Client) -> Result<Vec<(String, Vec<String>)>> {
+    Ok(client
+        .query(sql::DATABASE_ROLE_SETTINGS, &[])
+        .await
+        .db()
+        .context("read source role settings in the database")?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 #[cfg(test)]

@@ -845,38 +845,11 @@ pub fn selection_indexes() -> String {
     )
 }
 
-/// The partitions of the partitioned indexes $1, at every level.
-pub const INDEX_PARTITIONS: &str = "with recursive d(oid) as ( \
-       select inhrelid from pg_catalog.pg_inherits where inhparent::int8 = any($1::int8[]) \
-       union select i.inhrelid from pg_catalog.pg_inherits i join d on i.inhparent = d.oid) \
-     select oid::int8 from d";
-
-/// Primary key, unique and exclusion constraints standing on the indexes $1.
-pub const CONSTRAINTS_OF_INDEXES: &str = "select con.oid::int8 from pg_catalog.pg_constraint con \
-     where con.contype in ('p', 'u', 'x') and con.conindid::int8 = any($1::int8[])";
-
-/// `schema.table.constraint` of the constraints $1, quoted as format('%I') does.
-pub const QUOTED_CONSTRAINT_NAMES: &str = "select pg_catalog.format('%I.%I.%I', n.nspname, c.relname, con.conname) \
-     from pg_catalog.pg_constraint con join pg_catalog.pg_class c on c.oid = con.conrelid \
-     join pg_catalog.pg_namespace n on n.oid = c.relnamespace where con.oid::int8 = any($1::int8[])";
-
 /// Which of the names $1 match the regular expression $2.
 pub const REGEX_MATCHES: &str = "select n from unnest($1::text[]) n where n ~ $2";
 
 pub const QUOTE_IDENTS: &str = "select pg_catalog.quote_ident(n) \
      from unnest($1::text[]) with ordinality as x(n, i) order by i";
-
-/// Views and materialized views that read (directly or through other views) any of the
-/// relations $1.
-pub const DEPENDENT_VIEWS: &str = "with recursive deps(oid) as ( \
-       select unnest($1::int8[])::oid \
-       union \
-       select r.ev_class from pg_catalog.pg_depend d \
-       join pg_catalog.pg_rewrite r on r.oid = d.objid \
-       join deps on d.refobjid = deps.oid \
-       where d.classid = 'pg_catalog.pg_rewrite'::regclass \
-         and d.refclassid = 'pg_catalog.pg_class'::regclass and r.ev_class <> d.refobjid) \
-     select oid::int8 from deps where not (oid::int8 = any($1::int8[]))";
 
 /// Every foreign key with what validating it reads: the bytes of its table and of the table
 /// it references (null when either is partitioned: its partitions hold the rows); and the two
@@ -890,15 +863,36 @@ pub const FOREIGN_KEY_SIZES: &str = "select con.oid::int8, \
      join pg_catalog.pg_class f on f.oid = con.confrelid \
      where con.contype = 'f'";
 
-/// Foreign keys of relations not in $1 that reference a relation in $1 or rely on an index in
-/// $2: (constraint oid, name, table, what it references).
-pub const ORPHANED_FOREIGN_KEYS: &str = "select con.oid::int8, con.conname::text, \
-       con.conrelid::regclass::text, \
-       case when con.confrelid::int8 = any($1::int8[]) then 'table ' || con.confrelid::regclass::text \
-            else 'index ' || con.conindid::regclass::text end \
-     from pg_catalog.pg_constraint con \
-     where con.contype = 'f' and not (con.conrelid::int8 = any($1::int8[])) \
-       and (con.confrelid::int8 = any($1::int8[]) or con.conindid::int8 = any($2::int8[]))";
+/// (a view or other relation with rules, a relation its rules read), but for a view's own
+/// rule reading the view.
+pub const RULE_READS: &str = "select distinct r.ev_class::int8, d.refobjid::int8 \
+     from pg_catalog.pg_depend d join pg_catalog.pg_rewrite r on r.oid = d.objid \
+     where d.classid = 'pg_catalog.pg_rewrite'::regclass \
+       and d.refclassid = 'pg_catalog.pg_class'::regclass and r.ev_class <> d.refobjid";
+
+/// (an index, the partitioned index it is a partition of).
+pub const INDEX_PARENTS: &str = "select i.inhrelid::int8, i.inhparent::int8 \
+     from pg_catalog.pg_inherits i join pg_catalog.pg_class c on c.oid = i.inhparent \
+     where c.relkind in ('i', 'I')";
+
+/// Primary key, unique and exclusion constraints: oid, index, `schema.table.constraint`.
+pub const INDEX_CONSTRAINTS: &str = "select con.oid::int8, con.conindid::int8, \
+       pg_catalog.format('%I.%I.%I', n.nspname, c.relname, con.conname) \
+     from pg_catalog.pg_constraint con join pg_catalog.pg_class c on c.oid = con.conrelid \
+     join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+     where con.contype in ('p', 'u', 'x')";
+
+/// Foreign keys, in the order of a scan of pg_constraint: oid, name, table, the table
+/// referenced, the index relied on (each as an oid and as regclass writes it), and
+/// `schema.table.constraint`.
+pub const FILTER_FOREIGN_KEYS: &str = "select con.oid::int8, con.conname::text, \
+       con.conrelid::int8, con.conrelid::regclass::text, \
+       con.confrelid::int8, con.confrelid::regclass::text, \
+       con.conindid::int8, con.conindid::regclass::text, \
+       (select pg_catalog.format('%I.%I.%I', n.nspname, c.relname, con.conname) \
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+        where c.oid = con.conrelid) \
+     from pg_catalog.pg_constraint con where con.contype = 'f'";
 
 #[cfg(test)]
 mod tests {
