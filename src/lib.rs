@@ -14,6 +14,7 @@ pub mod filters;
 pub mod fmt;
 pub mod list;
 pub mod pg;
+pub mod pool;
 pub mod progress;
 pub mod report;
 pub mod signals;
