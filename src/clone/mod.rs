@@ -1,11 +1,14 @@
 //! `neoncopy clone`: the pipeline of steps, each in its own file.
 
 mod chunks;
+mod copy;
 mod data;
 mod db_properties;
 mod foreign_keys;
+mod indexes;
 mod large_objects;
 mod safety;
+mod schedule;
 pub mod schema;
 mod sequences;
 mod snapshot;
