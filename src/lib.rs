@@ -16,6 +16,7 @@ pub mod filters;
 pub mod fmt;
 pub mod list;
 pub mod pg;
+pub mod pool;
 pub mod preflight;
 pub mod progress;
 pub mod report;

@@ -1,15 +1,15 @@
 //! `neoncopy clone`: the pipeline of steps, each in its own file.
 
 mod chunks;
+mod copy;
 mod data;
 mod db_properties;
 mod foreign_keys;
+mod indexes;
 mod large_objects;
+mod schedule;
 pub mod schema;
 mod sequences;
-
-pub use crate::pg::snapshot::{reader as data_reader, renew as renew_snapshot_txn};
-pub use data::READS_PER_SNAPSHOT_TXN;
 
 use crate::catalog::{Catalog, IndexKind};
 use crate::config::{CloneConfig, SnapshotMode};

@@ -1,15 +1,19 @@
 //! `compare data`: per table, the row count and an order-independent checksum computed on each
-//! server (a 64-bit hash of every row's text, summed exactly), the source read in one snapshot. Big tables are cut into parts on each side independently (the sums add up), so
-//! that `--table-jobs` sessions on each server share the work.
+//! server (a 64-bit hash of every row's text, summed exactly), the source read in one
+//! snapshot. Big tables are cut into parts on each side independently (the sums add up), so
+//! that `--table-jobs` workers on each server share the work (a `crate::pool`). A checksum
+//! that fails transiently is run again on a new session (`pg::session::Sessions`).
 
 use crate::catalog::{Catalog, Table};
+use crate::pg::retry::RetryPolicy;
+use crate::pg::session::{Connections, Session, Sessions};
 use crate::pg::{compare_sql as q, DbResultExt, Endpoint};
+use crate::pool::{Queue, Workers};
 use crate::split;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
 /// Count and the two sums of one side of one table.
@@ -57,6 +61,8 @@ struct Task {
 
 pub struct Options {
     pub table_jobs: usize,
+    /// A checksum that fails transiently is run again on a new session.
+    pub retry: RetryPolicy,
     pub split_threshold: u64,
     pub max_parts: u32,
     pub lc_monetary: String,
@@ -109,56 +115,107 @@ async fn checksum(client: &Client, task: &Task) -> Result<Sums> {
     sums_of(&row)
 }
 
+/// A compare worker's session: a reader (in the snapshot, when there is one), and the tables
+/// its current transaction has read.
+struct Reader {
+    session: Session,
+    read_in_txn: usize,
+}
+
+impl Connections for Reader {
+    type Pids = i32;
+    fn pids(&self) -> i32 {
+        self.session.pid
+    }
+}
+
+/// Where one side's workers read.
+struct Side {
+    endpoint: Endpoint,
+    snapshot: Option<String>,
+    lc_monetary: String,
+    retry: RetryPolicy,
+}
+
+impl Side {
+    async fn open(&self, stale: Option<i32>) -> Result<Reader> {
+        let connect = crate::pg::snapshot::reader(
+            &self.endpoint,
+            &self.lc_monetary,
+            self.snapshot.as_deref(),
+        );
+        Ok(Reader {
+            session: Session::open(connect, stale).await?,
+            read_in_txn: 0,
+        })
+    }
+
+    /// The sums of one task, on the worker's session.
+    async fn checksum(&self, sessions: &mut Sessions<Reader>, task: &Task) -> Result<Sums> {
+        let reader = sessions.get(|stale| self.open(stale)).await?;
+        // The transaction keeps a lock on every table it read: renewed now and then, so that
+        // thousands of tables do not fill the source's lock table.
+        if let (Some(id), true) = (
+            self.snapshot.as_deref(),
+            reader.read_in_txn >= crate::pg::snapshot::READS_PER_SNAPSHOT_TXN,
+        ) {
+            crate::pg::snapshot::renew(&reader.session.client, id).await?;
+            reader.read_in_txn = 0;
+        }
+        reader.read_in_txn += 1;
+        checksum(&reader.session.client, task).await
+    }
+}
+
+/// A worker of one side: checksums tasks until there are none left, each on a new session
+/// after a transient failure (a checksum only reads: it is simply run again).
+async fn side_worker(
+    side: Arc<Side>,
+    queue: Arc<Queue<Task>>,
+    results: Arc<Mutex<BTreeMap<String, Sums>>>,
+) -> Result<()> {
+    let mut sessions = Sessions::new(side.retry);
+    while let Some(task) = queue.next().await {
+        let task = &*task;
+        let side = &side;
+        let sums = sessions
+            .run("trying again", |mut sessions, _| async move {
+                let result = side.checksum(&mut sessions, task).await;
+                (sessions, result)
+            })
+            .await?;
+        results
+            .lock()
+            .expect("results")
+            .entry(task.key.clone())
+            .or_default()
+            .add(sums);
+    }
+    Ok(())
+}
+
 /// Runs the tasks of one side on `jobs` sessions of `endpoint` (reading in `snapshot` when
 /// given); returns the sums per table.
 async fn run_side(
     tasks: Vec<Task>,
-    jobs: usize,
+    opts: &Options,
     endpoint: &Endpoint,
     snapshot: Option<String>,
-    lc_monetary: &str,
 ) -> Result<BTreeMap<String, Sums>> {
-    let workers = jobs.min(tasks.len()).max(1);
-    let queue = Arc::new(Mutex::new(tasks.into_iter().collect::<VecDeque<_>>()));
+    let n = opts.table_jobs.min(tasks.len()).max(1);
+    let queue = Queue::new(tasks);
     let results = Arc::new(Mutex::new(BTreeMap::<String, Sums>::new()));
-    let mut set = JoinSet::new();
-    for _ in 0..workers {
-        let (queue, results) = (queue.clone(), results.clone());
-        let (endpoint, snapshot, lc) =
-            (endpoint.clone(), snapshot.clone(), lc_monetary.to_string());
-        set.spawn(async move {
-            let client = crate::clone::data_reader(&endpoint, &lc, snapshot.as_deref()).await?;
-            let mut read_in_txn = 0usize;
-            loop {
-                let next = queue.lock().expect("queue").pop_front();
-                let Some(task) = next else { break };
-                // The transaction keeps a lock on every table it read: renewed now and then,
-                // so that thousands of tables do not fill the source's lock table.
-                if let (Some(id), true) = (
-                    snapshot.as_deref(),
-                    read_in_txn >= crate::clone::READS_PER_SNAPSHOT_TXN,
-                ) {
-                    crate::clone::renew_snapshot_txn(&client, id).await?;
-                    read_in_txn = 0;
-                }
-                read_in_txn += 1;
-                let sums = checksum(&client, &task).await?;
-                results
-                    .lock()
-                    .expect("results")
-                    .entry(task.key.clone())
-                    .or_default()
-                    .add(sums);
-            }
-            Ok::<_, anyhow::Error>(())
-        });
-    }
-    while let Some(joined) = set.join_next().await {
-        if let Err(e) = joined.context("a compare worker stopped unexpectedly")? {
-            set.abort_all();
-            return Err(e);
-        }
-    }
+    let side = Arc::new(Side {
+        endpoint: endpoint.clone(),
+        snapshot,
+        lc_monetary: opts.lc_monetary.clone(),
+        retry: opts.retry,
+    });
+    let mut workers = Workers::new("compare");
+    workers.spawn(n, |_| {
+        side_worker(side.clone(), queue.clone(), results.clone())
+    });
+    workers.join().await?;
     let map = std::mem::take(&mut *results.lock().expect("results"));
     Ok(map)
 }
@@ -183,83 +240,29 @@ pub async fn compare(
     opts: &Options,
     selection: &crate::filters::Selection,
 ) -> Result<Vec<TableResult>> {
-    let (mut s_catalog, mut t_catalog) = tokio::try_join!(
-        async {
-            Catalog::read(holder, false)
-                .await
-                .context("read the source catalog")
-        },
-        async {
-            Catalog::read(target_client, false)
-                .await
-                .context("read the target catalog")
-        }
+    let (s_catalog, t_catalog) = tokio::try_join!(
+        selected_tables(holder, selection, "read the source catalog"),
+        selected_tables(target_client, selection, "read the target catalog"),
     )?;
-    // Only the tables whose rows a clone with the same filters copies.
-    s_catalog
-        .tables
-        .retain(|t| selection.copies_rows_of_name(&t.schema, &t.name));
-    t_catalog
-        .tables
-        .retain(|t| selection.copies_rows_of_name(&t.schema, &t.name));
     let (s_tasks, t_tasks) = tokio::try_join!(
         plan(holder, &s_catalog, opts),
         plan(target_client, &t_catalog, opts)
     )?;
     let (s_sums, t_sums, s_lo, t_lo) = tokio::try_join!(
         async {
-            run_side(
-                s_tasks,
-                opts.table_jobs,
-                source,
-                snapshot,
-                &opts.lc_monetary,
-            )
-            .await
-            .context("checksum the source")
+            run_side(s_tasks, opts, source, snapshot)
+                .await
+                .context("checksum the source")
         },
         async {
-            run_side(t_tasks, opts.table_jobs, target, None, &opts.lc_monetary)
+            run_side(t_tasks, opts, target, None)
                 .await
                 .context("checksum the target")
         },
         large_objects(holder),
         large_objects(target_client)
     )?;
-    let s_keys: std::collections::HashSet<String> = s_catalog.tables.iter().map(key_of).collect();
-    let t_keys: std::collections::HashSet<String> = t_catalog.tables.iter().map(key_of).collect();
-    // The source's tables in its order, then those only the target has.
-    let keys: Vec<String> = s_catalog
-        .tables
-        .iter()
-        .map(key_of)
-        .chain(
-            t_catalog
-                .tables
-                .iter()
-                .map(key_of)
-                .filter(|k| !s_keys.contains(k)),
-        )
-        .collect();
-    let mut out: Vec<TableResult> = keys
-        .into_iter()
-        .map(|k| {
-            let s = s_keys
-                .contains(&k)
-                .then(|| s_sums.get(&k).copied().unwrap_or_default());
-            let t = t_keys
-                .contains(&k)
-                .then(|| t_sums.get(&k).copied().unwrap_or_default());
-            TableResult {
-                matches: s.is_some() && s == t,
-                source_rows: s.map(|s| s.rows),
-                target_rows: t.map(|t| t.rows),
-                source_checksum: s.map(|s| s.checksum()),
-                target_checksum: t.map(|t| t.checksum()),
-                table: k,
-            }
-        })
-        .collect();
+    let mut out = table_results(&s_catalog, &t_catalog, &s_sums, &t_sums);
     if s_lo.rows > 0 || t_lo.rows > 0 {
         out.push(TableResult {
             table: "(large objects)".into(),
@@ -271,6 +274,54 @@ pub async fn compare(
         });
     }
     Ok(out)
+}
+
+/// A server's catalog, with only the tables whose rows a clone with the same filters copies.
+async fn selected_tables(
+    client: &Client,
+    selection: &crate::filters::Selection,
+    what: &'static str,
+) -> Result<Catalog> {
+    let mut catalog = Catalog::read(client, false).await.context(what)?;
+    catalog
+        .tables
+        .retain(|t| selection.copies_rows_of_name(&t.schema, &t.name));
+    Ok(catalog)
+}
+
+/// One result per table: the source's tables in its order, then those only the target has.
+fn table_results(
+    s_catalog: &Catalog,
+    t_catalog: &Catalog,
+    s_sums: &BTreeMap<String, Sums>,
+    t_sums: &BTreeMap<String, Sums>,
+) -> Vec<TableResult> {
+    let s_keys: std::collections::HashSet<String> = s_catalog.tables.iter().map(key_of).collect();
+    let t_keys: std::collections::HashSet<String> = t_catalog.tables.iter().map(key_of).collect();
+    let keys = s_catalog.tables.iter().map(key_of).chain(
+        t_catalog
+            .tables
+            .iter()
+            .map(key_of)
+            .filter(|k| !s_keys.contains(k)),
+    );
+    keys.map(|k| {
+        let s = s_keys
+            .contains(&k)
+            .then(|| s_sums.get(&k).copied().unwrap_or_default());
+        let t = t_keys
+            .contains(&k)
+            .then(|| t_sums.get(&k).copied().unwrap_or_default());
+        TableResult {
+            matches: s.is_some() && s == t,
+            source_rows: s.map(|s| s.rows),
+            target_rows: t.map(|t| t.rows),
+            source_checksum: s.map(|s| s.checksum()),
+            target_checksum: t.map(|t| t.checksum()),
+            table: k,
+        }
+    })
+    .collect()
 }
 
 #[cfg(test)]

@@ -131,6 +131,7 @@ async fn compare_data(a: CompareDataConfig) -> Result<bool> {
         .map_err(crate::pg::db_err)?;
     let opts = data::Options {
         table_jobs: a.table_jobs,
+        retry: a.retry,
         split_threshold: a.split_threshold,
         max_parts: a.split_max_parts,
         lc_monetary,

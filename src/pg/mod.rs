@@ -8,6 +8,7 @@ pub mod connstr;
 pub mod pooler;
 pub mod retry;
 pub mod script;
+pub mod session;
 pub mod snapshot;
 pub mod sql;
 pub mod tools;

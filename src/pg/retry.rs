@@ -1,8 +1,12 @@
-//! Trying again: which failures are transient, and exponential backoff with jitter.
+//! Trying again: which failures are transient, exponential backoff with jitter, and the
+//! two ways work is retried: [`with_retries`] for an operation that opens what it needs, and
+//! [`Sessions`] for a worker that keeps its connections between jobs and opens them again
+//! (ending the server processes of the lost ones) after a transient failure.
 
 use super::PgError;
 use std::future::Future;
 use std::time::Duration;
+use tracing::warn;
 
 /// How hard to try.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +84,20 @@ pub fn is_transient(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The wait before trying again after `e`, counting the attempt; `None` when `e` is not
+/// transient or the retries are used up.
+pub(crate) fn next_wait(
+    policy: &RetryPolicy,
+    attempt: &mut u32,
+    e: &anyhow::Error,
+) -> Option<Duration> {
+    if *attempt >= policy.retries || !is_transient(e) {
+        return None;
+    }
+    *attempt += 1;
+    Some(policy.delay(*attempt))
+}
+
 /// Runs `op` until it succeeds, fails with an error that is not transient, or runs out of
 /// retries. `what` names the operation in the log lines about retries; `on_retry` is told of
 /// each failed attempt that will be retried.
@@ -95,22 +113,21 @@ where
 {
     let mut attempt = 0;
     loop {
-        match op(attempt).await {
+        let e = match op(attempt).await {
             Ok(v) => return Ok(v),
-            Err(e) if attempt < policy.retries && is_transient(&e) => {
-                attempt += 1;
-                let wait = policy.delay(attempt);
-                tracing::warn!(
-                    "{what}: {e:#}; retrying in {:.1}s (attempt {} of {})",
-                    wait.as_secs_f64(),
-                    attempt + 1,
-                    policy.retries + 1
-                );
-                on_retry(attempt, &e);
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => return Err(e),
-        }
+            Err(e) => e,
+        };
+        let Some(wait) = next_wait(policy, &mut attempt, &e) else {
+            return Err(e);
+        };
+        warn!(
+            "{what}: {e:#}; retrying in {:.1}s (attempt {} of {})",
+            wait.as_secs_f64(),
+            attempt + 1,
+            policy.retries + 1
+        );
+        on_retry(attempt, &e);
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -124,7 +141,7 @@ mod tests {
         let neon = anyhow::anyhow!(
             "ERROR: could not extend file because cluster size limit (10240 MB) has been exceeded"
         )
-        .context("copy table public.t: finish COPY on target");
+        .context("copy table public.t: finish COPY on the target");
         assert!(crate::pg::out_of_storage(&neon));
         let restore = anyhow::anyhow!(
             "pg_restore: error: could not execute query: ERROR: could not extend file \"base/1/2\": No space left on device"

@@ -16,9 +16,10 @@ pub enum SnapshotMode {
     None,
 }
 
-/// A session reading in the snapshot ends its transaction (releasing the locks on the tables
-/// it read) and imports the snapshot again after this many tables: the source's lock table is
-/// shared by every session and pg_dump's own peak must fit beside them.
+/// Tables a source session reads in one transaction before it ends it and imports the
+/// snapshot again: a transaction keeps a lock on every table it has read, and all of them
+/// share the source's lock table (`max_locks_per_transaction` × server processes) with pg_dump
+/// and everyone else. One more round trip per this many tables bounds a session's locks.
 pub const READS_PER_SNAPSHOT_TXN: usize = 256;
 
 pub struct Holder {

@@ -1,0 +1,592 @@
+//! The copy workers of the data step: `--table-jobs` workers take units (whole tables, parts
+//! of split tables) largest first and stream their rows from source to target, each in one
+//! target transaction; small whole tables go several to a transaction, their round trips
+//! pipelined. A worker keeps a source reader and a target writer; after a transient failure
+//! both are opened again (ending the old server processes) and the unit, or the batch, is
+//! copied again whole. As a table's last unit commits, its index jobs go to the index workers.
+
+use super::data::Unit;
+use super::schedule::{self, IndexJob, Schedule};
+use super::Ctx;
+use crate::fmt;
+use crate::pg::session::{Connections, Session, Sessions};
+use crate::pg::snapshot::READS_PER_SNAPSHOT_TXN;
+use crate::pg::{sql, DbResultExt};
+use crate::pool::{Feeder, Queue};
+use crate::state::{Event, UnitCounters};
+use anyhow::{Context, Result};
+use futures::{SinkExt, TryStreamExt};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_postgres::{Client, CopyInSink, CopyOutStream, Statement};
+use tracing::info;
+
+/// A copy worker's sessions: a source reader and a target writer.
+struct Conns {
+    source: Session,
+    target: Session,
+    /// Tables read in the source session's current transaction: each holds a lock until it
+    /// ends.
+    read_in_txn: usize,
+}
+
+impl Connections for Conns {
+    type Pids = (i32, i32);
+    fn pids(&self) -> (i32, i32) {
+        (self.source.pid, self.target.pid)
+    }
+}
+
+async fn connect_pair(ctx: &Ctx, worker: usize, stale: Option<(i32, i32)>) -> Result<Conns> {
+    let (source, target) = tokio::try_join!(
+        Session::open(ctx.source_reader(), stale.map(|s| s.0)),
+        Session::open(ctx.target_writer(), stale.map(|s| s.1))
+    )
+    .with_context(|| format!("start COPY worker {}", worker + 1))?;
+    Ok(Conns {
+        source,
+        target,
+        read_in_txn: 0,
+    })
+}
+
+/// A copy worker: takes units (or batches of them) until there are none left, and hands
+/// each copied table to the index workers.
+pub async fn worker(
+    worker: usize,
+    ctx: Arc<Ctx>,
+    sched: Arc<Schedule>,
+    queue: Arc<Queue<usize>>,
+    index_jobs: Feeder<IndexJob>,
+) -> Result<()> {
+    let w = Worker {
+        ctx: &ctx,
+        number: worker,
+        name: format!("copy {}", worker + 1),
+    };
+    let mut sessions = Sessions::new(ctx.cfg.retry);
+    let table_jobs = ctx.cfg.table_jobs;
+    while let Some(first) = queue.next().await {
+        let batch = queue.take_more(|q| schedule::take_batch(*first, q, &sched.units, table_jobs));
+        let units: Vec<&Unit> = batch.iter().map(|k| &ctx.units[*k]).collect();
+        let copied = w.copy_batch(&mut sessions, &units).await?;
+        for ((k, unit), c) in batch.iter().zip(&units).zip(copied) {
+            w.record(unit, &c);
+            for job in sched.unit_copied(*k) {
+                index_jobs.push(job);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A copy worker's name and number.
+struct Worker<'a> {
+    ctx: &'a Ctx,
+    number: usize,
+    name: String,
+}
+
+impl Worker<'_> {
+    /// Copies `units` in one target transaction, again from scratch after a transient failure.
+    async fn copy_batch(
+        &self,
+        sessions: &mut Sessions<Conns>,
+        units: &[&Unit],
+    ) -> Result<Vec<Copied>> {
+        let then = if units.len() == 1 {
+            "the table is copied again from scratch"
+        } else {
+            "the tables are copied again from scratch"
+        };
+        let result = sessions
+            .run(then, |mut sessions, attempt| async move {
+                let result = self.attempt(&mut sessions, units, attempt).await;
+                (sessions, result)
+            })
+            .await;
+        if let Err(e) = &result {
+            self.failed(units, e);
+        }
+        result
+    }
+
+    /// One attempt at copying `units`, shown in the live view and recorded as started.
+    async fn attempt(
+        &self,
+        sessions: &mut Sessions<Conns>,
+        units: &[&Unit],
+        attempt: u32,
+    ) -> Result<Vec<Copied>> {
+        let (ctx, live) = (self.ctx, &self.ctx.rec.live);
+        let label = batch_label(ctx, units);
+        let counters = live
+            .busy(&self.name, format!("COPY {label}"), true)
+            .unwrap_or_default();
+        for unit in units {
+            ctx.rec.send(Event::UnitStart {
+                table_oid: ctx.catalog.tables[unit.table].oid,
+                part: unit.part,
+            });
+        }
+        let result = async {
+            let conns = sessions
+                .get(|stale| connect_pair(ctx, self.number, stale))
+                .await?;
+            if conns.read_in_txn >= READS_PER_SNAPSHOT_TXN {
+                if let Some(id) = ctx.snapshot.as_deref() {
+                    crate::pg::snapshot::renew(&conns.source.client, id).await?;
+                }
+                conns.read_in_txn = 0;
+            }
+            let io = CopyIo {
+                source: &conns.source.client,
+                target: &conns.target.client,
+                worker: &counters,
+                all_bytes: &live.copied_bytes,
+            };
+            let copied = copy_units(ctx, &io, units, attempt > 0).await?;
+            conns.read_in_txn += units.len();
+            Ok(copied)
+        }
+        .await;
+        if let Ok(copied) = &result {
+            // Counted as done before the worker's own counters go, so that the totals never
+            // dip.
+            for (unit, c) in units.iter().zip(copied) {
+                live.unit_done(c.bytes, c.rows, unit.est_bytes.max(0) as u64);
+            }
+        }
+        live.idle(&self.name);
+        result
+    }
+
+    /// Records the failure of `units`, copied together.
+    fn failed(&self, units: &[&Unit], e: &anyhow::Error) {
+        let error = format!("{e:#}");
+        let culprit = e.downcast_ref::<UnitFailure>().map(|f| f.index);
+        for (k, unit) in units.iter().enumerate() {
+            let table = &self.ctx.catalog.tables[unit.table];
+            // The others of a batch are not at fault: they rolled back with it.
+            let at_fault = units.len() == 1 || culprit == Some(k);
+            self.ctx.rec.send(Event::UnitFailed {
+                table_oid: table.oid,
+                part: unit.part,
+                error: if at_fault {
+                    error.clone()
+                } else {
+                    format!("rolled back with its batch: {error}")
+                },
+            });
+        }
+    }
+
+    /// Records a unit copied.
+    fn record(&self, unit: &Unit, c: &Copied) {
+        let table = &self.ctx.catalog.tables[unit.table];
+        self.ctx.rec.send(Event::UnitDone {
+            table_oid: table.oid,
+            part: unit.part,
+            rows: c.rows,
+            bytes: c.bytes,
+            secs: c.secs,
+        });
+        info!(
+            target: crate::progress::TABLE_LOG,
+            "copied {}: {} rows, {} in {}",
+            unit.label(table),
+            fmt::count(c.rows),
+            fmt::bytes(c.bytes),
+            fmt::duration(c.secs)
+        );
+    }
+}
+
+/// What a worker shows while it copies `units`.
+fn batch_label(ctx: &Ctx, units: &[&Unit]) -> String {
+    let first = units[0].label(&ctx.catalog.tables[units[0].table]);
+    match units.len() {
+        1 => first,
+        n => format!("{n} tables ({first}, ...)"),
+    }
+}
+
+/// A copy worker's two sessions and its byte counters.
+struct CopyIo<'a> {
+    source: &'a Client,
+    target: &'a Client,
+    /// What the worker's current batch has moved, for the live view.
+    worker: &'a UnitCounters,
+    /// Bytes streamed by all workers, committed or not.
+    all_bytes: &'a AtomicU64,
+}
+
+/// What one unit's copy came to.
+struct Copied {
+    rows: u64,
+    bytes: u64,
+    secs: f64,
+}
+
+/// Copies units in one target transaction. A whole table: TRUNCATE, COPY ... FREEZE. A part
+/// of a split table: COPY of its rows, and its row in neoncopy.parts, committed together.
+/// Either way a failure leaves nothing behind, and running it again never duplicates a row.
+/// `again` says an earlier attempt failed: a part whose commit went through although its
+/// answer was lost is then not copied a second time.
+async fn copy_units(
+    ctx: &Ctx,
+    io: &CopyIo<'_>,
+    units: &[&Unit],
+    again: bool,
+) -> Result<Vec<Copied>> {
+    if let [unit] = units {
+        if again && unit.parts > 1 {
+            let table = &ctx.catalog.tables[unit.table];
+            let row = io
+                .target
+                .query_opt(
+                    &sql::committed_part_rows(ctx.parts_schema()?),
+                    &[&(table.oid as i64), &(unit.part as i32)],
+                )
+                .await
+                .db()
+                .context("look for the part in neoncopy's record of committed parts")?;
+            if let Some(row) = row {
+                info!("{} was committed by the failed attempt", unit.label(table));
+                return Ok(vec![Copied {
+                    rows: row.get::<_, i64>(0) as u64,
+                    bytes: 0,
+                    secs: 0.0,
+                }]);
+            }
+        }
+    }
+    let counted: Vec<UnitCounters> = units.iter().map(|_| UnitCounters::default()).collect();
+    let result = copy_pipelined(ctx, io, units, &counted).await;
+    if result.is_err() {
+        let _ = io.target.batch_execute("rollback").await;
+        // The streamed bytes were not kept.
+        let lost: u64 = counted
+            .iter()
+            .map(|c| c.bytes.load(Ordering::Relaxed))
+            .sum();
+        io.all_bytes.fetch_sub(lost, Ordering::Relaxed);
+    }
+    result
+}
+
+/// The context of an error in one unit of a batch: which one (its place in the batch), and
+/// what failed.
+#[derive(Debug)]
+struct UnitFailure {
+    index: usize,
+    label: String,
+    what: &'static str,
+}
+
+impl std::fmt::Display for UnitFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "copy table {}: {}", self.label, self.what)
+    }
+}
+
+/// Prepares one statement per unit on one server, all in one round trip (pipelined).
+async fn prepare_each(
+    client: &Client,
+    texts: &[String],
+    fail: &(dyn Fn(usize, &'static str) -> UnitFailure + Sync),
+    what: &'static str,
+) -> Result<Vec<tokio_postgres::Statement>> {
+    futures::future::try_join_all(texts.iter().enumerate().map(|(i, text)| async move {
+        client
+            .prepare(text)
+            .await
+            .db()
+            .with_context(|| fail(i, what))
+    }))
+    .await
+}
+
+/// Both results, or the error of the first that failed. Requests pipelined on one connection
+/// fail together once the first has failed (the rest with "current transaction is aborted"),
+/// and `try_join!` would report whichever it happened to poll first (it rotates).
+fn first_error<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
+    Ok((a?, b?))
+}
+
+/// A batch's statements: BEGIN with what empties its whole tables first, and each unit's COPY
+/// on the target and on the source.
+struct BatchSql {
+    begin: String,
+    copy_in: Vec<String>,
+    copy_out: Vec<String>,
+}
+
+impl BatchSql {
+    fn new(ctx: &Ctx, units: &[&Unit]) -> BatchSql {
+        let tables = &ctx.catalog.tables;
+        let mut begin = String::from("begin");
+        for u in units.iter().filter(|u| u.parts == 1) {
+            let t = &tables[u.table];
+            begin.push_str("; ");
+            match &t.extension_config {
+                // A partitioned table loaded through its root: all of its partitions.
+                None if !t.leaves.is_empty() => begin.push_str(&sql::truncate(&t.schema, &t.name)),
+                None => begin.push_str(&sql::truncate_only(&t.schema, &t.name)),
+                // The rows a previous attempt may have committed go, the extension's own stay:
+                // copying again never duplicates.
+                Some(c) => begin.push_str(&sql::delete_matching(&t.schema, &t.name, &c.filter)),
+            }
+        }
+        BatchSql {
+            begin,
+            copy_in: units.iter().map(|u| copy_in_sql(ctx, u)).collect(),
+            copy_out: units.iter().map(|u| copy_out_sql(ctx, u)).collect(),
+        }
+    }
+}
+
+/// Whether a unit is loaded into a table emptied in its own transaction (COPY FREEZE).
+fn fresh(ctx: &Ctx, u: &Unit) -> bool {
+    u.parts == 1 && ctx.catalog.tables[u.table].frozen_on_load()
+}
+
+fn copy_in_sql(ctx: &Ctx, u: &Unit) -> String {
+    let t = &ctx.catalog.tables[u.table];
+    sql::copy_in(
+        &t.schema,
+        &t.name,
+        &t.columns,
+        fresh(ctx, u),
+        ctx.binary && t.binary_ok,
+    )
+}
+
+fn copy_out_sql(ctx: &Ctx, u: &Unit) -> String {
+    let t = &ctx.catalog.tables[u.table];
+    if !t.leaves.is_empty() {
+        return sql::copy_out_of_leaves(&t.leaves, &t.columns, ctx.binary && t.binary_ok);
+    }
+    let condition = if u.parts == 1 {
+        t.extension_config.as_ref().map(|c| c.filter.as_str())
+    } else {
+        u.condition.as_deref()
+    };
+    sql::copy_out(
+        &t.schema,
+        &t.name,
+        &t.columns,
+        condition,
+        ctx.binary && t.binary_ok,
+    )
+}
+
+/// The round trips of `copy_units`, overlapped: one for BEGIN, the TRUNCATEs and every COPY
+/// statement's preparation on both sides; then per unit one to start both COPYs, sent with
+/// the end of the previous unit's COPY (and the COMMIT with the last one's).
+async fn copy_pipelined(
+    ctx: &Ctx,
+    io: &CopyIo<'_>,
+    units: &[&Unit],
+    counted: &[UnitCounters],
+) -> Result<Vec<Copied>> {
+    let text = BatchSql::new(ctx, units);
+    let fail = |i: usize, what: &'static str| unit_failure(ctx, units, i, what);
+    let (begun, ins, outs) = tokio::join!(
+        async {
+            io.target
+                .batch_execute(&text.begin)
+                .await
+                .db()
+                .context("begin target transaction")
+        },
+        prepare_each(
+            io.target,
+            &text.copy_in,
+            &fail,
+            "prepare COPY on the target"
+        ),
+        prepare_each(
+            io.source,
+            &text.copy_out,
+            &fail,
+            "prepare COPY on the source"
+        ),
+    );
+    let (_, (ins, outs)) = first_error(begun, first_error(ins, outs))?;
+    let p = Pipeline {
+        ctx,
+        io,
+        units,
+        counted,
+        ins,
+        outs,
+    };
+    let n = units.len();
+    let mut out = Vec::with_capacity(n);
+    let mut current = Some(p.start_copy(0).await?);
+    let mut since = Instant::now();
+    for i in 0..n {
+        let (sink, stream) = current.take().expect("started before");
+        let mut sink = Box::pin(sink);
+        p.stream_rows(i, sink.as_mut(), stream).await?;
+        let finish = async {
+            sink.as_mut()
+                .finish()
+                .await
+                .db()
+                .with_context(|| p.fail(i, "finish COPY on the target"))
+        };
+        let rows = if i + 1 < n {
+            let (rows, next) = tokio::join!(finish, p.start_copy(i + 1));
+            let (rows, next) = first_error(rows, next)?;
+            current = Some(next);
+            rows
+        } else {
+            p.commit(i, finish).await?
+        };
+        out.push(p.copied(i, rows, &mut since));
+    }
+    Ok(out)
+}
+
+/// The context of an error in unit `i` of a batch.
+fn unit_failure(ctx: &Ctx, units: &[&Unit], i: usize, what: &'static str) -> UnitFailure {
+    UnitFailure {
+        index: i,
+        label: units[i].label(&ctx.catalog.tables[units[i].table]),
+        what,
+    }
+}
+
+/// A batch being copied: its units, their prepared COPY statements, and the counters of what
+/// they moved.
+struct Pipeline<'a> {
+    ctx: &'a Ctx,
+    io: &'a CopyIo<'a>,
+    units: &'a [&'a Unit],
+    counted: &'a [UnitCounters],
+    ins: Vec<Statement>,
+    outs: Vec<Statement>,
+}
+
+impl Pipeline<'_> {
+    fn fail(&self, i: usize, what: &'static str) -> UnitFailure {
+        unit_failure(self.ctx, self.units, i, what)
+    }
+
+    /// Starts unit `i`'s COPY on both sides.
+    async fn start_copy(&self, i: usize) -> Result<(CopyInSink<bytes::Bytes>, CopyOutStream)> {
+        tokio::try_join!(
+            async {
+                self.io
+                    .target
+                    .copy_in::<_, bytes::Bytes>(&self.ins[i])
+                    .await
+                    .db()
+                    .with_context(|| self.fail(i, "start COPY on the target"))
+            },
+            async {
+                self.io
+                    .source
+                    .copy_out(&self.outs[i])
+                    .await
+                    .db()
+                    .with_context(|| self.fail(i, "start COPY on the source"))
+            },
+        )
+    }
+
+    /// Streams unit `i`'s rows, counting them as they go.
+    async fn stream_rows(
+        &self,
+        i: usize,
+        mut sink: Pin<&mut CopyInSink<bytes::Bytes>>,
+        stream: CopyOutStream,
+    ) -> Result<()> {
+        let (counted, io) = (&self.counted[i], self.io);
+        // COPY OUT sends a message per row (binary COPY one more, its trailer): the rows move
+        // as they are copied, and are set right by the count the target reports.
+        // Which server failed: an error of the source's stream reaches send_all like the
+        // target's own.
+        let source_failed = std::sync::atomic::AtomicBool::new(false);
+        let stream = stream
+            .inspect_ok(|_| {
+                counted.rows.fetch_add(1, Ordering::Relaxed);
+                io.worker.rows.fetch_add(1, Ordering::Relaxed);
+            })
+            .inspect_err(|_| source_failed.store(true, Ordering::Relaxed));
+        let mut stream = Box::pin(super::chunks::Chunks::new(stream).inspect_ok(|chunk| {
+            let len = chunk.len() as u64;
+            counted.bytes.fetch_add(len, Ordering::Relaxed);
+            io.worker.bytes.fetch_add(len, Ordering::Relaxed);
+            io.all_bytes.fetch_add(len, Ordering::Relaxed);
+        }));
+        sink.send_all(&mut stream).await.db().with_context(|| {
+            self.fail(
+                i,
+                if source_failed.load(Ordering::Relaxed) {
+                    "read rows from the source"
+                } else {
+                    "write rows to the target"
+                },
+            )
+        })
+    }
+
+    /// Ends the last unit's COPY (`finish`) and commits; returns its rows.
+    async fn commit(
+        &self,
+        i: usize,
+        finish: impl std::future::Future<Output = Result<u64>>,
+    ) -> Result<u64> {
+        let (unit, target) = (self.units[i], self.io.target);
+        if fresh(self.ctx, unit) {
+            // COMMIT goes with the end of the COPY. Should the COPY fail, the server answers
+            // that COMMIT with a rollback, and the COPY's error is the one reported.
+            let commit = async {
+                target
+                    .batch_execute("commit")
+                    .await
+                    .db()
+                    .context("commit target transaction")
+            };
+            let (rows, committed) = tokio::join!(finish, commit);
+            return Ok(first_error(rows, committed)?.0);
+        }
+        // A part's record carries its row count, known once its COPY is finished.
+        let rows = finish.await?;
+        let mut commit = String::new();
+        if unit.parts > 1 {
+            let oid = self.ctx.catalog.tables[unit.table].oid;
+            let schema = self.ctx.parts_schema()?;
+            commit.push_str(&sql::record_part(schema, oid, unit.part, rows));
+            commit.push_str("; ");
+        }
+        commit.push_str("commit");
+        target
+            .batch_execute(&commit)
+            .await
+            .db()
+            .context("commit target transaction")?;
+        Ok(rows)
+    }
+
+    /// What unit `i` came to, with the count of rows the target reported.
+    fn copied(&self, i: usize, rows: u64, since: &mut Instant) -> Copied {
+        let (counted, worker) = (&self.counted[i], self.io.worker);
+        let seen = counted.rows.swap(rows, Ordering::Relaxed);
+        worker.rows.fetch_add(rows, Ordering::Relaxed);
+        worker.rows.fetch_sub(seen, Ordering::Relaxed);
+        let now = Instant::now();
+        let secs = now.duration_since(*since).as_secs_f64();
+        *since = now;
+        Copied {
+            rows,
+            bytes: counted.bytes.load(Ordering::Relaxed),
+            secs,
+        }
+    }
+}
