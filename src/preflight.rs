@@ -50,12 +50,7 @@ pub(crate) fn warn(
     detail: impl Into<String>,
     fix: impl Into<String>,
 ) -> Check {
-    Check {
-        check,
-        status: Status::Warn,
-        detail: detail.into(),
-        fix: Some(fix.into()),
-    }
+    problem(Status::Warn, check, detail.into(), fix.into())
 }
 
 pub(crate) fn fail(
@@ -63,11 +58,15 @@ pub(crate) fn fail(
     detail: impl Into<String>,
     fix: impl Into<String>,
 ) -> Check {
+    problem(Status::Fail, check, detail.into(), fix.into())
+}
+
+fn problem(status: Status, check: &'static str, detail: String, fix: String) -> Check {
     Check {
         check,
-        status: Status::Fail,
-        detail: detail.into(),
-        fix: Some(fix.into()),
+        status,
+        detail,
+        fix: Some(fix),
     }
 }
 

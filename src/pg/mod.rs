@@ -142,3 +142,15 @@ impl<T> DbResultExt<T> for Result<T, tokio_postgres::Error> {
         self.map_err(db_err)
     }
 }
+
+/// A transient error as a lost connection makes it, for tests of the retry logic.
+#[cfg(test)]
+pub(crate) fn transient_error() -> anyhow::Error {
+    PgError {
+        message: "connection reset".into(),
+        transient: true,
+        from_server: false,
+        code: None,
+    }
+    .into()
+}

@@ -169,13 +169,7 @@ mod tests {
     }
 
     fn transient() -> anyhow::Error {
-        PgError {
-            message: "connection reset".into(),
-            transient: true,
-            from_server: false,
-            code: None,
-        }
-        .into()
+        crate::pg::transient_error()
     }
 
     #[tokio::test]

@@ -135,17 +135,10 @@ impl<C: Connections> Sessions<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::PgError;
     use std::time::Duration;
 
     fn transient() -> anyhow::Error {
-        PgError {
-            message: "connection reset".into(),
-            transient: true,
-            from_server: false,
-            code: None,
-        }
-        .into()
+        crate::pg::transient_error()
     }
 
     /// Connections that are only a number, their server process.
