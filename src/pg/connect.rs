@@ -46,7 +46,9 @@ impl std::fmt::Debug for Endpoint {
 impl Endpoint {
     pub fn new(side: Side, params: ConnParams) -> Result<Endpoint> {
         let config = build_config(&params).with_context(|| format!("{side} connection string"))?;
-        let tls = build_tls(&params).with_context(|| format!("{side} TLS settings"))?;
+        let tls = build_tls(&params)
+            .map(MakeTlsConnector::new)
+            .with_context(|| format!("{side} TLS settings"))?;
         Ok(Endpoint {
             side,
             params,
@@ -231,7 +233,9 @@ fn home_file(name: &str) -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql").join(name))
 }
 
-fn build_tls(p: &ConnParams) -> Result<MakeTlsConnector> {
+/// The TLS settings of a connection string as libpq means them (sslmode, sslrootcert, client
+/// certificate); also used by the replication connection (super::replication).
+pub(crate) fn build_tls(p: &ConnParams) -> Result<TlsConnector> {
     let sslmode = p.get("sslmode").unwrap_or("prefer");
     let mut b = TlsConnector::builder();
     let rootcert = p
@@ -294,8 +298,7 @@ fn build_tls(p: &ConnParams) -> Result<MakeTlsConnector> {
             b.identity(id);
         }
     }
-    let connector = b.build().context("set up TLS")?;
-    Ok(MakeTlsConnector::new(connector))
+    b.build().context("set up TLS")
 }
 
 /// The server process of a connection, to end it should the connection be lost.

@@ -6,6 +6,7 @@ pub mod compare_sql;
 pub mod connect;
 pub mod connstr;
 pub mod pooler;
+pub mod replication;
 pub mod retry;
 pub mod script;
 pub mod session;

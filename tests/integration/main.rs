@@ -10,6 +10,7 @@ mod filters;
 mod objects;
 mod options;
 mod progress;
+mod replication;
 mod safety;
 mod support;
 mod versions;

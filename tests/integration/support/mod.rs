@@ -270,10 +270,12 @@ impl Cluster {
         }
         for _ in 0..5 {
             let port = free_port();
+            // wal_level=logical: the replication tests create logical slots.
             let opts = format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off \
                  -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-                 -c max_wal_size=2GB -c shared_buffers=64MB {extra}",
+                 -c max_wal_size=2GB -c shared_buffers=64MB -c wal_level=logical \
+                 -c max_replication_slots=20 -c max_wal_senders=20 {extra}",
                 dir.display()
             );
             let status = as_postgres(Command::new(bin.join("pg_ctl")).args([
