@@ -503,9 +503,12 @@ impl ReplicationConn {
         for a in &settings.addresses {
             let attempt = Self::connect_to(&settings, a);
             let result = match settings.timeout {
-                Some(t) => tokio::time::timeout(t, attempt)
-                    .await
-                    .unwrap_or_else(|_| Err(anyhow!("timed out after {}s", t.as_secs()))),
+                Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or_else(|_| {
+                    Err(io_error(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("timed out after {}s (connect_timeout)", t.as_secs()),
+                    )))
+                }),
                 None => attempt.await,
             };
             match result {

@@ -307,3 +307,37 @@ async fn bad_and_duplicate_slots_fail_with_sqlstate() {
     a.close().await.unwrap();
     drop_slot(&client, slot).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_in_turn_and_connect_timeout() {
+    let c = source();
+    let db = fresh_db(c, "repl_hosts", "postgres");
+    // A listener that accepts and never answers, and a port nothing listens on.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conninfo = format!(
+        "host=127.0.0.1,127.0.0.1 port={closed_port},{} user=postgres dbname={db}",
+        c.port
+    );
+    let mut repl = connect(&conninfo).await.expect("the second host");
+    repl.identify_system().await.unwrap();
+    repl.close().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let conninfo =
+        format!("host=127.0.0.1 port={silent_port} user=postgres dbname={db} connect_timeout=2");
+    let err = connect(&conninfo).await.unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+    let transient = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<PgError>())
+        .is_some_and(|p| p.transient);
+    assert!(transient, "{err:#}");
+    drop(silent);
+}
