@@ -25,6 +25,9 @@ _neoncopy() {
             neoncopy,compare)
                 cmd="neoncopy__subcmd__compare"
                 ;;
+            neoncopy,cutover)
+                cmd="neoncopy__subcmd__cutover"
+                ;;
             neoncopy,help)
                 cmd="neoncopy__subcmd__help"
                 ;;
@@ -57,6 +60,9 @@ _neoncopy() {
                 ;;
             neoncopy__subcmd__help,compare)
                 cmd="neoncopy__subcmd__help__subcmd__compare"
+                ;;
+            neoncopy__subcmd__help,cutover)
+                cmd="neoncopy__subcmd__help__subcmd__cutover"
                 ;;
             neoncopy__subcmd__help,help)
                 cmd="neoncopy__subcmd__help__subcmd__help"
@@ -137,7 +143,7 @@ _neoncopy() {
 
     case "${cmd}" in
         neoncopy)
-            opts="-v -q -h -V --log-format --verbose --quiet --help --version clone list compare check help"
+            opts="-v -q -h -V --log-format --verbose --quiet --help --version clone list compare check cutover help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -155,7 +161,7 @@ _neoncopy() {
             return 0
             ;;
         neoncopy__subcmd__check)
-            opts="-v -q -h -V --source --target --dir --table-jobs --index-jobs --restore-jobs --split-tables-larger-than --split-max-parts --maintenance-work-mem --no-owner --no-acl --no-comments --skip-extensions --skip-large-objects --skip-vacuum --skip-db-properties --filters --drop-if-exists --not-consistent --snapshot --resume --restart --retries --retry-delay --retry-max-delay --json --log-format --verbose --quiet --help --version"
+            opts="-v -q -h -V --source --target --dir --table-jobs --index-jobs --restore-jobs --split-tables-larger-than --split-max-parts --maintenance-work-mem --no-owner --no-acl --no-comments --skip-extensions --skip-large-objects --skip-vacuum --skip-db-properties --filters --drop-if-exists --not-consistent --snapshot --resume --restart --follow --follow-source --replica-identity-full --retries --retry-delay --retry-max-delay --json --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -202,6 +208,10 @@ _neoncopy() {
                     return 0
                     ;;
                 --snapshot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --follow-source)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -229,7 +239,7 @@ _neoncopy() {
             return 0
             ;;
         neoncopy__subcmd__clone)
-            opts="-v -q -h -V --source --target --dir --table-jobs --index-jobs --restore-jobs --split-tables-larger-than --split-max-parts --maintenance-work-mem --no-owner --no-acl --no-comments --skip-extensions --skip-large-objects --skip-vacuum --skip-db-properties --filters --drop-if-exists --not-consistent --snapshot --resume --restart --retries --retry-delay --retry-max-delay --log-format --verbose --quiet --help --version"
+            opts="-v -q -h -V --source --target --dir --table-jobs --index-jobs --restore-jobs --split-tables-larger-than --split-max-parts --maintenance-work-mem --no-owner --no-acl --no-comments --skip-extensions --skip-large-objects --skip-vacuum --skip-db-properties --filters --drop-if-exists --not-consistent --snapshot --resume --restart --follow --follow-source --replica-identity-full --retries --retry-delay --retry-max-delay --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -276,6 +286,10 @@ _neoncopy() {
                     return 0
                     ;;
                 --snapshot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --follow-source)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -460,8 +474,42 @@ _neoncopy() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        neoncopy__subcmd__cutover)
+            opts="-v -q -h -V --source --target --dir --yes --counts-only --abort --table-jobs --log-format --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --table-jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         neoncopy__subcmd__help)
-            opts="clone list compare check help"
+            opts="clone list compare check cutover help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -533,6 +581,20 @@ _neoncopy() {
         neoncopy__subcmd__help__subcmd__compare__subcmd__schema)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        neoncopy__subcmd__help__subcmd__cutover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -839,7 +901,7 @@ _neoncopy() {
             return 0
             ;;
         neoncopy__subcmd__list__subcmd__progress)
-            opts="-v -q -h -V --dir --summary --json --source --log-format --verbose --quiet --help --version"
+            opts="-v -q -h -V --dir --summary --json --source --target --log-format --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -850,6 +912,10 @@ _neoncopy() {
                     return 0
                     ;;
                 --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

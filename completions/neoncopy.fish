@@ -34,6 +34,7 @@ complete -c neoncopy -n "__fish_neoncopy_needs_command" -f -a "clone" -d 'Copy a
 complete -c neoncopy -n "__fish_neoncopy_needs_command" -f -a "list" -d 'Show a clone\'s progress, or what the source database holds'
 complete -c neoncopy -n "__fish_neoncopy_needs_command" -f -a "compare" -d 'Prove the copy: compare the schema or the data of source and target'
 complete -c neoncopy -n "__fish_neoncopy_needs_command" -f -a "check" -d 'Check before cloning: connections, versions, pg_dump, extensions, roles, connection limits, poolers; prints each check with a fix and exits 1 if any fails'
+complete -c neoncopy -n "__fish_neoncopy_needs_command" -f -a "cutover" -d 'End an online migration started with clone --follow: wait for the target to catch up, carry sequences and large objects, compare, and release the replication'
 complete -c neoncopy -n "__fish_neoncopy_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l source -d 'Source connection string (postgresql:// URI or key=value); also read from NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l target -d 'Target connection string (postgresql:// URI or key=value); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
@@ -46,6 +47,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l split-max-pa
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l maintenance-work-mem -d 'maintenance_work_mem of the index builds (e.g. 1GB; the server\'s default otherwise)' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l filters -d 'Only what these filters select: an INI file with sections include-only-schema, exclude-schema, include-only-table, exclude-table, exclude-index, exclude-table-data, include-only-extension, exclude-extension (pgcopydb\'s format; ~/regex/ patterns)' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l snapshot -d 'Use this already exported snapshot (from pg_export_snapshot() in a transaction the caller keeps open) instead of exporting one' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l follow-source -d 'The source as the target reaches it, for the subscription, when that differs from --source. The target stores this connection string, password included, in its pg_subscription catalog until cutover' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l retries -d 'How many times a failed step, table or index is tried again after a transient error (lost connection, server restart, a serverless compute waking up)' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l retry-delay -d 'Seconds to wait before the first retry; the wait doubles each time (with jitter)' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l retry-max-delay -d 'Longest wait between two retries, in seconds' -r
@@ -62,6 +64,8 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l drop-if-exis
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l not-consistent -d 'Do not read the source in one snapshot: faster to start, but not consistent if the source is being written to'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l resume -d 'Continue the interrupted clone recorded in --dir: what is done is skipped, what was under way is redone from scratch. Its snapshot ended with it, so add --not-consistent (or --snapshot ID) unless it was not consistent itself'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l restart -d 'Forget the clone recorded in --dir and start over'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l follow -d 'After the copy, keep the target following the source: changes committed after the clone\'s snapshot are streamed by a subscription on the target from a replication slot and publication made on the source, until `neoncopy cutover`'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l replica-identity-full -d 'Set REPLICA IDENTITY FULL on the selected tables that have no primary key and no replica identity (without one, UPDATE and DELETE on them fail on the source once they are published); put back by cutover'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -s v -l verbose -d 'Print more detail (debug logs); RUST_LOG overrides both --verbose and --quiet'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -s q -l quiet -d 'Print only warnings and errors'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -81,6 +85,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand list; and not __fish_s
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand list; and not __fish_seen_subcommand_from progress tables table-parts indexes sequences extensions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand list; and __fish_seen_subcommand_from progress" -l dir -d 'Work directory: a clone\'s schema archive, its record (state.db, which list progress reads and compare adds its results to) and its log (neoncopy.log) [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand list; and __fish_seen_subcommand_from progress" -l source -d 'Source connection string of the clone (optional; checked against the one recorded, so that pgcopydb\'s `list progress --source ...` works unchanged); also read from NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand list; and __fish_seen_subcommand_from progress" -l target -d 'Target connection string: with --source, shows the replication of a clone --follow (lag, WAL kept on the source, the subscription\'s state); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand list; and __fish_seen_subcommand_from progress" -l log-format -d 'How log lines are written: human-readable text, or one JSON object per line' -r -f -a "text\t''
 json\t''"
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand list; and __fish_seen_subcommand_from progress" -l summary -d 'Show the step-by-step summary instead of the live view'
@@ -196,6 +201,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l split-max-pa
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l maintenance-work-mem -d 'maintenance_work_mem of the index builds (e.g. 1GB; the server\'s default otherwise)' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l filters -d 'Only what these filters select: an INI file with sections include-only-schema, exclude-schema, include-only-table, exclude-table, exclude-index, exclude-table-data, include-only-extension, exclude-extension (pgcopydb\'s format; ~/regex/ patterns)' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l snapshot -d 'Use this already exported snapshot (from pg_export_snapshot() in a transaction the caller keeps open) instead of exporting one' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l follow-source -d 'The source as the target reaches it, for the subscription, when that differs from --source. The target stores this connection string, password included, in its pg_subscription catalog until cutover' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l retries -d 'How many times a failed step, table or index is tried again after a transient error (lost connection, server restart, a serverless compute waking up)' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l retry-delay -d 'Seconds to wait before the first retry; the wait doubles each time (with jitter)' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l retry-max-delay -d 'Longest wait between two retries, in seconds' -r
@@ -212,16 +218,32 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l drop-if-exis
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l not-consistent -d 'Do not read the source in one snapshot: faster to start, but not consistent if the source is being written to'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l resume -d 'Continue the interrupted clone recorded in --dir: what is done is skipped, what was under way is redone from scratch. Its snapshot ended with it, so add --not-consistent (or --snapshot ID) unless it was not consistent itself'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restart -d 'Forget the clone recorded in --dir and start over'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l follow -d 'After the copy, keep the target following the source: changes committed after the clone\'s snapshot are streamed by a subscription on the target from a replication slot and publication made on the source, until `neoncopy cutover`'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l replica-identity-full -d 'Set REPLICA IDENTITY FULL on the selected tables that have no primary key and no replica identity (without one, UPDATE and DELETE on them fail on the source once they are published); put back by cutover'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l json -d 'Print JSON instead of a table'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -s v -l verbose -d 'Print more detail (debug logs); RUST_LOG overrides both --verbose and --quiet'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -s q -l quiet -d 'Print only warnings and errors'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -s V -l version -d 'Print version'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check help" -f -a "clone" -d 'Copy a database: schema, data, indexes, constraints, sequences, large objects'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check help" -f -a "list" -d 'Show a clone\'s progress, or what the source database holds'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check help" -f -a "compare" -d 'Prove the copy: compare the schema or the data of source and target'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check help" -f -a "check" -d 'Check before cloning: connections, versions, pg_dump, extensions, roles, connection limits, poolers; prints each check with a fix and exits 1 if any fails'
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -l source -d 'Source connection string (postgresql:// URI or key=value); also read from NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -l target -d 'Target connection string (postgresql:// URI or key=value); also read from NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -l dir -d 'Work directory: a clone\'s schema archive, its record (state.db, which list progress reads and compare adds its results to) and its log (neoncopy.log) [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -l table-jobs -d 'Tables checksummed at the same time on each server' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -l log-format -d 'How log lines are written: human-readable text, or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -l yes -d 'Do not ask whether writes to the source have stopped: they have'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -l counts-only -d 'Compare row counts only, not checksums of every row'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -l abort -d 'Abandon the migration: drop the subscription, the replication slot and the publication without cutting over, leaving the source as it was'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -s v -l verbose -d 'Print more detail (debug logs); RUST_LOG overrides both --verbose and --quiet'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -s q -l quiet -d 'Print only warnings and errors'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand cutover" -s V -l version -d 'Print version'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check cutover help" -f -a "clone" -d 'Copy a database: schema, data, indexes, constraints, sequences, large objects'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check cutover help" -f -a "list" -d 'Show a clone\'s progress, or what the source database holds'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check cutover help" -f -a "compare" -d 'Prove the copy: compare the schema or the data of source and target'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check cutover help" -f -a "check" -d 'Check before cloning: connections, versions, pg_dump, extensions, roles, connection limits, poolers; prints each check with a fix and exits 1 if any fails'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check cutover help" -f -a "cutover" -d 'End an online migration started with clone --follow: wait for the target to catch up, carry sequences and large objects, compare, and release the replication'
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and not __fish_seen_subcommand_from clone list compare check cutover help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and __fish_seen_subcommand_from list" -f -a "progress" -d 'Progress of a running or finished clone, read from its work directory'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and __fish_seen_subcommand_from list" -f -a "tables" -d 'Tables of the source whose rows a clone copies, largest first'
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand help; and __fish_seen_subcommand_from list" -f -a "table-parts" -d 'How --split-tables-larger-than would split the source\'s big tables into parts'

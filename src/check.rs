@@ -5,6 +5,7 @@
 use crate::config::CheckConfig;
 use crate::error::{Class, Classified};
 use crate::fmt;
+use crate::follow::FollowConfig;
 use crate::pg::{sql, DbResultExt, Endpoint, Side};
 use crate::preflight::{fail, on_connections, pass, pooler_names, warn, Check, Options, Status};
 use anyhow::{Context, Result};
@@ -20,7 +21,7 @@ pub async fn run(cfg: CheckConfig) -> Result<()> {
             f.validate(&client).await?;
         }
     }
-    let checks = all(&source, &target, &cfg.options).await;
+    let checks = all(&source, &target, &cfg.options, cfg.follow.as_ref()).await;
     if cfg.json {
         fmt::out(&format!("{}\n", serde_json::to_string_pretty(&checks)?))?;
     } else {
@@ -34,13 +35,22 @@ pub async fn run(cfg: CheckConfig) -> Result<()> {
 
 /// Everything, for `neoncopy check`: connects to both servers itself and never fails because
 /// of what it finds (only the report says so).
-pub async fn all(source: &Endpoint, target: &Endpoint, opts: &Options) -> Vec<Check> {
+pub async fn all(
+    source: &Endpoint,
+    target: &Endpoint,
+    opts: &Options,
+    follow: Option<&FollowConfig>,
+) -> Vec<Check> {
     let (mut out, src, tgt) = connection_checks(source, target).await;
     let (Some(src), Some(tgt)) = (src, tgt) else {
         return out;
     };
     let mut more = Vec::new();
     let result = server_checks(source, target, &src, &tgt, opts, &mut more).await;
+    let result = match (result, follow) {
+        (Ok(()), Some(f)) => follow_checks(&src, &tgt, opts, f, &mut more).await,
+        (r, _) => r,
+    };
     out.extend(more);
     if let Err(e) = result {
         out.push(fail(
@@ -200,6 +210,25 @@ async fn server_checks(
             wal.get::<_, i64>(1)
         ),
     ));
+    Ok(())
+}
+
+/// `check --follow`: what online migration needs of both servers and the selected tables.
+async fn follow_checks(
+    src: &Client,
+    tgt: &Client,
+    opts: &Options,
+    follow: &FollowConfig,
+    more: &mut Vec<Check>,
+) -> Result<()> {
+    let selection =
+        crate::filters::Selection::compute(src, opts.filters.as_ref(), opts.skip_extensions)
+            .await
+            .context("apply --filters")?;
+    let mut catalog = crate::catalog::Catalog::read(src, false).await?;
+    catalog.apply(&selection, opts.skip_extensions);
+    let oids: Vec<u32> = catalog.tables.iter().map(|t| t.oid).collect();
+    more.extend(crate::follow::checks(src, tgt, &oids, follow).await?);
     Ok(())
 }
 

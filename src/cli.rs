@@ -56,6 +56,55 @@ pub enum Command {
     /// limits, poolers; prints each check with a fix and exits 1 if any fails
     #[command(long_about = CHECK_LONG_ABOUT)]
     Check(CheckArgs),
+
+    /// End an online migration started with clone --follow: wait for the target to catch up,
+    /// carry sequences and large objects, compare, and release the replication
+    #[command(long_about = CUTOVER_LONG_ABOUT)]
+    Cutover(CutoverArgs),
+}
+
+const CUTOVER_LONG_ABOUT: &str = "\
+End an online migration started with `neoncopy clone --follow`, from the same --dir.
+
+Once writes to the source have stopped (the command asks, unless --yes): reads the source's
+current WAL position and waits until the target's subscription has applied everything up to
+it; sets every sequence from the source; copies the large objects again; compares schema and
+data (--counts-only: row counts only, for very large databases); then drops the subscription,
+the replication slot and the publication, and prints how long writes were stopped.
+When the comparison finds differences, the replication is left in place and the exit code
+is 1. With --abort: drops the subscription, the slot and the publication without cutting
+over, and puts back the replica identity of tables clone --follow changed.
+
+Exit codes as compare's: 0 cut over, 1 differences found, 2 could not cut over.
+
+Example:
+  neoncopy cutover --dir /tmp/neoncopy --yes";
+
+#[derive(Args, Debug, Clone)]
+pub struct CutoverArgs {
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+
+    #[command(flatten)]
+    pub dir: DirArgs,
+
+    /// Do not ask whether writes to the source have stopped: they have
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Compare row counts only, not checksums of every row
+    #[arg(long, conflicts_with = "abort")]
+    pub counts_only: bool,
+
+    /// Abandon the migration: drop the subscription, the replication slot and the publication
+    /// without cutting over, leaving the source as it was
+    #[arg(long)]
+    pub abort: bool,
+
+    /// Tables checksummed at the same time on each server
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub table_jobs: u32,
 }
 
 const CHECK_LONG_ABOUT: &str = "\
@@ -211,6 +260,28 @@ pub struct JobArgs {
     pub restore_jobs: u32,
 }
 
+/// --follow and its companions: online migration.
+#[derive(Args, Debug, Clone)]
+pub struct FollowArgs {
+    /// After the copy, keep the target following the source: changes committed after the
+    /// clone's snapshot are streamed by a subscription on the target from a replication slot
+    /// and publication made on the source, until `neoncopy cutover`
+    #[arg(long)]
+    pub follow: bool,
+
+    /// The source as the target reaches it, for the subscription, when that differs from
+    /// --source. The target stores this connection string, password included, in its
+    /// pg_subscription catalog until cutover
+    #[arg(long, value_name = "URI", requires = "follow")]
+    pub follow_source: Option<String>,
+
+    /// Set REPLICA IDENTITY FULL on the selected tables that have no primary key and no
+    /// replica identity (without one, UPDATE and DELETE on them fail on the source once they
+    /// are published); put back by cutover
+    #[arg(long, requires = "follow")]
+    pub replica_identity_full: bool,
+}
+
 /// --retries, --retry-delay and --retry-max-delay.
 #[derive(Args, Debug, Clone)]
 pub struct RetryArgs {
@@ -246,6 +317,12 @@ pub struct ProgressArgs {
     /// NEONCOPY_SOURCE_PGURI, then PGCOPYDB_SOURCE_PGURI
     #[arg(long, value_name = "URI")]
     pub source: Option<String>,
+
+    /// Target connection string: with --source, shows the replication of a clone --follow
+    /// (lag, WAL kept on the source, the subscription's state); also read from
+    /// NEONCOPY_TARGET_PGURI, then PGCOPYDB_TARGET_PGURI
+    #[arg(long, value_name = "URI")]
+    pub target: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -373,6 +450,9 @@ pub struct CloneArgs {
     /// Forget the clone recorded in --dir and start over
     #[arg(long)]
     pub restart: bool,
+
+    #[command(flatten)]
+    pub follow: FollowArgs,
 
     #[command(flatten)]
     pub retry: RetryArgs,

@@ -19,6 +19,20 @@ pub enum Command {
     CompareData(CompareDataConfig),
     Progress(ProgressConfig),
     List(ListConfig),
+    Cutover(CutoverConfig),
+}
+
+/// `neoncopy cutover`.
+pub struct CutoverConfig {
+    pub source: ConnParams,
+    pub target: ConnParams,
+    pub dir: PathBuf,
+    /// Writes to the source have stopped: do not ask.
+    pub yes: bool,
+    pub counts_only: bool,
+    /// Abandon the migration instead.
+    pub abort: bool,
+    pub table_jobs: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +62,8 @@ pub struct CloneConfig {
     pub split_threshold: u64,
     pub split_max_parts: u32,
     pub maintenance_work_mem: Option<u64>,
+    /// `--follow`: after the copy, the target follows the source until `neoncopy cutover`.
+    pub follow: Option<crate::follow::FollowConfig>,
     /// Both connection strings came from the environment, not the command line.
     pub connections_from_env: bool,
 }
@@ -114,6 +130,14 @@ impl CloneConfig {
 
     pub fn from_args(args: &CloneArgs) -> anyhow::Result<CloneConfig> {
         let (source, target) = connections(&args.conn)?;
+        let follow = follow_config(&args.follow, &source)?;
+        let own_snapshot = args.snapshot.not_consistent || args.snapshot.snapshot.is_some();
+        if follow.is_some() && own_snapshot && !args.resume {
+            return Err(usage(
+                "--follow takes its snapshot from the replication slot it creates: drop \
+                 --not-consistent and --snapshot",
+            ));
+        }
         let jobs = &args.jobs;
         let retry = &args.retry;
         Ok(CloneConfig {
@@ -138,6 +162,7 @@ impl CloneConfig {
             split_threshold: args.split.split_tables_larger_than,
             split_max_parts: args.split.split_max_parts.unwrap_or(jobs.table_jobs),
             maintenance_work_mem: args.maintenance_work_mem,
+            follow,
             connections_from_env: args.conn.source.is_none() && args.conn.target.is_none(),
             filters: Filters::load_optional(args.filters.filters.as_deref())?,
             retry: RetryPolicy {
@@ -147,6 +172,23 @@ impl CloneConfig {
             },
         })
     }
+}
+
+fn follow_config(
+    args: &cli::FollowArgs,
+    source: &ConnParams,
+) -> anyhow::Result<Option<crate::follow::FollowConfig>> {
+    if !args.follow {
+        return Ok(None);
+    }
+    let source_for_target = match &args.follow_source {
+        Some(uri) => parse_connection("follow source", uri)?,
+        None => source.clone(),
+    };
+    Ok(Some(crate::follow::FollowConfig {
+        source_for_target,
+        replica_identity_full: args.replica_identity_full,
+    }))
 }
 
 fn dir(args: &cli::DirArgs) -> PathBuf {
@@ -171,6 +213,8 @@ pub struct CheckConfig {
     pub source: ConnParams,
     pub target: ConnParams,
     pub options: crate::preflight::Options,
+    /// `check --follow`: also what online migration needs.
+    pub follow: Option<crate::follow::FollowConfig>,
     pub json: bool,
 }
 
@@ -197,6 +241,8 @@ pub struct CompareDataConfig {
     pub split_threshold: u64,
     pub split_max_parts: u32,
     pub snapshot: SnapshotMode,
+    /// Row counts only, no checksums.
+    pub counts_only: bool,
     /// Checksum queries are tried again after a transient error (they change nothing).
     pub retry: RetryPolicy,
     pub json: bool,
@@ -209,6 +255,8 @@ pub struct ProgressConfig {
     pub json: bool,
     /// The source the user says the clone reads, checked against the recorded one.
     pub source: Option<ConnParams>,
+    /// The target, to show the replication of a clone --follow.
+    pub target: Option<ConnParams>,
 }
 
 /// `neoncopy list tables|table-parts|indexes|sequences|extensions`: what the source holds.
@@ -245,6 +293,7 @@ impl Command {
                 let cfg = CloneConfig::from_args(&args.clone)?;
                 Command::Check(CheckConfig {
                     options: cfg.check_options(),
+                    follow: cfg.follow,
                     source: cfg.source,
                     target: cfg.target,
                     json: args.output.json,
@@ -273,6 +322,7 @@ impl Command {
                     split_threshold: a.split.split_tables_larger_than,
                     split_max_parts: a.split.split_max_parts.unwrap_or(a.table_jobs),
                     snapshot: snapshot_mode(&a.snapshot)?,
+                    counts_only: false,
                     retry: RetryPolicy::default(),
                     json: a.output.json,
                 })
@@ -288,9 +338,27 @@ impl Command {
                         .or_else(|| env_uri(SOURCE_ENV))
                         .map(|s| parse_connection("source", &s))
                         .transpose()?,
+                    target: a
+                        .target
+                        .clone()
+                        .or_else(|| env_uri(TARGET_ENV))
+                        .map(|s| parse_connection("target", &s))
+                        .transpose()?,
                 })
             }
             cli::Command::List(cmd) => Command::List(list_config(cmd)?),
+            cli::Command::Cutover(a) => {
+                let (source, target) = connections(&a.conn)?;
+                Command::Cutover(CutoverConfig {
+                    source,
+                    target,
+                    dir: dir(&a.dir),
+                    yes: a.yes,
+                    counts_only: a.counts_only,
+                    abort: a.abort,
+                    table_jobs: a.table_jobs as usize,
+                })
+            }
         })
     }
 }

@@ -15,7 +15,8 @@ pub enum Class {
     ChecksFailed,
     /// `compare` found differences; they were printed: exit 1.
     Differences,
-    /// `compare` could not compare (a connection, a query): exit 2.
+    /// `compare` could not compare, or `cutover` could not cut over (a connection, a query):
+    /// exit 2.
     CouldNotCompare,
     /// The target refused the schema before anything was written: exit 1, nothing to resume.
     Refused,

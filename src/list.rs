@@ -55,8 +55,8 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 }
 
 /// `neoncopy list progress`: read from the clone's record in its work directory.
-pub fn progress(a: ProgressConfig) -> Result<()> {
-    let dir = a.dir;
+pub async fn progress(a: ProgressConfig) -> Result<()> {
+    let dir = a.dir.clone();
     let path = dir.join(STATE_FILE);
     if !path.exists() {
         return Err(anyhow::anyhow!(
@@ -65,7 +65,8 @@ pub fn progress(a: ProgressConfig) -> Result<()> {
         ));
     }
     let store = Store::open_read_only(&path)?;
-    if let Some(given) = a.source {
+    let replication = replication(&store, &a).await?;
+    if let Some(given) = &a.source {
         if let Some(run) = store.run_info()? {
             if run.source != given.redacted() {
                 tracing::warn!(
@@ -88,12 +89,120 @@ pub fn progress(a: ProgressConfig) -> Result<()> {
     } else {
         let p = report::progress(&store)?;
         if a.json {
-            print_json(&p)
+            let mut v = serde_json::to_value(&p)?;
+            if let Some(r) = &replication {
+                v["replication"] = serde_json::to_value(r)?;
+            }
+            print_json(&v)
         } else {
-            fmt::out(&report::render_progress(&p))?;
+            let mut text = report::render_progress(&p);
+            if let Some(r) = &replication {
+                text.push_str(&render_replication(r));
+            }
+            fmt::out(&text)?;
             Ok(())
         }
     }
+}
+
+/// The replication of a clone --follow, as both servers report it now.
+#[derive(Serialize)]
+struct Replication {
+    subscription: String,
+    /// following, cut over, abandoned
+    state: String,
+    status: Option<crate::follow::Status>,
+    /// Bytes per second the lag shrank by over half a second (negative: it grew).
+    catch_up_rate: Option<f64>,
+    /// Why the servers could not be asked.
+    unavailable: Option<String>,
+}
+
+async fn replication(store: &Store, a: &ProgressConfig) -> Result<Option<Replication>> {
+    let Some(m) = crate::follow::Migration::from_labels(|l| store.label(l))? else {
+        return Ok(None);
+    };
+    let ended = store.label(crate::follow::CUTOVER_LABEL)?;
+    let mut r = Replication {
+        subscription: m.names.subscription.clone(),
+        state: ended.clone().unwrap_or_else(|| "following".into()),
+        status: None,
+        catch_up_rate: None,
+        unavailable: None,
+    };
+    if ended.is_some() {
+        return Ok(Some(r));
+    }
+    let (Some(source), Some(target)) = (&a.source, &a.target) else {
+        r.unavailable = Some(
+            "pass --source and --target (or set NEONCOPY_SOURCE_PGURI and \
+             NEONCOPY_TARGET_PGURI) to see the replication's lag"
+                .into(),
+        );
+        return Ok(Some(r));
+    };
+    let connect = |side, params: &crate::pg::connstr::ConnParams| {
+        let params = params.clone();
+        async move { Endpoint::new(side, params)?.connect_preflight().await }
+    };
+    let (src, tgt) =
+        match tokio::try_join!(connect(Side::Source, source), connect(Side::Target, target)) {
+            Ok(c) => c,
+            Err(e) => {
+                r.unavailable = Some(format!("{e:#}"));
+                return Ok(Some(r));
+            }
+        };
+    let first = crate::follow::status(Some(&src), Some(&tgt), &m.names).await?;
+    if first.lag_bytes.unwrap_or(0) > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let second = crate::follow::status(Some(&src), None, &m.names).await?;
+        if let (Some(a), Some(b)) = (first.lag_bytes, second.lag_bytes) {
+            r.catch_up_rate = Some((a - b) as f64 * 2.0);
+        }
+    }
+    r.status = Some(first);
+    Ok(Some(r))
+}
+
+fn render_replication(r: &Replication) -> String {
+    let mut s = format!("\nReplication ({}): {}\n", r.subscription, r.state);
+    if let Some(why) = &r.unavailable {
+        s.push_str(&format!("  {why}\n"));
+    }
+    let Some(st) = &r.status else { return s };
+    let bytes = |b: Option<i64>| b.map(|b| fmt::bytes(b.max(0) as u64)).unwrap_or("-".into());
+    s.push_str(&format!(
+        "  source: slot {} {}, {} not yet applied on the target, {} of WAL kept for it\n",
+        st.slot,
+        if st.slot_active {
+            "streaming"
+        } else {
+            "NOT streaming"
+        },
+        bytes(st.lag_bytes),
+        bytes(st.retained_bytes)
+    ));
+    s.push_str(&format!(
+        "  target: apply worker {}, last message from the source {}, received up to {}\n",
+        if st.apply_worker_running {
+            "running"
+        } else {
+            "NOT running"
+        },
+        st.last_message.as_deref().unwrap_or("-"),
+        st.applied_lsn.as_deref().unwrap_or("-")
+    ));
+    match (st.lag_bytes, r.catch_up_rate) {
+        (Some(0) | None, _) => s.push_str("  caught up\n"),
+        (Some(lag), Some(rate)) if rate > 0.0 => s.push_str(&format!(
+            "  catching up at {}/s: about {} left\n",
+            fmt::bytes(rate as u64),
+            fmt::duration(lag as f64 / rate)
+        )),
+        (Some(_), _) => s.push_str("  not catching up right now (the source writes faster)\n"),
+    }
+    s
 }
 
 #[derive(Serialize)]

@@ -81,8 +81,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config::Command::Check(cfg) => neoncopy::check::run(cfg).await,
         config::Command::CompareSchema(cfg) => neoncopy::compare::run_schema(cfg).await,
         config::Command::CompareData(cfg) => neoncopy::compare::run_data(cfg).await,
-        config::Command::Progress(cfg) => neoncopy::list::progress(cfg),
+        config::Command::Progress(cfg) => neoncopy::list::progress(cfg).await,
         config::Command::List(cfg) => neoncopy::list::run(cfg).await,
+        config::Command::Cutover(cfg) => neoncopy::cutover::run(cfg).await,
     }
 }
 

@@ -298,7 +298,7 @@ async fn target_role(source: &Client, target: &Client, opts: &Options) -> Result
     ))
 }
 
-fn preview(names: &[String]) -> String {
+pub(crate) fn preview(names: &[String]) -> String {
     let mut s = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
     if names.len() > 5 {
         s.push_str(", ...");

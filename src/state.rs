@@ -342,10 +342,20 @@ impl Store {
             indexes: oids("select oid from idx where state = 'done'")?,
             tables: oids("select table_oid from vacuum where state = 'done'")?,
             parts_schema: self.label(PARTS_SCHEMA_LABEL)?,
+            follow: crate::follow::Migration::from_labels(|l| self.label(l))?,
         })
     }
 
     /// A label recorded by the run (see `Event::Label`).
+    /// Records a label outside a run (a cutover).
+    pub fn set_label(&self, name: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "insert or replace into label (name, value) values (?1, ?2)",
+            params![name, value],
+        )?;
+        Ok(())
+    }
+
     pub fn label(&self, name: &str) -> Result<Option<String>> {
         self.conn
             .query_row("select value from label where name = ?1", [name], |r| {
@@ -566,6 +576,8 @@ pub struct Done {
     pub plans: std::collections::HashMap<u32, Vec<(u32, u32, Option<String>)>>,
     /// The schema neoncopy made on the target for its record of committed parts.
     pub parts_schema: Option<String>,
+    /// What `clone --follow` made, when the run follows.
+    pub follow: Option<crate::follow::Migration>,
 }
 
 /// The label under which the parts schema's name is recorded.

@@ -16,23 +16,65 @@ const IN_FLIGHT: usize = 8;
 /// Large objects created in one transaction.
 const CREATE_BATCH: usize = 1000;
 
-/// Returns how many objects and bytes were copied.
+/// The large objects to copy and what of their metadata to carry.
+pub struct Job<'a> {
+    pub los: &'a [u32],
+    pub no_owner: bool,
+    pub no_acl: bool,
+    pub no_comments: bool,
+    /// Objects may exist on the target with other contents (a cutover copies them again):
+    /// each is cut to the source's length, and the target's objects the source no longer
+    /// has are removed (the target's objects all came from the clone).
+    pub again: bool,
+}
+
+/// The clone's step: returns how many objects and bytes were copied.
 pub async fn run(ctx: &Ctx) -> Result<(usize, Option<u64>)> {
-    let los = &ctx.catalog.large_objects;
-    if los.is_empty() {
+    if ctx.catalog.large_objects.is_empty() {
         return Ok((0, Some(0)));
     }
     let (source, target) = tokio::try_join!(ctx.source_reader(), ctx.target.connect())?;
-    create_missing(ctx, &source, &target).await?;
+    let job = Job {
+        los: &ctx.catalog.large_objects,
+        no_owner: ctx.cfg.no_owner,
+        no_acl: ctx.cfg.no_acl,
+        no_comments: ctx.cfg.no_comments,
+        again: false,
+    };
+    copy(&job, &source, &target).await
+}
+
+/// Creates the objects missing on the target and copies every object's contents.
+pub async fn copy(job: &Job<'_>, source: &Client, target: &Client) -> Result<(usize, Option<u64>)> {
+    let los = job.los;
+    if job.again {
+        let all: Vec<i64> = los.iter().map(|o| *o as i64).collect();
+        target
+            .execute(sql::LO_UNLINK_OTHERS, &[&all])
+            .await
+            .db()
+            .context("remove the large objects the source no longer has from the target")?;
+    }
+    if los.is_empty() {
+        return Ok((0, Some(0)));
+    }
+    create_missing(job, source, target).await?;
     let read = source.prepare(sql::LO_READ).await.db()?;
     let write = target.prepare(sql::LO_WRITE).await.db()?;
+    let cut = target.prepare(sql::LO_CUT).await.db()?;
     let sizes = futures::stream::iter(los.iter().copied())
         .map(|oid| {
-            let (source, target, read, write) = (&source, &target, &read, &write);
+            let (source, target, read, write) = (source, target, &read, &write);
+            let cut = job.again.then_some(&cut);
             async move {
-                copy_one(source, target, read, write, oid)
-                    .await
-                    .with_context(|| format!("copy large object {oid}"))
+                let len = copy_one(source, target, read, write, oid).await;
+                if let (Ok(len), Some(cut)) = (&len, cut) {
+                    target
+                        .execute(cut, &[&(oid as i64), &(*len as i64)])
+                        .await
+                        .db()?;
+                }
+                len.with_context(|| format!("copy large object {oid}"))
             }
         })
         .buffer_unordered(IN_FLIGHT)
@@ -49,13 +91,8 @@ pub async fn run(ctx: &Ctx) -> Result<(usize, Option<u64>)> {
 
 /// Creates the large objects the archive did not, each batch with its metadata in one
 /// transaction (so one that exists is whole).
-async fn create_missing(ctx: &Ctx, source: &Client, target: &Client) -> Result<()> {
-    let all: Vec<i64> = ctx
-        .catalog
-        .large_objects
-        .iter()
-        .map(|o| *o as i64)
-        .collect();
+async fn create_missing(job: &Job<'_>, source: &Client, target: &Client) -> Result<()> {
+    let all: Vec<i64> = job.los.iter().map(|o| *o as i64).collect();
     let existing: std::collections::HashSet<i64> = target
         .query(sql::EXISTING_LARGE_OBJECTS, &[&all])
         .await
@@ -83,7 +120,7 @@ async fn create_missing(ctx: &Ctx, source: &Client, target: &Client) -> Result<(
                 acl_set: r.get(3),
                 privileges: r.get(4),
             };
-            batch.push_str(&m.statements(&ctx.cfg));
+            batch.push_str(&m.statements(job));
         }
         batch.push_str("commit;\n");
         target
@@ -113,7 +150,7 @@ impl Metadata {
     /// The statements pg_restore would run for the object, with the clone's flags: create it
     /// with its OID; its owner; its privileges (when set: every default revoked from the
     /// owner, then what was granted); its comment.
-    fn statements(&self, cfg: &crate::config::CloneConfig) -> String {
+    fn statements(&self, cfg: &Job<'_>) -> String {
         let oid = self.oid;
         let mut s = format!("select pg_catalog.lo_create({oid});\n");
         if !cfg.no_owner {

@@ -6,10 +6,10 @@ mod data;
 mod db_properties;
 mod foreign_keys;
 mod indexes;
-mod large_objects;
+pub(crate) mod large_objects;
 mod schedule;
 pub mod schema;
-mod sequences;
+pub(crate) mod sequences;
 
 use crate::catalog::{Catalog, IndexKind};
 use crate::config::{CloneConfig, SnapshotMode};
@@ -262,6 +262,7 @@ fn identity_settings(cfg: &CloneConfig) -> serde_json::Value {
         "skip_vacuum": cfg.skip_vacuum,
         "skip_db_properties": cfg.skip_db_properties,
         "filters": cfg.filters.as_ref().map(|f| f.text.clone()),
+        "follow": cfg.follow.is_some(),
     })
 }
 
@@ -381,6 +382,14 @@ fn set_flag(cfg: &mut CloneConfig, key: &str, value: bool) {
         "skip_large_objects" => cfg.skip_large_objects = value,
         "skip_vacuum" => cfg.skip_vacuum = value,
         "skip_db_properties" => cfg.skip_db_properties = value,
+        // The subscription reaches the source as --source does, unless --follow-source says
+        // otherwise again (it is not recorded: it holds a password).
+        "follow" if value => {
+            cfg.follow = Some(crate::follow::FollowConfig {
+                source_for_target: cfg.source.clone(),
+                replica_identity_full: false,
+            })
+        }
         _ => {}
     }
 }
@@ -433,7 +442,17 @@ fn check_resume(store: &Store, cfg: &mut CloneConfig) -> Result<Option<Done>> {
              add --not-consistent (what is left is read as of now) or --snapshot ID",
         ));
     }
-    Ok(Some(store.progress_so_far()?))
+    let done = store.progress_so_far()?;
+    if cfg.follow.is_some() && !done.steps.contains(&Step::Data) {
+        return Err(usage(format!(
+            "cannot resume: this clone --follow stopped before its data was copied, and the \
+             tables still to copy could not be matched with the replication stream now that \
+             its snapshot is gone; abandon it with: neoncopy cutover --abort --dir {} \
+             (with the same --source and --target), then start again with --restart",
+            cfg.dir.display()
+        )));
+    }
+    Ok(Some(done))
 }
 
 /// Runs a clone, recording it in the work directory; returns the summary to print. Stops
@@ -554,7 +573,7 @@ async fn pipeline(
         target.params.redacted(),
         workdir.path().display()
     );
-    let tools = before_the_first_write(&cfg, &source, &target, previous_run).await?;
+    let (tools, follow_plan) = before_the_first_write(&cfg, &source, &target, previous_run).await?;
     if matches!(begin, Event::RunStart { .. }) {
         // The record of the run before is kept, in earlier-runs/, as this one replaces it.
         if let Some(kept) =
@@ -566,10 +585,18 @@ async fn pipeline(
             );
         }
     }
+    let run_id = match &begin {
+        Event::RunStart { run_id, .. } | Event::RunResume { run_id } => run_id.clone(),
+        _ => String::new(),
+    };
     rec.send(begin);
     started.store(true, std::sync::atomic::Ordering::SeqCst);
 
-    let holder = snapshot::Holder::open(&source, &cfg.snapshot).await?;
+    // With --follow, the snapshot is the one the replication slot exports; its connection
+    // stays open and idle until the snapshot is let go.
+    let (migration, slot_conn, mode) =
+        follow_start(&cfg, &source, &rec, &done, &run_id, follow_plan).await?;
+    let holder = snapshot::Holder::open(&source, &mode).await?;
     let steps = Steps {
         rec: &rec,
         done: &done,
@@ -630,12 +657,18 @@ async fn pipeline(
         .await?;
     // Every read of the source is done: let the snapshot go.
     holder.close().await?;
+    if let Some(conn) = slot_conn {
+        conn.close().await?;
+    }
     let resuming = ctx.cfg.resume;
     steps
         .run(Step::Finalize, true, |attempt| {
             nothing_to_report(schema::finalize(&ctx, resuming || attempt > 0))
         })
         .await?;
+    if let Some(migration) = migration {
+        follow_subscribe(&ctx, &migration).await?;
+    }
     // What the whole clone did, earlier runs too, is logged from its record as the summary
     // shows it (see `run`).
     Ok(())
@@ -649,7 +682,7 @@ async fn before_the_first_write(
     source: &Endpoint,
     target: &Endpoint,
     previous_run: Option<String>,
-) -> Result<PgTools> {
+) -> Result<(PgTools, Option<FollowPlan>)> {
     preflight::first_failure(&preflight::pooler_names(source, target))?;
     let (src_client, tgt_client) =
         tokio::try_join!(source.connect_preflight(), target.connect_preflight())?;
@@ -690,6 +723,12 @@ async fn before_the_first_write(
         // written or recorded (its warnings come with the selection, later).
         f.validate(&src_client).await?;
     }
+    let follow_plan = match (&cfg.follow, cfg.resume) {
+        (Some(follow), false) => {
+            Some(follow_preflight(cfg, follow, &src_client, &tgt_client, source_version).await?)
+        }
+        _ => None,
+    };
     if let Some(old) = previous_run {
         // A killed run's statements may still be running on the servers (a CREATE INDEX, an
         // orphaned pg_restore): end them before redoing their work.
@@ -702,7 +741,143 @@ async fn before_the_first_write(
             info!("ended {} sessions left by the interrupted run", a + b);
         }
     }
-    Ok(pg_tools)
+    Ok((pg_tools, follow_plan))
+}
+
+/// What `--follow` will make on the source, decided before anything is written.
+struct FollowPlan {
+    /// The relations of the publication (partitions through their roots).
+    relations: Vec<String>,
+    /// Tables without a key that get REPLICA IDENTITY FULL (`--replica-identity-full`).
+    identity_full: Vec<String>,
+    source_version: i32,
+}
+
+/// The pre-flight checks of `--follow`, on the tables the filters select.
+async fn follow_preflight(
+    cfg: &CloneConfig,
+    follow: &crate::follow::FollowConfig,
+    src: &tokio_postgres::Client,
+    tgt: &tokio_postgres::Client,
+    source_version: i32,
+) -> Result<FollowPlan> {
+    let selection =
+        crate::filters::Selection::compute(src, cfg.filters.as_ref(), cfg.skip_extensions)
+            .await
+            .context("apply --filters")?;
+    let mut catalog = Catalog::read(src, false).await?;
+    catalog.apply(&selection, cfg.skip_extensions);
+    let oids: Vec<u32> = catalog.tables.iter().map(|t| t.oid).collect();
+    let checks = crate::follow::checks(src, tgt, &oids, follow).await?;
+    preflight::first_failure(&checks)?;
+    let identity_full = if follow.replica_identity_full {
+        crate::follow::keyless(src, &oids)
+            .await?
+            .into_iter()
+            .map(|t| t.qualified)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(FollowPlan {
+        relations: crate::follow::relations_to_publish(src, &oids, source_version).await?,
+        identity_full,
+        source_version,
+    })
+}
+
+/// `--follow` on a fresh run: records the names first (so that `cutover --abort` finds what
+/// exists whatever happens next), changes the replica identities asked for, creates the
+/// publication, then the slot, whose exported snapshot becomes the clone's. On a resume:
+/// the names recorded before, and the snapshot the command line gives. Without --follow:
+/// nothing, and the snapshot as configured.
+async fn follow_start(
+    cfg: &CloneConfig,
+    source: &Endpoint,
+    rec: &Recorder,
+    done: &Done,
+    run_id: &str,
+    plan: Option<FollowPlan>,
+) -> Result<(
+    Option<crate::follow::Migration>,
+    Option<crate::pg::replication::ReplicationConn>,
+    SnapshotMode,
+)> {
+    let Some(plan) = plan else {
+        let recorded = done.follow.clone().filter(|_| cfg.follow.is_some());
+        return Ok((recorded, None, cfg.snapshot.clone()));
+    };
+    let names = crate::follow::Names::of_run(run_id);
+    for (label, value) in [
+        (crate::follow::PUBLICATION_LABEL, names.publication.clone()),
+        (crate::follow::SLOT_LABEL, names.slot.clone()),
+        (
+            crate::follow::SUBSCRIPTION_LABEL,
+            names.subscription.clone(),
+        ),
+        (
+            crate::follow::IDENTITY_LABEL,
+            serde_json::to_string(&plan.identity_full)?,
+        ),
+    ] {
+        rec.send(Event::Label { name: label, value });
+    }
+    rec.flush();
+    let client = source.connect().await?;
+    crate::follow::prepare_source(
+        &client,
+        &names,
+        &plan.relations,
+        &plan.identity_full,
+        plan.source_version,
+    )
+    .await?;
+    drop(client);
+    let mut conn = crate::pg::replication::ReplicationConn::connect(&source.params).await?;
+    let slot = conn.create_slot(&names.slot, plan.source_version).await?;
+    info!(
+        "created the publication {} ({} relations) and the replication slot {} at {} on the \
+         source; the clone reads in its snapshot",
+        names.publication,
+        plan.relations.len(),
+        names.slot,
+        slot.consistent_point
+    );
+    let migration = crate::follow::Migration {
+        names,
+        identity_full: plan.identity_full,
+    };
+    Ok((
+        Some(migration),
+        Some(conn),
+        SnapshotMode::Given(slot.snapshot_name),
+    ))
+}
+
+/// After the clone: the subscription on the target, which streams what the source committed
+/// after the snapshot.
+async fn follow_subscribe(ctx: &Ctx, migration: &crate::follow::Migration) -> Result<()> {
+    let Some(follow) = &ctx.cfg.follow else {
+        return Ok(());
+    };
+    let names = &migration.names;
+    let target = ctx.target.connect().await?;
+    crate::follow::match_identity_on_target(&target, &migration.identity_full).await?;
+    crate::follow::subscribe(&target, names, &follow.source_for_target)
+        .await
+        .context("follow the source")?;
+    ctx.rec.send(Event::Label {
+        name: crate::follow::FOLLOWING_LABEL,
+        value: crate::state::now().to_string(),
+    });
+    let dir = ctx.cfg.dir.display();
+    info!(
+        "the target follows the source: subscription {} streams every change committed after \
+         the snapshot. Watch it with: neoncopy list progress --dir {dir}; when writes to the \
+         source have stopped: neoncopy cutover --dir {dir}",
+        names.subscription
+    );
+    Ok(())
 }
 
 /// What the catalog step reads in the snapshot.

@@ -9,8 +9,18 @@ use tokio_postgres::Client;
 
 const BATCH: usize = 1000;
 
+/// The clone's step: the catalog's sequences, read on `source` (the snapshot holder).
 pub async fn run(ctx: &Ctx, source: &Client) -> Result<usize> {
-    let seqs = &ctx.catalog.sequences;
+    copy(&ctx.catalog.sequences, source, &ctx.target, &ctx.cfg.retry).await
+}
+
+/// Reads `seqs` on `source` and sets them on `target`; returns how many.
+pub async fn copy(
+    seqs: &[crate::catalog::Sequence],
+    source: &Client,
+    target: &crate::pg::Endpoint,
+    retry: &crate::pg::retry::RetryPolicy,
+) -> Result<usize> {
     if seqs.is_empty() {
         return Ok(0);
     }
@@ -38,11 +48,11 @@ pub async fn run(ctx: &Ctx, source: &Client) -> Result<usize> {
         batches.push((qualified, values, called));
     }
     with_retries(
-        &ctx.cfg.retry,
+        retry,
         "set sequences",
         |_, _| {},
         |_| async {
-            let target = ctx.target.connect().await?;
+            let target = target.connect().await?;
             for (qualified, values, called) in &batches {
                 target
                     .query_one(sql::SET_SEQUENCES, &[qualified, values, called])

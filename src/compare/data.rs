@@ -57,10 +57,13 @@ struct Task {
     key: String,
     table: Table,
     condition: Option<String>,
+    counts_only: bool,
 }
 
 pub struct Options {
     pub table_jobs: usize,
+    /// Row counts only, no checksums (a cutover's quick comparison of very large databases).
+    pub counts_only: bool,
     /// A checksum that fails transiently is run again on a new session.
     pub retry: RetryPolicy,
     pub split_threshold: u64,
@@ -80,6 +83,7 @@ async fn plan(client: &Client, catalog: &Catalog, opts: &Options) -> Result<Vec<
                 key: key_of(t),
                 table: t.clone(),
                 condition: part.condition.clone(),
+                counts_only: opts.counts_only,
             });
         }
     }
@@ -106,6 +110,7 @@ async fn checksum(client: &Client, task: &Task) -> Result<Sums> {
         &task.table.name,
         true,
         task.condition.as_deref(),
+        task.counts_only,
     );
     let row = client
         .query_one(&sql, &[])
@@ -220,9 +225,14 @@ async fn run_side(
     Ok(map)
 }
 
-async fn large_objects(client: &Client) -> Result<Sums> {
+async fn large_objects(client: &Client, counts_only: bool) -> Result<Sums> {
+    let sql = if counts_only {
+        q::LARGE_OBJECTS_COUNT
+    } else {
+        q::LARGE_OBJECTS_CHECKSUM
+    };
     let row = client
-        .query_one(q::LARGE_OBJECTS_CHECKSUM, &[])
+        .query_one(sql, &[])
         .await
         .db()
         .context("checksum large objects")?;
@@ -259,8 +269,8 @@ pub async fn compare(
                 .await
                 .context("checksum the target")
         },
-        large_objects(holder),
-        large_objects(target_client)
+        large_objects(holder, opts.counts_only),
+        large_objects(target_client, opts.counts_only)
     )?;
     let mut out = table_results(&s_catalog, &t_catalog, &s_sums, &t_sums);
     if s_lo.rows > 0 || t_lo.rows > 0 {

@@ -58,7 +58,7 @@ fn record(dir: &Path, kind: &str, rows: &[(String, String, Option<String>, Optio
     }
 }
 
-async fn compare_schema(a: CompareSchemaConfig) -> Result<bool> {
+pub(crate) async fn compare_schema(a: CompareSchemaConfig) -> Result<bool> {
     let (source, target) = endpoints(a.source, a.target)?;
     let (s, t) = tokio::try_join!(source.connect_preflight(), target.connect_preflight())?;
     for c in [&s, &t] {
@@ -113,7 +113,7 @@ async fn compare_schema(a: CompareSchemaConfig) -> Result<bool> {
     Ok(diffs.is_empty())
 }
 
-async fn compare_data(a: CompareDataConfig) -> Result<bool> {
+pub(crate) async fn compare_data(a: CompareDataConfig) -> Result<bool> {
     let (source, target) = endpoints(a.source.clone(), a.target.clone())?;
     let target_client = target.connect_preflight().await?;
     let holder = Holder::open(&source, &a.snapshot).await?;
@@ -131,6 +131,7 @@ async fn compare_data(a: CompareDataConfig) -> Result<bool> {
         .map_err(crate::pg::db_err)?;
     let opts = data::Options {
         table_jobs: a.table_jobs,
+        counts_only: a.counts_only,
         retry: a.retry,
         split_threshold: a.split_threshold,
         max_parts: a.split_max_parts,

@@ -294,16 +294,30 @@ pub const DATABASE_SETTINGS: &str = "select 'database setting ' || split_part(c,
 /// (md5 would cost the servers three times as much, a second seeded hash twice: the row's text
 /// is made once per hash.) The row is named `(alias.*)`: a bare alias would mean a column, should
 /// the table have one of that name. The second sum is always 0; it keeps the result's shape.
-pub fn table_checksum(schema: &str, table: &str, only: bool, condition: Option<&str>) -> String {
+/// With `counts_only`, the rows only (both sums 0).
+pub fn table_checksum(
+    schema: &str,
+    table: &str,
+    only: bool,
+    condition: Option<&str>,
+    counts_only: bool,
+) -> String {
     let only = if only { "only " } else { "" };
     let condition = condition.map(|c| format!(" where {c}")).unwrap_or_default();
+    let sum = if counts_only {
+        "'0'"
+    } else {
+        "coalesce(sum(pg_catalog.hashtextextended((nc_row.*)::text, 0)), 0)::text"
+    };
     format!(
-        "select count(*)::int8, \
-                coalesce(sum(pg_catalog.hashtextextended((nc_row.*)::text, 0)), 0)::text, '0' \
-         from {only}{} nc_row{condition}",
+        "select count(*)::int8, {sum}, '0' from {only}{} nc_row{condition}",
         qualified(schema, table)
     )
 }
+
+/// Large objects: how many only.
+pub const LARGE_OBJECTS_COUNT: &str =
+    "select count(*)::int8, '0', '0' from pg_catalog.pg_largeobject_metadata";
 
 /// Large objects: how many, and the same sums over (oid, md5 of the contents).
 pub const LARGE_OBJECTS_CHECKSUM: &str = "select count(*)::int8, \

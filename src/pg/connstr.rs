@@ -208,6 +208,21 @@ impl ConnParams {
         )
     }
 
+    /// A complete connection string, password included: only for a server that must connect
+    /// by itself (a subscription), never for a log, an argument list or a file.
+    pub fn to_libpq_with_password(&self) -> String {
+        let mut s = self.to_libpq_without_secrets();
+        if let Some(pw) = self.password() {
+            s.push_str(&format!(" password={}", quote_value(pw)));
+        }
+        s
+    }
+
+    /// Removes a parameter.
+    pub fn remove(&mut self, key: &str) {
+        self.params.remove(key);
+    }
+
     /// Sets a parameter (not a secret).
     pub fn set(&mut self, key: &str, value: &str) {
         self.params.insert(key.to_string(), value.to_string());

@@ -894,6 +894,108 @@ pub const FILTER_FOREIGN_KEYS: &str = "select con.oid::int8, con.conname::text, 
         where c.oid = con.conrelid) \
      from pg_catalog.pg_constraint con where con.contype = 'f'";
 
+/// `--follow`: the relations to publish for the selected tables $1 (OIDs): with $2 (13+)
+/// each partition through its topmost ancestor; permanent tables only (an unlogged table
+/// cannot be published).
+pub const FOLLOW_PUBLISHED_RELATIONS: &str = "select distinct \
+       pg_catalog.format('%I.%I', n.nspname, c.relname) \
+     from unnest($1::int8[]) as t(oid) \
+     join pg_catalog.pg_class c on c.oid = case when $2 \
+       then coalesce(pg_catalog.pg_partition_root(t.oid::oid)::oid, t.oid::oid) else t.oid::oid end \
+     join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+     where c.relpersistence = 'p' order by 1";
+
+/// `--follow`: of the tables $1, those whose UPDATE and DELETE fail once published: no
+/// replica identity (NOTHING, DEFAULT without a primary key, INDEX without its index).
+pub const FOLLOW_KEYLESS_TABLES: &str = "select c.oid::int8, \
+       pg_catalog.format('%I.%I', n.nspname, c.relname) \
+     from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+     where c.oid::int8 = any($1) and c.relpersistence = 'p' and c.relkind = 'r' \
+       and (c.relreplident = 'n' \
+         or (c.relreplident = 'd' and not exists (select 1 from pg_catalog.pg_index i \
+               where i.indrelid = c.oid and i.indisprimary)) \
+         or (c.relreplident = 'i' and not exists (select 1 from pg_catalog.pg_index i \
+               where i.indrelid = c.oid and i.indisreplident))) \
+     order by 2";
+
+/// `--follow`: wal_level, free replication slots and free WAL senders of the source.
+pub const FOLLOW_SOURCE_SETTINGS: &str = "select current_setting('wal_level'), \
+       current_setting('max_replication_slots')::int8 \
+         - (select count(*) from pg_catalog.pg_replication_slots), \
+       current_setting('max_wal_senders')::int8 \
+         - (select count(*) from pg_catalog.pg_stat_replication)";
+
+/// `--follow`: whether the source role may replicate (REPLICATION, superuser, or RDS's
+/// rds_replication), create a publication in the database, and which of the tables $1 it
+/// does not own (a publication of a table needs its owner).
+pub const FOLLOW_SOURCE_ROLE: &str = "select \
+       r.rolsuper or r.rolreplication or exists (select 1 from pg_catalog.pg_roles g \
+         where g.rolname = 'rds_replication' and pg_catalog.pg_has_role(r.oid, g.oid, 'member')), \
+       pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'), \
+       coalesce((select pg_catalog.array_agg(pg_catalog.format('%I.%I', n.nspname, c.relname) \
+                   order by n.nspname, c.relname) \
+         from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+         where c.oid::int8 = any($1) and not r.rolsuper \
+           and not pg_catalog.pg_has_role(c.relowner, 'USAGE')), '{}')::text[] \
+     from pg_catalog.pg_roles r where r.rolname = current_user";
+
+/// `--follow`: the target's version, whether its role is a superuser, and whether it may
+/// create a subscription (16+: pg_create_subscription and CREATE on the database).
+pub const FOLLOW_TARGET_ROLE: &str = "select current_setting('server_version_num')::int4, \
+       r.rolsuper, \
+       exists (select 1 from pg_catalog.pg_roles g where g.rolname = 'pg_create_subscription' \
+               and pg_catalog.pg_has_role(r.oid, g.oid, 'member')) \
+         and pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') \
+     from pg_catalog.pg_roles r where r.rolname = current_user";
+
+/// Replication slots of neoncopy runs on the source, with the WAL each retains.
+pub const FOLLOW_LEFTOVER_SLOTS: &str = "select slot_name::text, \
+       coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn), 0)::int8 \
+     from pg_catalog.pg_replication_slots where slot_name::text like 'neoncopy\\_%' order by 1";
+
+/// Whether the apply worker of subscription $1 runs.
+pub const FOLLOW_SUBSCRIPTION_RUNNING: &str = "select exists (select 1 \
+     from pg_catalog.pg_stat_subscription where subname = $1 and relid is null and pid is not null)";
+
+/// Whether subscription $1 exists in this database.
+pub const FOLLOW_SUBSCRIPTION_EXISTS: &str = "select exists (select 1 \
+     from pg_catalog.pg_subscription s join pg_catalog.pg_database d on d.oid = s.subdbid \
+     where s.subname = $1 and d.datname = pg_catalog.current_database())";
+
+/// The process using slot $1, if any (no row: no such slot).
+pub const FOLLOW_SLOT_ACTIVE: &str =
+    "select active_pid from pg_catalog.pg_replication_slots where slot_name = $1";
+
+/// Slot $1: WAL written on the source that the target has not confirmed, WAL the slot keeps,
+/// and whether a walsender uses it.
+pub const FOLLOW_SLOT_LAG: &str = "select \
+       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::int8, \
+       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::int8, active \
+     from pg_catalog.pg_replication_slots where slot_name = $1";
+
+/// Subscription $1's apply worker: last message from the source, position received, running.
+pub const FOLLOW_SUBSCRIPTION_STATE: &str = "select last_msg_receipt_time::text, \
+       received_lsn::text, pid is not null \
+     from pg_catalog.pg_stat_subscription where subname = $1 and relid is null";
+
+/// The source's current WAL position.
+pub const CURRENT_WAL_LSN: &str = "select pg_catalog.pg_current_wal_lsn()::text";
+
+/// Whether subscription $1 has received the source's WAL up to $2 (the apply worker applies
+/// each message before it reads the next, so everything before it is applied), and how far
+/// behind it is.
+pub const FOLLOW_CAUGHT_UP: &str = "select received_lsn >= $2::text::pg_lsn, \
+       pg_catalog.pg_wal_lsn_diff($2::text::pg_lsn, received_lsn)::int8 \
+     from pg_catalog.pg_stat_subscription where subname = $1 and relid is null";
+
+/// Removes the target's large objects that are not among $1 (a cutover's copy again).
+pub const LO_UNLINK_OTHERS: &str = "select count(pg_catalog.lo_unlink(m.oid)) \
+     from pg_catalog.pg_largeobject_metadata m where m.oid::int8 <> all($1)";
+
+/// Cuts large object $1 to $2 bytes (one statement: the descriptor lives in its transaction).
+pub const LO_CUT: &str =
+    "select pg_catalog.lo_truncate64(pg_catalog.lo_open($1::int8::oid, 131072), $2)";
+
 #[cfg(test)]
 mod tests {
     use super::*;

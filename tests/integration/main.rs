@@ -7,6 +7,7 @@ mod demo;
 mod faults;
 pub mod fidelity;
 mod filters;
+mod follow;
 mod objects;
 mod options;
 mod progress;

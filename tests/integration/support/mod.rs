@@ -190,6 +190,11 @@ pub fn client_bin_of(major: u32) -> PathBuf {
 
 static VERSIONED: Mutex<Vec<(u32, &'static Cluster)>> = Mutex::new(Vec::new());
 
+/// A server of `major` for one test alone (one that restarts it), stopped at exit.
+pub fn dedicated_cluster(name: &'static str, major: u32) -> &'static Cluster {
+    Box::leak(Box::new(Cluster::start_version(name, major)))
+}
+
 /// A server of `major`, started on first use and shared by the tests (stopped at exit).
 pub fn cluster(major: u32) -> &'static Cluster {
     let mut all = VERSIONED.lock().unwrap_or_else(|e| e.into_inner());
@@ -327,6 +332,26 @@ impl Cluster {
             "could not start the {name} test server; see {}",
             dir.join("log").display()
         );
+    }
+
+    /// Restarts the server (fast shutdown), as a crash-free restart of a managed service does.
+    pub fn restart(&self) {
+        let status = as_postgres(Command::new(self.bin.join("pg_ctl")).args([
+            "-D",
+            &self.dir.join("data").display().to_string(),
+            "-l",
+            &self.dir.join("log").display().to_string(),
+            "-w",
+            "-t",
+            "60",
+            "-m",
+            "fast",
+            "restart",
+        ]))
+        .stdout(Stdio::null())
+        .status()
+        .expect("run pg_ctl restart");
+        assert!(status.success(), "pg_ctl restart failed");
     }
 
     pub fn uri(&self, db: &str) -> String {
