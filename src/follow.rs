@@ -24,6 +24,9 @@ pub const SUBSCRIPTION_LABEL: &str = "follow_subscription";
 /// The tables whose replica identity `--replica-identity-full` changed (JSON list of
 /// qualified names), put back at cutover or abort.
 pub const IDENTITY_LABEL: &str = "follow_identity_full";
+/// The published relations a resumed clone left to the subscription's table synchronization
+/// (JSON list): not copied in the original snapshot.
+pub const RESYNC_LABEL: &str = "follow_resync";
 /// When the subscription started streaming (seconds since the epoch).
 pub const FOLLOWING_LABEL: &str = "follow_started";
 /// When a cutover released the replication (seconds since the epoch), and how long writes
@@ -66,6 +69,8 @@ impl Names {
 pub struct Migration {
     pub names: Names,
     pub identity_full: Vec<String>,
+    /// Relations the subscription copies itself (a resumed clone's unfinished tables).
+    pub resync: Vec<String>,
 }
 
 impl Migration {
@@ -80,16 +85,19 @@ impl Migration {
         ) else {
             return Ok(None);
         };
-        let identity_full = label(IDENTITY_LABEL)?
-            .map(|j| serde_json::from_str(&j).unwrap_or_default())
-            .unwrap_or_default();
+        let list = |name| -> anyhow::Result<Vec<String>> {
+            Ok(label(name)?
+                .map(|j| serde_json::from_str(&j).unwrap_or_default())
+                .unwrap_or_default())
+        };
         Ok(Some(Migration {
             names: Names {
                 slot,
                 publication,
                 subscription,
             },
-            identity_full,
+            identity_full: list(IDENTITY_LABEL)?,
+            resync: list(RESYNC_LABEL)?,
         }))
     }
 }
@@ -136,6 +144,52 @@ pub async fn relations_to_publish(
         .db()
         .context("list the relations to publish")?;
     Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+}
+
+/// For each table (OID), the relation its changes are published as: its topmost partitioned
+/// ancestor (13+) or itself.
+pub async fn published_relation_of(
+    source: &Client,
+    table_oids: &[u32],
+) -> Result<std::collections::HashMap<u32, String>> {
+    let oids: Vec<i64> = table_oids.iter().map(|o| *o as i64).collect();
+    let version: i32 = source
+        .query_one(sql::SERVER_VERSION, &[])
+        .await
+        .db()?
+        .get(0);
+    let rows = source
+        .query(
+            sql::FOLLOW_PUBLISHED_RELATION_OF,
+            &[&oids, &(version >= 130000)],
+        )
+        .await
+        .db()
+        .context("find the published relation of each table")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, String>(1)))
+        .collect())
+}
+
+/// Whether the replication slot exists on the source.
+pub async fn slot_exists(source: &Client, slot: &str) -> Result<bool> {
+    Ok(source
+        .query_opt(sql::FOLLOW_SLOT_ACTIVE, &[&slot])
+        .await
+        .db()
+        .context("look for the replication slot on the source")?
+        .is_some())
+}
+
+/// Empties relations on the target (a partitioned table with its partitions) so that the
+/// subscription's table synchronization copies them whole.
+pub async fn empty_on_target(target: &Client, relations: &[String]) -> Result<()> {
+    target
+        .batch_execute(&format!("truncate {}", relations.join(", ")))
+        .await
+        .db()
+        .context("empty the tables the subscription will copy on the target")
 }
 
 /// Selected tables whose UPDATE and DELETE would fail on the source once published: no
@@ -447,37 +501,107 @@ pub async fn match_identity_on_target(target: &Client, identity_full: &[String])
     Ok(())
 }
 
-/// Creates the subscription on the target and waits until its apply worker runs.
-pub async fn subscribe(target: &Client, names: &Names, source: &ConnParams) -> Result<()> {
-    let conninfo = subscription_conninfo(source, &names.subscription);
-    target
-        .batch_execute(&format!(
-            "create subscription {} connection {} publication {} with (create_slot = false, \
-             slot_name = {}, copy_data = false, enabled = true)",
-            sql::ident(&names.subscription),
-            sql::literal(&conninfo),
-            sql::ident(&names.publication),
-            sql::literal(&names.slot)
-        ))
+/// Creates the subscription on the target and waits until it streams. The relations in
+/// `resync` (a resumed clone's unfinished tables, emptied on the target) are taken out of the
+/// publication while the subscription is made without copying, then put back and copied by
+/// the subscription's own table synchronization, which joins each to the stream at the
+/// position of its copy. A subscription that exists already (a retry) is kept.
+pub async fn subscribe(
+    source: &Client,
+    target: &Client,
+    names: &Names,
+    source_params: &ConnParams,
+    resync: &[String],
+) -> Result<()> {
+    let exists: bool = target
+        .query_one(sql::FOLLOW_SUBSCRIPTION_EXISTS, &[&names.subscription])
         .await
-        .db()
-        .context("create the subscription on the target")?;
-    for _ in 0..600 {
-        let running: bool = target
-            .query_one(sql::FOLLOW_SUBSCRIPTION_RUNNING, &[&names.subscription])
+        .db()?
+        .get(0);
+    let publication = sql::ident(&names.publication);
+    if !exists {
+        if !resync.is_empty() {
+            set_membership(source, &publication, "drop", resync).await?;
+        }
+        let conninfo = subscription_conninfo(source_params, &names.subscription);
+        target
+            .batch_execute(&format!(
+                "create subscription {} connection {} publication {publication} with \
+                 (create_slot = false, slot_name = {}, copy_data = false, enabled = true)",
+                sql::ident(&names.subscription),
+                sql::literal(&conninfo),
+                sql::literal(&names.slot)
+            ))
             .await
-            .db()?
-            .get(0);
-        if running {
+            .db()
+            .context("create the subscription on the target")?;
+    }
+    if !resync.is_empty() {
+        set_membership(source, &publication, "add", resync).await?;
+        target
+            .batch_execute(&format!(
+                "alter subscription {} refresh publication with (copy_data = true)",
+                sql::ident(&names.subscription)
+            ))
+            .await
+            .db()
+            .context("have the subscription copy the tables the clone did not finish")?;
+    }
+    wait_streaming(target, names).await
+}
+
+/// Adds relations to the publication, or drops them from it, those already so left alone.
+async fn set_membership(
+    source: &Client,
+    publication: &str,
+    how: &str,
+    relations: &[String],
+) -> Result<()> {
+    for rel in relations {
+        let r = source
+            .batch_execute(&format!(
+                "alter publication {publication} {how} table {rel}"
+            ))
+            .await
+            .db();
+        if let Err(e) = r {
+            // 42710: already a member; 42704: not a member.
+            if !matches!(crate::pg::PgError::code_of(&e), Some("42710" | "42704")) {
+                return Err(e.context(format!("{how} {rel} in the publication on the source")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the apply worker runs and every table of the subscription is ready (copied by
+/// table synchronization where it had to be).
+async fn wait_streaming(target: &Client, names: &Names) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut told = std::time::Instant::now();
+    loop {
+        let r = target
+            .query_one(sql::FOLLOW_SUBSCRIPTION_READY, &[&names.subscription])
+            .await
+            .db()?;
+        let (running, pending): (bool, i64) = (r.get(0), r.get(1));
+        if running && pending == 0 {
             return Ok(());
+        }
+        if !running && start.elapsed() > std::time::Duration::from_secs(60) {
+            anyhow::bail!(
+                "the subscription {} was created but its apply worker did not start within a \
+                 minute: see the target's log (max_logical_replication_workers, the \
+                 connection to the source)",
+                names.subscription
+            );
+        }
+        if pending > 0 && told.elapsed() > std::time::Duration::from_secs(10) {
+            tracing::info!("the subscription is copying {pending} table(s)");
+            told = std::time::Instant::now();
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    anyhow::bail!(
-        "the subscription {} was created but its apply worker did not start within a minute: \
-         see the target's log (max_logical_replication_workers, the connection to the source)",
-        names.subscription
-    )
 }
 
 /// Drops what neoncopy made for following, each only if it exists: the subscription on the

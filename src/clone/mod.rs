@@ -442,17 +442,7 @@ fn check_resume(store: &Store, cfg: &mut CloneConfig) -> Result<Option<Done>> {
              add --not-consistent (what is left is read as of now) or --snapshot ID",
         ));
     }
-    let done = store.progress_so_far()?;
-    if cfg.follow.is_some() && !done.steps.contains(&Step::Data) {
-        return Err(usage(format!(
-            "cannot resume: this clone --follow stopped before its data was copied, and the \
-             tables still to copy could not be matched with the replication stream now that \
-             its snapshot is gone; abandon it with: neoncopy cutover --abort --dir {} \
-             (with the same --source and --target), then start again with --restart",
-            cfg.dir.display()
-        )));
-    }
-    Ok(Some(done))
+    Ok(Some(store.progress_so_far()?))
 }
 
 /// Runs a clone, recording it in the work directory; returns the summary to print. Stops
@@ -594,7 +584,7 @@ async fn pipeline(
 
     // With --follow, the snapshot is the one the replication slot exports; its connection
     // stays open and idle until the snapshot is let go.
-    let (migration, slot_conn, mode) =
+    let (mut migration, slot_conn, mode) =
         follow_start(&cfg, &source, &rec, &done, &run_id, follow_plan).await?;
     let holder = snapshot::Holder::open(&source, &mode).await?;
     let steps = Steps {
@@ -618,6 +608,16 @@ async fn pipeline(
         .await?
         .context("the catalog was not read")?;
     announce(&rec, &read.catalog, &read.units);
+    let mut done = done;
+    if let (Some(m), true) = (
+        &mut migration,
+        cfg.resume && !done.steps.contains(&Step::Data),
+    ) {
+        let target_client = target.connect().await?;
+        m.resync =
+            follow_hand_over_unfinished(holder.client(), &target_client, &rec, m, &read, &mut done)
+                .await?;
+    }
     let ctx = Arc::new(Ctx::new(
         cfg,
         (source, target, tools),
@@ -846,12 +846,92 @@ async fn follow_start(
     let migration = crate::follow::Migration {
         names,
         identity_full: plan.identity_full,
+        resync: Vec::new(),
     };
     Ok((
         Some(migration),
         Some(conn),
         SnapshotMode::Given(slot.snapshot_name),
     ))
+}
+
+/// A clone --follow resumed before its data was all copied: the tables it had copied are
+/// consistent with the slot (copied in its snapshot), the others are not, and the snapshot is
+/// gone. Those are emptied on the target and left to the subscription, whose own table
+/// synchronization copies each from a snapshot of its own and joins the stream at the right
+/// position (see follow::subscribe): nothing lost, nothing applied twice. Their indexes are
+/// built as for the others; the data step copies nothing for them.
+async fn follow_hand_over_unfinished(
+    source: &tokio_postgres::Client,
+    target: &tokio_postgres::Client,
+    rec: &Recorder,
+    migration: &crate::follow::Migration,
+    read: &SourceRead,
+    done: &mut Done,
+) -> Result<Vec<String>> {
+    if !crate::follow::slot_exists(source, &migration.names.slot).await? {
+        return Err(usage(format!(
+            "cannot resume: the replication slot {} of this clone --follow does not exist on the \
+             source (the clone stopped before it was made, or it was dropped); abandon it with \
+             neoncopy cutover --abort, then start again with --restart",
+            migration.names.slot
+        )));
+    }
+    let unfinished: Vec<u32> = read
+        .units
+        .iter()
+        .map(|u| read.catalog.tables[u.table].oid)
+        .filter(|oid| {
+            read.units
+                .iter()
+                .filter(|u| read.catalog.tables[u.table].oid == *oid)
+                .any(|u| !done.units.contains(&(*oid, u.part)))
+        })
+        .collect::<std::collections::BTreeSet<u32>>()
+        .into_iter()
+        .collect();
+    let mut resync = migration.resync.clone();
+    let all: Vec<u32> = read.catalog.tables.iter().map(|t| t.oid).collect();
+    let published = crate::follow::published_relation_of(source, &all).await?;
+    for oid in &unfinished {
+        if let Some(rel) = published.get(oid) {
+            if !resync.contains(rel) {
+                resync.push(rel.clone());
+            }
+        }
+    }
+    if resync.is_empty() {
+        return Ok(resync);
+    }
+    // Emptied once the target has the tables (a prepare redone makes them empty anyway).
+    if done.steps.contains(&Step::Prepare) {
+        crate::follow::empty_on_target(target, &resync).await?;
+    }
+    rec.send(Event::Label {
+        name: crate::follow::RESYNC_LABEL,
+        value: serde_json::to_string(&resync)?,
+    });
+    for u in &read.units {
+        let oid = read.catalog.tables[u.table].oid;
+        let handed = published.get(&oid).is_some_and(|r| resync.contains(r));
+        if handed && done.units.insert((oid, u.part)) {
+            rec.send(Event::UnitDone {
+                table_oid: oid,
+                part: u.part,
+                rows: 0,
+                bytes: 0,
+                secs: 0.0,
+            });
+        }
+    }
+    rec.flush();
+    info!(
+        "resuming a clone --follow: {} relation(s) not copied in the original snapshot are \
+         emptied and left to the subscription's table synchronization: {}",
+        resync.len(),
+        resync.join(", ")
+    );
+    Ok(resync)
 }
 
 /// After the clone: the subscription on the target, which streams what the source committed
@@ -863,9 +943,16 @@ async fn follow_subscribe(ctx: &Ctx, migration: &crate::follow::Migration) -> Re
     let names = &migration.names;
     let target = ctx.target.connect().await?;
     crate::follow::match_identity_on_target(&target, &migration.identity_full).await?;
-    crate::follow::subscribe(&target, names, &follow.source_for_target)
-        .await
-        .context("follow the source")?;
+    let source = ctx.source.connect().await?;
+    crate::follow::subscribe(
+        &source,
+        &target,
+        names,
+        &follow.source_for_target,
+        &migration.resync,
+    )
+    .await
+    .context("follow the source")?;
     ctx.rec.send(Event::Label {
         name: crate::follow::FOLLOWING_LABEL,
         value: crate::state::now().to_string(),

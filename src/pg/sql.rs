@@ -953,9 +953,23 @@ pub const FOLLOW_LEFTOVER_SLOTS: &str = "select slot_name::text, \
        coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn), 0)::int8 \
      from pg_catalog.pg_replication_slots where slot_name::text like 'neoncopy\\_%' order by 1";
 
-/// Whether the apply worker of subscription $1 runs.
-pub const FOLLOW_SUBSCRIPTION_RUNNING: &str = "select exists (select 1 \
-     from pg_catalog.pg_stat_subscription where subname = $1 and relid is null and pid is not null)";
+/// Whether the apply worker of subscription $1 runs, and how many of its tables are not ready
+/// yet (being copied by table synchronization).
+pub const FOLLOW_SUBSCRIPTION_READY: &str = "select exists (select 1 \
+       from pg_catalog.pg_stat_subscription where subname = $1 and relid is null \
+       and pid is not null), \
+     (select count(*) from pg_catalog.pg_subscription_rel r \
+       join pg_catalog.pg_subscription s on s.oid = r.srsubid \
+       where s.subname = $1 and r.srsubstate <> 'r')";
+
+/// For each of the tables $1 (OIDs), the relation its changes are published as: with $2
+/// (13+) its topmost partitioned ancestor, else itself.
+pub const FOLLOW_PUBLISHED_RELATION_OF: &str = "select t.oid, \
+       pg_catalog.format('%I.%I', n.nspname, c.relname) \
+     from unnest($1::int8[]) as t(oid) \
+     join pg_catalog.pg_class c on c.oid = case when $2 \
+       then coalesce(pg_catalog.pg_partition_root(t.oid::oid)::oid, t.oid::oid) else t.oid::oid end \
+     join pg_catalog.pg_namespace n on n.oid = c.relnamespace";
 
 /// Whether subscription $1 exists in this database.
 pub const FOLLOW_SUBSCRIPTION_EXISTS: &str = "select exists (select 1 \

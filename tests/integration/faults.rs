@@ -52,7 +52,7 @@ fn spawn_clone(pair: &Pair, extra: &[&str]) -> Child {
         .expect("start neoncopy")
 }
 
-fn progress(dir: &Path) -> Option<Value> {
+pub(crate) fn progress(dir: &Path) -> Option<Value> {
     if !dir.join("state.db").exists() {
         return None;
     }
@@ -73,7 +73,7 @@ fn progress(dir: &Path) -> Option<Value> {
 }
 
 /// Polls until `cond` holds or the child ends; panics after a minute.
-async fn wait_until(child: &mut Child, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(child: &mut Child, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if cond() {
@@ -91,7 +91,7 @@ async fn wait_until(child: &mut Child, what: &str, mut cond: impl FnMut() -> boo
     }
 }
 
-fn worker_doing(p: &Value, prefix: &str) -> bool {
+pub(crate) fn worker_doing(p: &Value, prefix: &str) -> bool {
     p["workers"].as_array().is_some_and(|w| {
         w.iter()
             .any(|w| w["doing"].as_str().unwrap_or("").starts_with(prefix))
@@ -109,7 +109,7 @@ fn finish(child: Child) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-fn kill9(child: &mut Child) {
+pub(crate) fn kill9(child: &mut Child) {
     Command::new("kill")
         .args(["-9", &child.id().to_string()])
         .status()

@@ -291,3 +291,78 @@ async fn a_target_restarted_while_following_catches_up() {
     let t = target.client(&pair.dst).await;
     assert_eq!(count(&t, "select count(*) from t").await, 1500);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_copying_then_resumed_and_cut_over_identical() {
+    use crate::faults::{kill9, progress, wait_until, worker_doing};
+    let pair = follow_pair("follow_kill", cluster(17));
+    source().psql(
+        &pair.src,
+        "create table big (id int primary key, pad text not null); \
+         insert into big select g, repeat(md5(g::text), 4) from generate_series(1, 400000) g; \
+         create table small_a (id serial primary key, v int); \
+         insert into small_a (v) select g from generate_series(1, 500) g; \
+         create table small_b (id serial primary key, v int); \
+         insert into small_b (v) select g from generate_series(1, 500) g;",
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = {
+        let (c, stop) = (source().client(&pair.src).await, stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0i64;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                c.batch_execute(&format!(
+                    "update big set pad = 'w{n}' where id = {}; delete from big where id = {}; \
+                     insert into small_a (v) values ({n}); update small_b set v = v + 1 \
+                     where id = {};",
+                    n * 7 % 400000 + 1,
+                    n * 13 % 400000 + 1,
+                    n % 500 + 1
+                ))
+                .await
+                .expect("workload");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let dir = pair.workdir.path().to_path_buf();
+    let args = follow_args(&pair, &["--table-jobs", "2"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_neoncopy"))
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start neoncopy");
+    wait_until(&mut child, "a small table done while big copies", || {
+        progress(&dir).is_some_and(|p| {
+            p["tables"]["done"].as_u64().unwrap_or(0) >= 1 && worker_doing(&p, "COPY public.big")
+        })
+    })
+    .await;
+    kill9(&mut child);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = neoncopy(
+        &follow_args(
+            &pair,
+            &["--table-jobs", "2", "--resume", "--not-consistent"],
+        ),
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("left to the subscription"), "{err}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    writes.await.unwrap();
+    let out = cutover(&pair, &["--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(leftovers(&pair).await, (0, 0, 0));
+}
