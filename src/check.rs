@@ -205,11 +205,14 @@ async fn server_checks(
     more.push(pass(
         "wal",
         format!(
-            "source wal_level={}, {} replication slot(s); clone needs neither",
+            "source wal_level={}, {} replication slot(s); clone needs neither (clone --follow \
+             needs wal_level = logical: check --follow)",
             wal.get::<_, String>(0),
             wal.get::<_, i64>(1)
         ),
     ));
+    // A slot an earlier clone --follow left behind keeps WAL on the source's disk.
+    more.push(crate::follow::leftover_slots(src).await?);
     Ok(())
 }
 

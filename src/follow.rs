@@ -222,18 +222,17 @@ pub async fn checks(
 ) -> Result<Vec<Check>> {
     let mut out = vec![source_settings(source).await?];
     out.push(source_role(source, table_oids).await?);
-    out.push(target_role(target).await?);
+    let role = target_role(target).await?;
+    // Trying to reach the source needs the right to subscribe.
+    let may_subscribe = role.status != crate::preflight::Status::Fail;
+    out.push(role);
     out.push(keyless_check(source, table_oids, cfg.replica_identity_full).await?);
-    out.push(leftover_slots(source).await?);
     out.push(pass(
         "follow: not replicated",
         "DDL, sequences and large objects are not streamed: cutover sets the sequences and \
          copies the large objects again; change no schema while following",
     ));
-    if out
-        .iter()
-        .all(|c| c.status != crate::preflight::Status::Fail)
-    {
+    if may_subscribe {
         out.push(reachability(target, cfg).await);
     }
     Ok(out)
@@ -379,7 +378,8 @@ async fn keyless_check(source: &Client, table_oids: &[u32], set_full: bool) -> R
     })
 }
 
-async fn leftover_slots(source: &Client) -> Result<Check> {
+/// Slots of earlier neoncopy runs on the source: a forgotten one keeps WAL on its disk.
+pub async fn leftover_slots(source: &Client) -> Result<Check> {
     let rows = source
         .query(sql::FOLLOW_LEFTOVER_SLOTS, &[])
         .await
@@ -397,12 +397,12 @@ async fn leftover_slots(source: &Client) -> Result<Check> {
         .collect();
     Ok(if slots.is_empty() {
         pass(
-            "follow: leftover slots",
-            "no slot of an earlier neoncopy run",
+            "leftover slots",
+            "no replication slot of an earlier neoncopy run",
         )
     } else {
         warn(
-            "follow: leftover slots",
+            "leftover slots",
             format!(
                 "slots of earlier neoncopy runs retain WAL on the source: {}",
                 slots.join(", ")
@@ -732,4 +732,48 @@ pub async fn status(
         }
     }
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_valid_slot_names() {
+        let n = Names::of_run("18f3A-b.c");
+        assert_eq!(n.slot, "neoncopy_18f3a_b_c");
+        assert_eq!(n.publication, n.slot);
+        assert_eq!(n.subscription, n.slot);
+    }
+
+    #[test]
+    fn the_subscription_gets_the_password_but_not_the_run_name() {
+        let mut p =
+            ConnParams::parse("postgresql://app:s3cr%20t@db.example.com/app?sslmode=require")
+                .unwrap();
+        p.set("fallback_application_name", "neoncopy-abc");
+        let c = subscription_conninfo(&p, "neoncopy_abc");
+        assert!(c.contains("password='s3cr t'"), "{c}");
+        assert!(c.contains("application_name=neoncopy_abc"), "{c}");
+        assert!(!c.contains("fallback_application_name"), "{c}");
+        assert!(c.contains("sslmode=require"), "{c}");
+        // What logs show of it has no password.
+        assert!(!p.redacted().contains("s3cr"));
+    }
+
+    #[test]
+    fn a_migration_is_read_back_from_its_labels() {
+        let labels = |name: &str| -> anyhow::Result<Option<String>> {
+            Ok(match name {
+                SLOT_LABEL | PUBLICATION_LABEL | SUBSCRIPTION_LABEL => Some("neoncopy_x".into()),
+                IDENTITY_LABEL => Some(r#"["public.logs"]"#.into()),
+                _ => None,
+            })
+        };
+        let m = Migration::from_labels(labels).unwrap().unwrap();
+        assert_eq!(m.names, Names::of_run("x"));
+        assert_eq!(m.identity_full, vec!["public.logs".to_string()]);
+        assert!(m.resync.is_empty());
+        assert!(Migration::from_labels(|_| Ok(None)).unwrap().is_none());
+    }
 }

@@ -366,3 +366,44 @@ async fn killed_while_copying_then_resumed_and_cut_over_identical() {
     );
     assert_eq!(leftovers(&pair).await, (0, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_follow_says_what_online_migration_needs() {
+    let pair = follow_pair("follow_check", cluster(17));
+    source().psql(
+        &pair.src,
+        "create table t (id int primary key); create table k (v int);",
+    );
+    let args: Vec<String> = follow_args(&pair, &[]).into_iter().skip(1).collect();
+    let (code, checks) = check(&args);
+    assert_eq!(code, Some(1), "{checks:?}");
+    for name in [
+        "follow: source",
+        "follow: source role",
+        "follow: target role",
+        "follow: target reaches source",
+    ] {
+        assert_eq!(find(&checks, name)["status"], "pass", "{checks:?}");
+    }
+    let keyless = find(&checks, "follow: replica identity");
+    assert_eq!(keyless["status"], "fail");
+    assert!(keyless["detail"].as_str().unwrap().contains("public.k"));
+
+    // A PostgreSQL 15 target lets only a superuser subscribe.
+    let old = fresh_pair("follow_check_15", true);
+    source().psql(&old.src, "create table t (id int primary key)");
+    let args: Vec<String> = follow_args(&old, &[]).into_iter().skip(1).collect();
+    let (code, checks) = check(&args);
+    assert_eq!(code, Some(1));
+    let role = find(&checks, "follow: target role");
+    assert_eq!(role["status"], "fail", "{role}");
+    assert!(
+        role["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only a superuser"),
+        "{role}"
+    );
+    // Nothing was created by the checks.
+    assert_eq!(leftovers(&pair).await, (0, 0, 0));
+}
