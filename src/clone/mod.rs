@@ -564,22 +564,7 @@ async fn pipeline(
         workdir.path().display()
     );
     let (tools, follow_plan) = before_the_first_write(&cfg, &source, &target, previous_run).await?;
-    if matches!(begin, Event::RunStart { .. }) {
-        // The record of the run before is kept, in earlier-runs/, as this one replaces it.
-        if let Some(kept) =
-            crate::state::keep_earlier_record(&workdir.file(STATE_FILE), workdir.path())?
-        {
-            info!(
-                "the record of the earlier clone is kept in {}",
-                kept.display()
-            );
-        }
-    }
-    let run_id = match &begin {
-        Event::RunStart { run_id, .. } | Event::RunResume { run_id } => run_id.clone(),
-        _ => String::new(),
-    };
-    rec.send(begin);
+    let run_id = record_start(&workdir, &rec, begin)?;
     started.store(true, std::sync::atomic::Ordering::SeqCst);
 
     // With --follow, the snapshot is the one the replication slot exports; its connection
@@ -587,36 +572,24 @@ async fn pipeline(
     let (mut migration, slot_conn, mode) =
         follow_start(&cfg, &source, &rec, &done, &run_id, follow_plan).await?;
     let holder = snapshot::Holder::open(&source, &mode).await?;
-    let steps = Steps {
-        rec: &rec,
-        done: &done,
-        resuming: cfg.resume,
-        retry: &cfg.retry,
-    };
     // Read again on a resume (the step is never skipped: nothing else knows the tables).
     let fresh = Steps {
+        rec: &rec,
+        done: &done,
         resuming: false,
-        ..steps
+        retry: &cfg.retry,
     };
     let read = fresh
         .run(Step::Catalog, false, |_| async {
-            Ok((
-                read_catalog(holder.client(), &cfg, &done).await?,
-                StepOutcome::default(),
-            ))
+            let read = read_catalog(holder.client(), &cfg, &done).await?;
+            Ok((read, StepOutcome::default()))
         })
         .await?
         .context("the catalog was not read")?;
     announce(&rec, &read.catalog, &read.units);
     let mut done = done;
-    if let (Some(m), true) = (
-        &mut migration,
-        cfg.resume && !done.steps.contains(&Step::Data),
-    ) {
-        let target_client = target.connect().await?;
-        m.resync =
-            follow_hand_over_unfinished(holder.client(), &target_client, &rec, m, &read, &mut done)
-                .await?;
+    if let (Some(m), true) = (&mut migration, cfg.resume) {
+        follow_resume(holder.client(), &target, &rec, m, &read, &mut done).await?;
     }
     let ctx = Arc::new(Ctx::new(
         cfg,
@@ -853,6 +826,47 @@ async fn follow_start(
         Some(conn),
         SnapshotMode::Given(slot.snapshot_name),
     ))
+}
+
+/// Records that the run starts (or resumes), keeping the record of an earlier run it replaces;
+/// returns the run's id.
+fn record_start(workdir: &WorkDir, rec: &Recorder, begin: Event) -> Result<String> {
+    if matches!(begin, Event::RunStart { .. }) {
+        // The record of the run before is kept, in earlier-runs/, as this one replaces it.
+        if let Some(kept) =
+            crate::state::keep_earlier_record(&workdir.file(STATE_FILE), workdir.path())?
+        {
+            info!(
+                "the record of the earlier clone is kept in {}",
+                kept.display()
+            );
+        }
+    }
+    let run_id = match &begin {
+        Event::RunStart { run_id, .. } | Event::RunResume { run_id } => run_id.clone(),
+        _ => String::new(),
+    };
+    rec.send(begin);
+    Ok(run_id)
+}
+
+/// A resumed clone --follow whose data step had not ended: its unfinished tables go to the
+/// subscription (see follow_hand_over_unfinished).
+async fn follow_resume(
+    source: &tokio_postgres::Client,
+    target: &Endpoint,
+    rec: &Recorder,
+    migration: &mut crate::follow::Migration,
+    read: &SourceRead,
+    done: &mut Done,
+) -> Result<()> {
+    if done.steps.contains(&Step::Data) {
+        return Ok(());
+    }
+    let target_client = target.connect().await?;
+    migration.resync =
+        follow_hand_over_unfinished(source, &target_client, rec, migration, read, done).await?;
+    Ok(())
 }
 
 /// A clone --follow resumed before its data was all copied: the tables it had copied are

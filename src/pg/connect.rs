@@ -234,7 +234,7 @@ fn home_file(name: &str) -> Option<PathBuf> {
 }
 
 /// The TLS settings of a connection string as libpq means them (sslmode, sslrootcert, client
-/// certificate); also used by the replication connection (super::replication).
+/// certificate); also used by the replication connection (pg/replication.rs).
 pub(crate) fn build_tls(p: &ConnParams) -> Result<TlsConnector> {
     let sslmode = p.get("sslmode").unwrap_or("prefer");
     let mut b = TlsConnector::builder();
