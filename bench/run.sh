@@ -8,6 +8,7 @@
 #                [--scale F]
 #                [--bin-dir DIR] [--baseline-bin DIR] [--settle SECONDS]
 #                [--only "neoncopy neoncopy-baseline pgdump pgdumpplain pgcopydb"]
+#                [--follow-rate TPS]
 #
 # --scale shrinks or grows every dataset (1 = the sizes of docs/benchmarks.md). --bin-dir
 # takes neoncopy and latency_proxy from DIR instead of building them (to measure a given
@@ -16,6 +17,12 @@
 # pause before each run, after the run's checkpoint and sync (default 2 s). --only keeps the
 # named contenders. Datasets many10k and many50k (10,000 and 50,000 tables) are not in the
 # default set: they take long, and pit neoncopy against pg_dump -Fd | pg_restore only.
+# Dataset follow (not in the default set either) is online migration: a ~1 GB source under a
+# steady write load (--follow-rate transactions per second, default 500, each an UPDATE and an
+# INSERT), copied with neoncopy clone --follow then neoncopy cutover, against pgcopydb clone
+# --follow then its sentinel's endpos, onto a superuser target: the initial copy, the rate
+# at which the backlog is applied, the cutover time (writes stopped -> target complete and
+# replication released) and whether the target came out identical.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -28,6 +35,7 @@ bin_dir=""
 baseline=""
 settle=2
 only=""
+follow_rate=500
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
@@ -38,6 +46,7 @@ while [ $# -gt 0 ]; do
         --baseline-bin) baseline="$(cd "$2" && pwd)/neoncopy"; shift 2 ;;
         --settle) settle="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
+        --follow-rate) follow_rate="$2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -48,6 +57,12 @@ if ! command -v pgcopydb >/dev/null; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgcopydb >/dev/null || true
     fi
 fi
+# pgcopydb 0.10's --follow decodes with wal2json (it has no --plugin option).
+case " $datasets " in *" follow "*)
+    if [ ! -e /usr/lib/postgresql/15/lib/wal2json.so ] && [ "$(id -u)" -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15-wal2json >/dev/null || true
+    fi ;;
+esac
 have_pgcopydb=0
 command -v pgcopydb >/dev/null && have_pgcopydb=1
 bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
@@ -83,7 +98,8 @@ proxy_port="$(free_port "$src_port" "$dst_port")"
 # busy with thousands of new tables during the next contender's run.
 # pg_dump locks every table in one transaction: 512 x 222 server processes holds 50,000 tables.
 tuning="-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=30min -c max_connections=200 -c autovacuum=off -c max_locks_per_transaction=512"
-start_cluster source "$src_port" "$tuning"
+# The source can be followed (dataset follow); the other datasets do not write to it.
+start_cluster source "$src_port" "$tuning -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10"
 start_cluster target "$dst_port" "$tuning"
 "$proxy" "$proxy_port" "$dst_port" 10 & proxy_pid=$!
 
@@ -168,6 +184,20 @@ for i in range(int(sys.argv[1])):
           f"insert into t{i} (code, v) select 'c' || g, g % 10 from generate_series(1, 50) g;")
 PY
     "${src_psql[@]}" -d "$1" -f "$work/many.sql" >/dev/null
+}
+make_follow() { # ~1 GB: two keyed tables the workload updates, and the log it inserts into
+    "${src_psql[@]}" -d "$1" <<SQL
+create table keyed (id bigint primary key, a text, b text, n int);
+insert into keyed select g, md5(g::text), repeat('x', 150), 0 from generate_series(1, $(n 2500000)) g;
+create table keyed2 (id bigint primary key, a text, b text, n int);
+insert into keyed2 select g, md5(g::text), repeat('z', 150), 0 from generate_series(1, $(n 2500000)) g;
+create table log_t (id bigserial primary key, at timestamptz not null default now(), v bigint);
+SQL
+    cat > "$work/follow.sql" <<SQL
+\set id random(1, $(n 2500000))
+update keyed set n = n + 1 where id = :id;
+insert into log_t (v) values (:id);
+SQL
 }
 make_many10k() { make_many "$1" 10000; }
 make_many50k() { make_many "$1" 50000; }
@@ -313,8 +343,103 @@ PY
     done
 }
 
+follow_results="$work/follow.tsv"
+: > "$follow_results"
+now() { date +%s.%N; }
+src_q() { "${src_psql[@]}" -d bench_src -Atc "$1"; }
+dst_q() { "${dst_psql[@]}" -d "$dst_db" -Atc "$1"; }
+# What the workload changed, on one side: rows and sum of the updated counter, rows and sum of
+# the log. Equal on both sides: nothing lost, nothing applied twice.
+follow_digest() { # psql-function
+    "$1" "select (select count(*) || '/' || sum(n) from keyed) || ' ' || (select count(*) || '/' || coalesce(sum(v), 0) from log_t)"
+}
+
+follow_once() { # contender round
+    local c="$1" r="$2" src="postgresql://postgres@127.0.0.1:$src_port/bench_src" dst pgb pc=""
+    fresh_target
+    dst="postgresql://postgres@127.0.0.1:$dst_port/$dst_db"
+    "$bindir/pgbench" -n -h 127.0.0.1 -p "$src_port" -U postgres -f "$work/follow.sql" \
+        -R "$follow_rate" -T 100000 bench_src > "$work/pgbench.log" 2>&1 & pgb=$!
+    sleep 3
+    local t0 t1 t2 t3 t4 m1 d1 d2 waited=0
+    t0=$(now)
+    case "$c" in
+        neoncopy)
+            if ! "$neoncopy" clone -q --follow --source "$src" --target "$dst" --dir "$work/ncf" \
+                --restart --table-jobs "$jobs" --index-jobs "$jobs" --restore-jobs "$jobs" \
+                > "$work/last.log" 2>&1; then
+                echo "   neoncopy clone --follow failed:" >&2; tail -5 "$work/last.log" >&2
+                kill "$pgb"; return
+            fi ;;
+        pgcopydb)
+            PGCOPYDB_SOURCE_PGURI="$src" PGCOPYDB_TARGET_PGURI="$dst" \
+                pgcopydb clone --follow --dir "$work/pgcf" --restart --table-jobs "$jobs" \
+                --index-jobs "$jobs" > "$work/pgcf.log" 2>&1 & pc=$!
+            # Its initial copy is done once the keys are built; it then applies the backlog.
+            until [ "$(dst_q "select count(*) from pg_indexes where indexname in ('keyed_pkey', 'keyed2_pkey', 'log_t_pkey')" 2>/dev/null)" = 3 ]; do
+                kill -0 "$pc" 2>/dev/null || { echo "   pgcopydb ended early:" >&2; tail -5 "$work/pgcf.log" >&2; kill "$pgb"; return; }
+                sleep 0.2
+            done ;;
+    esac
+    t1=$(now)
+    # The backlog: what the source committed that the target lacks when the copy is done.
+    m1=$(src_q "select coalesce(max(id), 0) from log_t")
+    d1=$(dst_q "select coalesce(max(id), 0) from log_t")
+    until [ "$(dst_q "select coalesce(max(id), 0) >= $m1 from log_t")" = t ]; do
+        sleep 0.2
+        waited=$((waited + 1))
+        [ "$waited" -gt 3000 ] && break
+    done
+    t2=$(now)
+    d2=$(dst_q "select coalesce(max(id), 0) from log_t")
+    sleep 5
+    kill "$pgb"; wait "$pgb" 2>/dev/null || true
+    t3=$(now)
+    case "$c" in
+        neoncopy)
+            "$neoncopy" cutover -q --source "$src" --target "$dst" --dir "$work/ncf" --yes \
+                --counts-only > "$work/cutover.log" 2>&1 || { echo "   neoncopy cutover failed:" >&2; tail -5 "$work/cutover.log" >&2; } ;;
+        pgcopydb)
+            PGCOPYDB_SOURCE_PGURI="$src" pgcopydb stream sentinel set endpos --current > "$work/sentinel.log" 2>&1
+            wait "$pc" || true ;;
+    esac
+    t4=$(now)
+    local same=no
+    [ "$(follow_digest src_q)" = "$(follow_digest dst_q)" ] && same=yes
+    # Every change counts twice: an UPDATE and an INSERT per transaction.
+    python3 -c "print('$c\t$r\t%.2f\t%.0f\t%.2f\t$same\t%s' % ($t1 - $t0, ($d2 - $d1) * 2 / max($t2 - $t1, 0.001), $t4 - $t3, 'caught up' if $waited <= 3000 else 'never caught up'))" >> "$follow_results"
+    # A clean source for the next run: pgcopydb's own leftovers, and the workload's changes.
+    src_q "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'pgcopydb'" >/dev/null
+    src_q "drop schema if exists pgcopydb cascade" >/dev/null 2>&1 || true
+    src_q "truncate log_t; update keyed set n = 0 where n <> 0" >/dev/null
+}
+
+run_follow() {
+    "${src_psql[@]}" -d postgres -c "create database bench_src" >/dev/null
+    echo "== dataset follow: generating"
+    make_follow bench_src
+    "${src_psql[@]}" -d bench_src -c "vacuum analyze" >/dev/null
+    local size
+    size=$(src_q "select pg_size_pretty(pg_database_size('bench_src'))")
+    echo "   source database: $size, workload $follow_rate transactions/s"
+    echo "$size" > "$work/size.follow"
+    local order=(neoncopy)
+    [ "$have_pgcopydb" = 1 ] && [ -e /usr/lib/postgresql/15/lib/wal2json.so ] && order+=(pgcopydb)
+    for r in $(seq 1 "$runs"); do
+        echo "   round $r of $runs"
+        local k=$(( (r - 1) % ${#order[@]} ))
+        for c in "${order[@]:$k}" "${order[@]:0:$k}"; do
+            follow_once "$c" "$r"
+        done
+    done
+}
+
 for ds in $datasets; do
-    run_dataset "$ds"
+    if [ "$ds" = follow ]; then
+        run_follow
+    else
+        run_dataset "$ds"
+    fi
     drop_dataset
 done
 
@@ -357,4 +482,21 @@ if [ -s "$work/parts.txt" ]; then
     echo
     echo "== parts of split tables (neoncopy --split-tables-larger-than 100MB)"
     sort -u "$work/parts.txt"
+fi
+if [ -s "$follow_results" ]; then
+    echo
+    echo "== online migration (dataset follow): medians of $runs run(s), $jobs jobs, writes at $follow_rate transactions/s"
+    python3 - "$follow_results" <<'PY'
+import sys, statistics, collections
+by = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    c, r, clone, rate, cut, same, caught = line.rstrip("\n").split("\t")
+    by[c].append((float(clone), float(rate), float(cut), same, caught))
+print(f"{'contender':<10} {'initial copy s':>15} {'backlog applied/s':>18} {'cutover s':>10}  identical  runs")
+for c, rows in by.items():
+    med = lambda i: statistics.median(x[i] for x in rows)
+    same = ", ".join(sorted(set(x[3] for x in rows)))
+    caught = ", ".join(sorted(set(x[4] for x in rows)))
+    print(f"{c:<10} {med(0):>15.1f} {med(1):>18.0f} {med(2):>10.2f}  {same:<9}  {len(rows)} ({caught})")
+PY
 fi
