@@ -300,24 +300,24 @@ impl Command {
                 })
             }
             cli::Command::Compare(cli::CompareCommand::Schema(a)) => {
-                let (source, target) = connections(&a.conn)?;
+                let (source, target, filters, dir) = compared(&a.conn, &a.filters, &a.dir)?;
                 Command::CompareSchema(CompareSchemaConfig {
                     source,
                     target,
-                    filters: Filters::load_optional(a.filters.filters.as_deref())?,
-                    dir: dir(&a.dir),
+                    filters,
+                    dir,
                     owners: a.compare_owners,
                     acl: a.compare_acl,
                     json: a.output.json,
                 })
             }
             cli::Command::Compare(cli::CompareCommand::Data(a)) => {
-                let (source, target) = connections(&a.conn)?;
+                let (source, target, filters, dir) = compared(&a.conn, &a.filters, &a.dir)?;
                 Command::CompareData(CompareDataConfig {
                     source,
                     target,
-                    filters: Filters::load_optional(a.filters.filters.as_deref())?,
-                    dir: dir(&a.dir),
+                    filters,
+                    dir,
                     table_jobs: a.table_jobs as usize,
                     split_threshold: a.split.split_tables_larger_than,
                     split_max_parts: a.split.split_max_parts.unwrap_or(a.table_jobs),
@@ -361,6 +361,17 @@ impl Command {
             }
         })
     }
+}
+
+/// What both compare commands take: the two databases, the filters, where to record.
+fn compared(
+    conn: &ConnectionArgs,
+    filters: &cli::FilterArgs,
+    dir_args: &cli::DirArgs,
+) -> anyhow::Result<(ConnParams, ConnParams, Option<Filters>, PathBuf)> {
+    let (source, target) = connections(conn)?;
+    let filters = Filters::load_optional(filters.filters.as_deref())?;
+    Ok((source, target, filters, dir(dir_args)))
 }
 
 fn list_config(cmd: &cli::ListCommand) -> anyhow::Result<ListConfig> {

@@ -78,24 +78,30 @@ impl std::fmt::Display for PgError {
 
 impl std::error::Error for PgError {}
 
+/// Whether a server's error (SQLSTATE and message) is worth retrying: the connection class,
+/// the server shutting down, restarting or recovering, a serverless compute waking up, a
+/// serialization race, too many connections.
+pub fn transient_server_error(code: &str, message: &str) -> bool {
+    let msg = message.to_ascii_lowercase();
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300"
+        )
+        || (msg.contains("compute")
+            && ["wak", "start", "connect", "not ready", "suspend"]
+                .iter()
+                .any(|w| msg.contains(w)))
+        || msg.contains("endpoint is disabled")
+        || msg.contains("terminating connection")
+}
+
 /// Whether an error from the server or the connection is worth retrying: the connection was
 /// lost or refused, the server is shutting down, restarting or recovering, a serverless compute
 /// is waking up, or a transaction lost a serialization race.
 pub fn is_transient_pg(e: &tokio_postgres::Error) -> bool {
     if let Some(db) = e.as_db_error() {
-        let code = db.code().code();
-        let msg = db.message().to_ascii_lowercase();
-        return code.starts_with("08")
-            || matches!(
-                code,
-                "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300"
-            )
-            || (msg.contains("compute")
-                && ["wak", "start", "connect", "not ready", "suspend"]
-                    .iter()
-                    .any(|w| msg.contains(w)))
-            || msg.contains("endpoint is disabled")
-            || msg.contains("terminating connection");
+        return transient_server_error(db.code().code(), db.message());
     }
     if e.is_closed() {
         return true;

@@ -343,21 +343,9 @@ impl ServerMessage {
         s
     }
 
-    /// Whether trying again may succeed: the rules of [`super::is_transient_pg`] for a
-    /// server's error.
+    /// Whether trying again may succeed: the same rules as every other connection's.
     fn transient(&self) -> bool {
-        let msg = self.message.to_ascii_lowercase();
-        self.code.starts_with("08")
-            || matches!(
-                self.code.as_str(),
-                "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300"
-            )
-            || (msg.contains("compute")
-                && ["wak", "start", "connect", "not ready", "suspend"]
-                    .iter()
-                    .any(|w| msg.contains(w)))
-            || msg.contains("endpoint is disabled")
-            || msg.contains("terminating connection")
+        super::transient_server_error(&self.code, &self.message)
     }
 
     /// A FATAL or PANIC error: the server closes the connection after it.
