@@ -401,7 +401,17 @@ follow_once() { # contender round
                 --counts-only > "$work/cutover.log" 2>&1 || { echo "   neoncopy cutover failed:" >&2; tail -5 "$work/cutover.log" >&2; } ;;
         pgcopydb)
             PGCOPYDB_SOURCE_PGURI="$src" pgcopydb stream sentinel set endpos --current > "$work/sentinel.log" 2>&1
-            wait "$pc" || true ;;
+            # pgcopydb 0.10 may never reach its end position: given up after 5 minutes.
+            local polls=0
+            while kill -0 "$pc" 2>/dev/null && [ "$polls" -lt 1500 ]; do
+                sleep 0.2
+                polls=$((polls + 1))
+            done
+            if kill -0 "$pc" 2>/dev/null; then
+                echo "   pgcopydb did not reach its end position within 5 minutes: stopped" >&2
+                pkill -f "pgcopydb clone --follow --dir $work/pgcf" || true
+            fi
+            wait "$pc" 2>/dev/null || true ;;
     esac
     t4=$(now)
     local same=no
