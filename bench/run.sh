@@ -388,7 +388,7 @@ follow_once() { # contender round
     until [ "$(dst_q "select coalesce(max(id), 0) >= $m1 from log_t")" = t ]; do
         sleep 0.2
         waited=$((waited + 1))
-        [ "$waited" -gt 3000 ] && break
+        [ "$waited" -gt 1500 ] && break
     done
     t2=$(now)
     d2=$(dst_q "select coalesce(max(id), 0) from log_t")
@@ -417,7 +417,7 @@ follow_once() { # contender round
     local same=no
     [ "$(follow_digest src_q)" = "$(follow_digest dst_q)" ] && same=yes
     # Every change counts twice: an UPDATE and an INSERT per transaction.
-    python3 -c "print('$c\t$r\t%.2f\t%.0f\t%.2f\t$same\t%s' % ($t1 - $t0, ($d2 - $d1) * 2 / max($t2 - $t1, 0.001), $t4 - $t3, 'caught up' if $waited <= 3000 else 'never caught up'))" >> "$follow_results"
+    python3 -c "print('$c\t$r\t%.2f\t%.0f\t%.2f\t$same\t%s' % ($t1 - $t0, ($d2 - $d1) * 2 / max($t2 - $t1, 0.001), $t4 - $t3, 'caught up' if $waited <= 1500 else 'never caught up'))" >> "$follow_results"
     # A clean source for the next run: pgcopydb's own leftovers, and the workload's changes.
     src_q "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'pgcopydb'" >/dev/null
     src_q "drop schema if exists pgcopydb cascade" >/dev/null 2>&1 || true
