@@ -399,6 +399,9 @@ fn check_resume(store: &Store, cfg: &mut CloneConfig) -> Result<Option<Done>> {
     let previous = store.run_info()?;
     // Nothing is removed here: a run refused by the checks that follow leaves the record of
     // the earlier one as it was (a new run keeps a copy of it when it starts: RunStart).
+    if !cfg.resume {
+        refuse_replacing_a_migration(store, cfg)?;
+    }
     if cfg.restart {
         return Ok(None);
     }
@@ -443,6 +446,24 @@ fn check_resume(store: &Store, cfg: &mut CloneConfig) -> Result<Option<Done>> {
         ));
     }
     Ok(Some(store.progress_so_far()?))
+}
+
+/// A new run would replace the record of a clone --follow whose slot, publication and
+/// subscription still exist: they would be forgotten, and the slot would keep WAL on the
+/// source for ever.
+fn refuse_replacing_a_migration(store: &Store, cfg: &CloneConfig) -> Result<()> {
+    let Some(m) = crate::follow::Migration::from_labels(|l| store.label(l))? else {
+        return Ok(());
+    };
+    if store.label(crate::follow::CUTOVER_LABEL)?.is_some() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "the work directory {} holds a clone that follows the source (replication slot {}): \
+         end it first with neoncopy cutover --dir {0} (or --abort), or use another --dir",
+        cfg.dir.display(),
+        m.names.slot
+    )))
 }
 
 /// Runs a clone, recording it in the work directory; returns the summary to print. Stops

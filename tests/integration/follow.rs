@@ -248,6 +248,9 @@ async fn abandoning_leaves_no_slot_publication_or_subscription() {
     let out = neoncopy(&follow_args(&pair, &["--replica-identity-full"]), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(leftovers(&pair).await, (1, 1, 1));
+    // A new clone in the same directory would forget the slot: refused until it is ended.
+    let again = pair.clone_with(true, &["--restart"]);
+    assert_one_line_error(&again, 2, "cutover --dir");
     let out = cutover(&pair, &["--abort"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(leftovers(&pair).await, (0, 0, 0));
