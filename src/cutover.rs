@@ -140,29 +140,31 @@ async fn catch_up(src: &Client, tgt: &Client, names: &Names) -> Result<()> {
     info!("waiting for the target to apply the source's changes up to {lsn}");
     let start = Instant::now();
     let mut told = Instant::now();
+    let mut last_running = Instant::now();
     loop {
-        let row = tgt
-            .query_opt(sql::FOLLOW_CAUGHT_UP, &[&names.subscription, &lsn])
+        let r = tgt
+            .query_one(sql::FOLLOW_CAUGHT_UP, &[&names.subscription, &lsn])
             .await
             .db()
             .context("read the subscription's position on the target")?;
-        match row.map(|r| (r.get::<_, Option<bool>>(0), r.get::<_, Option<i64>>(1))) {
-            Some((Some(true), _)) => break,
-            None if start.elapsed() > Duration::from_secs(60) => anyhow::bail!(
-                "the subscription {} has no running apply worker on the target: see the \
-                 target's log",
+        let (caught_up, behind, running): (bool, Option<i64>, bool) =
+            (r.get(0), r.get(1), r.get(2));
+        if caught_up {
+            break;
+        }
+        if running {
+            last_running = Instant::now();
+        } else if last_running.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!(
+                "the subscription {} has had no running apply worker on the target for a \
+                 minute: see the target's log",
                 names.subscription
-            ),
-            behind => {
-                if told.elapsed() > Duration::from_secs(5) {
-                    let lag = behind.and_then(|b| b.1).unwrap_or(-1);
-                    info!(
-                        "the target is {} behind",
-                        crate::fmt::bytes(lag.max(0) as u64)
-                    );
-                    told = Instant::now();
-                }
-            }
+            );
+        }
+        if told.elapsed() > Duration::from_secs(5) {
+            let lag = behind.unwrap_or(0).max(0) as u64;
+            info!("the target is {} behind", crate::fmt::bytes(lag));
+            told = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -987,21 +987,22 @@ pub const FOLLOW_SLOT_LAG: &str = "select \
        pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::int8, active \
      from pg_catalog.pg_replication_slots where slot_name = $1";
 
-/// Subscription $1's apply worker: last message from the source, position received, running.
-pub const FOLLOW_SUBSCRIPTION_STATE: &str = "select last_msg_receipt_time::text, \
-       received_lsn::text, pid is not null \
+/// Subscription $1's apply worker: last message from the source, position received, running
+/// (its parallel apply workers, 16+, also have no relid: the leader is the one that receives).
+pub const FOLLOW_SUBSCRIPTION_STATE: &str = "select max(last_msg_receipt_time)::text, \
+       max(received_lsn)::text, count(pid) > 0 \
      from pg_catalog.pg_stat_subscription where subname = $1 and relid is null";
 
 /// The source's current WAL position.
 pub const CURRENT_WAL_LSN: &str = "select pg_catalog.pg_current_wal_lsn()::text";
 
 /// Whether subscription $1 has received the source's WAL up to $2 (the apply worker applies
-/// each message before it reads the next, so everything before it is applied), and how far
-/// behind it is.
-pub const FOLLOW_CAUGHT_UP: &str = "select received_lsn >= $2::text::pg_lsn, \
-       pg_catalog.pg_wal_lsn_diff($2::text::pg_lsn, received_lsn)::int8 \
+/// each message before it reads the next, so everything before it is applied), how far
+/// behind it is, and whether its apply worker runs.
+pub const FOLLOW_CAUGHT_UP: &str =
+    "select coalesce(max(received_lsn) >= $2::text::pg_lsn, false), \
+       pg_catalog.pg_wal_lsn_diff($2::text::pg_lsn, max(received_lsn))::int8, count(pid) > 0 \
      from pg_catalog.pg_stat_subscription where subname = $1 and relid is null";
-
 /// Removes the target's large objects that are not among $1 (a cutover's copy again).
 pub const LO_UNLINK_OTHERS: &str = "select count(pg_catalog.lo_unlink(m.oid)) \
      from pg_catalog.pg_largeobject_metadata m where m.oid::int8 <> all($1)";
