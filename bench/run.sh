@@ -20,7 +20,8 @@
 # Dataset follow (not in the default set either) is online migration: a ~1 GB source under a
 # steady write load (--follow-rate transactions per second, default 500, each an UPDATE and an
 # INSERT), copied with neoncopy clone --follow then neoncopy cutover, against pgcopydb clone
-# --follow then its sentinel's endpos, onto a superuser target: the initial copy, the rate
+# --follow then its sentinel's endpos (each given 3 minutes to catch up and 3 to reach its end
+# position), onto a superuser target: the initial copy, the rate
 # at which the backlog is applied, the cutover time (writes stopped -> target complete and
 # replication released) and whether the target came out identical.
 set -euo pipefail
@@ -388,7 +389,7 @@ follow_once() { # contender round
     until [ "$(dst_q "select coalesce(max(id), 0) >= $m1 from log_t")" = t ]; do
         sleep 0.2
         waited=$((waited + 1))
-        [ "$waited" -gt 1500 ] && break
+        [ "$waited" -gt 900 ] && break
     done
     t2=$(now)
     d2=$(dst_q "select coalesce(max(id), 0) from log_t")
@@ -401,15 +402,14 @@ follow_once() { # contender round
                 --counts-only > "$work/cutover.log" 2>&1 || { echo "   neoncopy cutover failed:" >&2; tail -5 "$work/cutover.log" >&2; } ;;
         pgcopydb)
             PGCOPYDB_SOURCE_PGURI="$src" pgcopydb stream sentinel set endpos --current > "$work/sentinel.log" 2>&1
-            # pgcopydb 0.10 may never reach its end position: given up after 5 minutes.
+            # pgcopydb 0.10 may never reach its end position: given up after 3 minutes.
             local polls=0
-            while kill -0 "$pc" 2>/dev/null && [ "$polls" -lt 1500 ]; do
+            while kill -0 "$pc" 2>/dev/null && [ "$polls" -lt 900 ]; do
                 sleep 0.2
                 polls=$((polls + 1))
             done
             if kill -0 "$pc" 2>/dev/null; then
-                echo "   pgcopydb did not reach its end position within 5 minutes: stopped" >&2
-                pkill -f "pgcopydb clone --follow --dir $work/pgcf" || true
+                echo "   pgcopydb did not reach its end position within 3 minutes: stopped" >&2
             fi
             wait "$pc" 2>/dev/null || true ;;
     esac
@@ -417,10 +417,16 @@ follow_once() { # contender round
     local same=no
     [ "$(follow_digest src_q)" = "$(follow_digest dst_q)" ] && same=yes
     # Every change counts twice: an UPDATE and an INSERT per transaction.
-    python3 -c "print('$c\t$r\t%.2f\t%.0f\t%.2f\t$same\t%s' % ($t1 - $t0, ($d2 - $d1) * 2 / max($t2 - $t1, 0.001), $t4 - $t3, 'caught up' if $waited <= 1500 else 'never caught up'))" >> "$follow_results"
-    # A clean source for the next run: pgcopydb's own leftovers, and the workload's changes.
-    src_q "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'pgcopydb'" >/dev/null
+    python3 -c "print('$c\t$r\t%.2f\t%.0f\t%.2f\t$same\t%s' % ($t1 - $t0, ($d2 - $d1) * 2 / max($t2 - $t1, 0.001), $t4 - $t3, 'caught up' if $waited <= 900 else 'not caught up in 3 min'))" >> "$follow_results"
+    # A clean source for the next run: pgcopydb's own leftovers (its processes, slot, schema
+    # and replication origin), and the workload's changes.
+    pkill -f "pgcopydb clone --follow --dir $work/pgcf" 2>/dev/null || true
+    while pgrep -f "pgcopydb clone --follow --dir $work/pgcf" >/dev/null; do sleep 0.5; done
+    src_q "select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = 'pgcopydb' and active_pid is not null" >/dev/null || true
+    sleep 1
+    src_q "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'pgcopydb'" >/dev/null || true
     src_q "drop schema if exists pgcopydb cascade" >/dev/null 2>&1 || true
+    dst_q "select pg_replication_origin_drop(roname) from pg_replication_origin where roname = 'pgcopydb'" >/dev/null 2>&1 || true
     src_q "truncate log_t; update keyed set n = 0 where n <> 0" >/dev/null
 }
 
