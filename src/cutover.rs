@@ -83,7 +83,14 @@ async fn cut_over(cfg: CutoverConfig) -> Result<()> {
     confirm_writes_stopped(cfg.yes)?;
     let stopped = Instant::now();
     catch_up(&src, &tgt, &rec.names).await?;
-    carry_sequences_and_large_objects(&src, &tgt, &target, &rec.settings).await?;
+    carry_sequences_and_large_objects(
+        &src,
+        &tgt,
+        (&source, &target),
+        &rec.settings,
+        cfg.table_jobs,
+    )
+    .await?;
     let identical = compare(&cfg, &rec.settings).await?;
     if !identical {
         return Err(Classified::new(
@@ -202,15 +209,16 @@ async fn selected_catalog(src: &Client, settings: &serde_json::Value) -> Result<
 async fn carry_sequences_and_large_objects(
     src: &Client,
     tgt: &Client,
-    target: &Endpoint,
+    (source, target): (&Endpoint, &Endpoint),
     settings: &serde_json::Value,
+    jobs: usize,
 ) -> Result<()> {
     src.batch_execute("select pg_catalog.set_config('search_path', '', false)")
         .await
         .db()?;
     let catalog = selected_catalog(src, settings).await?;
     let retry = crate::pg::retry::RetryPolicy::default();
-    let n = crate::clone::sequences::copy(&catalog.sequences, src, target, &retry)
+    let n = crate::clone::sequences::copy(&catalog.sequences, source, target, &retry, jobs)
         .await
         .context("set sequences")?;
     info!("set {n} sequences from the source");

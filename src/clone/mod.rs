@@ -631,7 +631,7 @@ async fn pipeline(
     data_step(&ctx, &steps).await?;
     steps
         .run(Step::Sequences, false, |_| async {
-            let n = sequences::run(&ctx, holder.client()).await?;
+            let n = sequences::run(&ctx).await?;
             let count = Some((report::COUNT_SEQUENCES, n as u64));
             Ok((
                 (),
