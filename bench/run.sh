@@ -410,6 +410,7 @@ follow_once() { # contender round
             done
             if kill -0 "$pc" 2>/dev/null; then
                 echo "   pgcopydb did not reach its end position within 3 minutes: stopped" >&2
+                pkill -9 -f "pgcopydb clone --follow --dir $work/pgcf" 2>/dev/null || true
             fi
             wait "$pc" 2>/dev/null || true ;;
     esac
@@ -420,7 +421,7 @@ follow_once() { # contender round
     python3 -c "print('$c\t$r\t%.2f\t%.0f\t%.2f\t$same\t%s' % ($t1 - $t0, ($d2 - $d1) * 2 / max($t2 - $t1, 0.001), $t4 - $t3, 'caught up' if $waited <= 900 else 'not caught up in 3 min'))" >> "$follow_results"
     # A clean source for the next run: pgcopydb's own leftovers (its processes, slot, schema
     # and replication origin), and the workload's changes.
-    pkill -f "pgcopydb clone --follow --dir $work/pgcf" 2>/dev/null || true
+    pkill -9 -f "pgcopydb clone --follow --dir $work/pgcf" 2>/dev/null || true
     while pgrep -f "pgcopydb clone --follow --dir $work/pgcf" >/dev/null; do sleep 0.5; done
     src_q "select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = 'pgcopydb' and active_pid is not null" >/dev/null || true
     sleep 1
@@ -441,6 +442,13 @@ run_follow() {
     echo "$size" > "$work/size.follow"
     local order=(neoncopy)
     [ "$have_pgcopydb" = 1 ] && [ -e /usr/lib/postgresql/15/lib/wal2json.so ] && order+=(pgcopydb)
+    if [ -n "$only" ]; then
+        local kept=() c
+        for c in "${order[@]}"; do
+            case " $only " in *" $c "*) kept+=("$c") ;; esac
+        done
+        order=("${kept[@]}")
+    fi
     for r in $(seq 1 "$runs"); do
         echo "   round $r of $runs"
         local k=$(( (r - 1) % ${#order[@]} ))
