@@ -68,6 +68,14 @@ fn cutover(pair: &Pair, extra: &[&str]) -> std::process::Output {
     neoncopy(&args, &[])
 }
 
+/// A cutover that succeeds; returns what it printed.
+fn cutover_ok(pair: &Pair, extra: &[&str]) -> String {
+    let out = cutover(pair, extra);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{}\n{said}", stderr(&out));
+    said
+}
+
 async fn count(c: &Client, sql: &str) -> i64 {
     scalar::<i64>(c, sql).await
 }
@@ -182,10 +190,7 @@ async fn clone_follow_under_a_workload_then_cutover_is_identical() {
     let rounds = writer.await.unwrap();
     assert!(rounds > 20, "the workload made only {rounds} rounds");
 
-    let out = cutover(&pair, &["--yes"]);
-    let err = stderr(&out);
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(out.status.code(), Some(0), "{err}\n{said}");
+    let said = cutover_ok(&pair, &["--yes"]);
     assert!(
         said.contains("Point your application at the target now"),
         "{said}"
@@ -283,14 +288,7 @@ async fn a_target_restarted_while_following_catches_up() {
     );
     target.restart();
     source().psql(&pair.src, "insert into t (v) select 'after' from generate_series(1, 300); delete from t where id <= 100");
-    let out = cutover(&pair, &["--yes", "--counts-only"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    cutover_ok(&pair, &["--yes", "--counts-only"]);
     let t = target.client(&pair.dst).await;
     assert_eq!(count(&t, "select count(*) from t").await, 1500);
 }
@@ -359,14 +357,7 @@ async fn killed_while_copying_then_resumed_and_cut_over_identical() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::SeqCst);
     writes.await.unwrap();
-    let out = cutover(&pair, &["--yes"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    cutover_ok(&pair, &["--yes"]);
     assert_eq!(leftovers(&pair).await, (0, 0, 0));
 }
 

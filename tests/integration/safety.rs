@@ -419,7 +419,7 @@ async fn the_source_lock_table_is_measured_before_pg_dump_would_overflow_it() {
     // 20 locks x (20 connections + 3 autovacuum workers + launcher + 8 workers + 10 WAL
     // senders) = 840 entries in the source's lock table.
     let small = Cluster::start_with("small_locks", |_, _| {
-        "-c max_locks_per_transaction=20 -c max_connections=20".into()
+        "-c max_locks_per_transaction=20 -c max_connections=20 -c max_wal_senders=10".into()
     });
     small.psql("postgres", "create database many");
     many_tables(&small, "many", 1, 700);
