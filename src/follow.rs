@@ -227,6 +227,7 @@ pub async fn checks(
     let may_subscribe = role.status != crate::preflight::Status::Fail;
     out.push(role);
     out.push(keyless_check(source, table_oids, cfg.replica_identity_full).await?);
+    out.push(whole_partition_trees(source, table_oids).await?);
     out.push(pass(
         "follow: not replicated",
         "DDL, sequences and large objects are not streamed: cutover sets the sequences and \
@@ -374,6 +375,35 @@ async fn keyless_check(source: &Client, table_oids: &[u32], set_full: bool) -> R
                 crate::preflight::preview(&names)
             ),
             "add a primary key, pass --replica-identity-full, or leave them out with --filters",
+        )
+    })
+}
+
+/// A partition is published through its root (13+), and the root publishes every partition:
+/// with some left out by --filters, their changes would reach a target without them and stop
+/// the apply worker.
+async fn whole_partition_trees(source: &Client, table_oids: &[u32]) -> Result<Check> {
+    let oids: Vec<i64> = table_oids.iter().map(|o| *o as i64).collect();
+    let rows = source
+        .query(sql::FOLLOW_PARTLY_SELECTED_TREES, &[&oids])
+        .await
+        .db()
+        .context("look for partitioned tables partly selected")?;
+    let roots: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(if roots.is_empty() {
+        pass(
+            "follow: partitions",
+            "every partitioned table is selected whole (it is published through its root)",
+        )
+    } else {
+        fail(
+            "follow: partitions",
+            format!(
+                "--filters leaves out some partitions of {}: published through the root, their \
+                 changes would reach a target without them",
+                crate::preflight::preview(&roots)
+            ),
+            "select every partition of those tables, or none",
         )
     })
 }

@@ -918,6 +918,20 @@ pub const FOLLOW_KEYLESS_TABLES: &str = "select c.oid::int8, \
                where i.indrelid = c.oid and i.indisreplident))) \
      order by 2";
 
+/// `--follow` (13+, where a partition is published through its root): the partitioned tables
+/// of which some but not all leaves are among the tables $1.
+pub const FOLLOW_PARTLY_SELECTED_TREES: &str = "select distinct \
+       pg_catalog.format('%I.%I', n.nspname, c.relname) \
+     from unnest($1::int8[]) as t(oid) \
+     join pg_catalog.pg_class c \
+       on c.oid = pg_catalog.pg_partition_root(t.oid::oid) \
+     join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
+     where current_setting('server_version_num')::int >= 130000 \
+       and exists (select 1 from pg_catalog.pg_partition_tree(c.oid) p \
+                   join pg_catalog.pg_class l on l.oid = p.relid and l.relkind = 'r' \
+                   where p.isleaf and not (p.relid::oid::int8 = any($1))) \
+     order by 1";
+
 /// `--follow`: wal_level, free replication slots and free WAL senders of the source.
 pub const FOLLOW_SOURCE_SETTINGS: &str = "select current_setting('wal_level'), \
        current_setting('max_replication_slots')::int8 \

@@ -383,6 +383,26 @@ async fn check_follow_says_what_online_migration_needs() {
     assert_eq!(keyless["status"], "fail");
     assert!(keyless["detail"].as_str().unwrap().contains("public.k"));
 
+    // A partitioned table is published through its root: all of its partitions or none.
+    source().psql(
+        &pair.src,
+        "create table ev (id int, at date, primary key (id, at)) partition by range (at); \
+         create table ev_a partition of ev for values from ('2025-01-01') to ('2026-01-01'); \
+         create table ev_b partition of ev for values from ('2026-01-01') to ('2027-01-01');",
+    );
+    let filters = pair.workdir.path().join("filters.ini");
+    std::fs::write(&filters, "[exclude-table]\npublic.ev_b\npublic.k\n").unwrap();
+    let mut args: Vec<String> = follow_args(&pair, &[]).into_iter().skip(1).collect();
+    args.extend(["--filters".into(), filters.display().to_string()]);
+    let (_, checks) = check(&args);
+    let parts = find(&checks, "follow: partitions");
+    assert_eq!(parts["status"], "fail", "{parts}");
+    assert!(
+        parts["detail"].as_str().unwrap().contains("public.ev"),
+        "{parts}"
+    );
+    assert_eq!(find(&checks, "follow: replica identity")["status"], "pass");
+
     // A PostgreSQL 15 target lets only a superuser subscribe.
     let old = fresh_pair("follow_check_15", true);
     source().psql(&old.src, "create table t (id int primary key)");
