@@ -120,9 +120,11 @@ impl Endpoint {
         if let Some(m) = lc_monetary {
             sql.push_str(&format!(" set lc_monetary = {};", super::sql::literal(m)));
         }
+        // A connection lost here is as transient as one lost connecting (db_err says so).
         client
             .batch_execute(&sql)
             .await
+            .map_err(super::db_err)
             .with_context(|| format!("prepare {} session", self.side))?;
         Ok(client)
     }
