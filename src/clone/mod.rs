@@ -56,6 +56,8 @@ pub struct Ctx {
     pub ddl: std::sync::OnceLock<schema::ArchiveDdl>,
     /// The schema neoncopy made on the target for its record of committed parts.
     pub parts_schema: std::sync::OnceLock<String>,
+    /// The publication `clone --follow` made on the source (left out of the schema copied).
+    pub publication: std::sync::OnceLock<String>,
 }
 
 impl Ctx {
@@ -96,6 +98,7 @@ impl Ctx {
             binary: true,
             ddl: std::sync::OnceLock::new(),
             parts_schema: std::sync::OnceLock::new(),
+            publication: std::sync::OnceLock::new(),
         }
     }
 
@@ -627,6 +630,9 @@ async fn pipeline(
         resuming: ctx.cfg.resume,
         retry: &ctx.cfg.retry,
     };
+    if let Some(m) = &migration {
+        let _ = ctx.publication.set(m.names.publication.clone());
+    }
     schema_steps(&ctx, &steps).await?;
     data_step(&ctx, &steps).await?;
     steps
@@ -1085,7 +1091,7 @@ async fn schema_steps(ctx: &Ctx, steps: &Steps<'_>) -> Result<()> {
     // is created in one transaction with the rest rehearsed inside it (see
     // prepare_rehearsed). A pre-data restore cut short is redone from scratch: no data has
     // been loaded yet, so dropping what it created loses nothing.
-    let left = schema::LeftOut::by_filters(&ctx.selection);
+    let left = schema::LeftOut::of_run(ctx);
     let built: std::collections::HashSet<(u32, u32)> = ctx
         .catalog
         .indexes

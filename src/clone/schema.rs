@@ -281,12 +281,28 @@ pub struct LeftOut {
     /// (schema, name) of partition indexes the filters leave out: their `INDEX ATTACH`
     /// entries carry no oid.
     attachments: HashSet<(String, String)>,
+    /// The publication `clone --follow` made on the source before pg_dump read it: its entries
+    /// (and its tables', and its comment) are neoncopy's, not the user's.
+    publication: Option<String>,
 }
 
 impl LeftOut {
     fn contains(&self, e: &Entry) -> bool {
         if self.objects.contains(&(e.catalog_oid, e.oid)) {
             return true;
+        }
+        if let Some(p) = &self.publication {
+            // PUBLICATION: the name; PUBLICATION TABLE and PUBLICATION TABLES IN SCHEMA:
+            // "name object"; its comment: "PUBLICATION name".
+            let ours = match &*e.desc {
+                "PUBLICATION" => e.tag == *p,
+                d if d.starts_with("PUBLICATION ") => e.tag.split(' ').next() == Some(p),
+                "COMMENT" => e.tag.strip_prefix("PUBLICATION ") == Some(p),
+                _ => false,
+            };
+            if ours {
+                return true;
+            }
         }
         let extension = match &*e.desc {
             "EXTENSION" => Some(e.tag.as_str()),
@@ -316,7 +332,7 @@ fn unquote_ident(name: &str) -> String {
 
 /// What neoncopy builds itself and what the filters leave out.
 fn left_out(ctx: &Ctx) -> LeftOut {
-    let mut left = LeftOut::by_filters(&ctx.selection);
+    let mut left = LeftOut::of_run(ctx);
     left.objects
         .extend(ctx.catalog.indexes.iter().map(|i| i.archive_oid()));
     left
@@ -337,6 +353,14 @@ impl LeftOut {
         }
     }
 
+    /// What the filters leave out, and the publication of `clone --follow`.
+    pub fn of_run(ctx: &Ctx) -> LeftOut {
+        LeftOut {
+            publication: ctx.publication.get().cloned(),
+            ..LeftOut::by_filters(&ctx.selection)
+        }
+    }
+
     /// What the filters leave out.
     pub fn by_filters(sel: &Selection) -> LeftOut {
         let mut objects = HashSet::new();
@@ -350,6 +374,7 @@ impl LeftOut {
             objects,
             extensions: sel.excluded_extensions.clone(),
             attachments: sel.excluded_indexes.values().cloned().collect(),
+            publication: None,
         }
     }
 }
