@@ -481,6 +481,23 @@ async fn reachability(target: &Client, cfg: &FollowConfig) -> Check {
     }
 }
 
+/// Sets the replica identity of `tables` on one side (`identity`: full or default).
+async fn set_identity(
+    client: &Client,
+    tables: &[String],
+    identity: &str,
+    side: &str,
+) -> Result<()> {
+    for t in tables {
+        client
+            .batch_execute(&format!("alter table {t} replica identity {identity}"))
+            .await
+            .db()
+            .with_context(|| format!("set replica identity {identity} on {t} on the {side}"))?;
+    }
+    Ok(())
+}
+
 /// Prepares the source before the slot is made: REPLICA IDENTITY FULL where asked (recorded
 /// first by the caller), then the publication. A publication must exist before the slot:
 /// the slot decodes each change with the catalog as it was then.
@@ -491,13 +508,7 @@ pub async fn prepare_source(
     identity_full: &[String],
     version: i32,
 ) -> Result<()> {
-    for t in identity_full {
-        source
-            .batch_execute(&format!("alter table {t} replica identity full"))
-            .await
-            .db()
-            .with_context(|| format!("set replica identity full on {t} on the source"))?;
-    }
+    set_identity(source, identity_full, "full", "source").await?;
     let tables = if relations.is_empty() {
         String::new()
     } else {
@@ -521,14 +532,7 @@ pub async fn prepare_source(
 /// The same replica identity on the target's copies of the tables changed on the source, so
 /// that the apply workers find rows by all their columns as the source sends them.
 pub async fn match_identity_on_target(target: &Client, identity_full: &[String]) -> Result<()> {
-    for t in identity_full {
-        target
-            .batch_execute(&format!("alter table {t} replica identity full"))
-            .await
-            .db()
-            .with_context(|| format!("set replica identity full on {t} on the target"))?;
-    }
-    Ok(())
+    set_identity(target, identity_full, "full", "target").await
 }
 
 /// Creates the subscription on the target and waits until it streams. The relations in
@@ -661,13 +665,7 @@ pub async fn release(
                 .db()
                 .context("drop the subscription on the target")?;
         }
-        for t in identity_full {
-            target
-                .batch_execute(&format!("alter table {t} replica identity default"))
-                .await
-                .db()
-                .with_context(|| format!("put back the replica identity of {t} on the target"))?;
-        }
+        set_identity(target, identity_full, "default", "target").await?;
     }
     drop_slot(source, &names.slot).await?;
     source
@@ -678,14 +676,7 @@ pub async fn release(
         .await
         .db()
         .context("drop the publication on the source")?;
-    for t in identity_full {
-        source
-            .batch_execute(&format!("alter table {t} replica identity default"))
-            .await
-            .db()
-            .with_context(|| format!("put back the replica identity of {t} on the source"))?;
-    }
-    Ok(())
+    set_identity(source, identity_full, "default", "source").await
 }
 
 /// Drops the slot when it exists, waiting a little for the walsender that used it to end.

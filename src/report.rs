@@ -165,9 +165,9 @@ pub fn summary(store: &Store) -> Result<Summary> {
     let alive = run.ended_at.is_none() && process_alive(run.pid);
     let t = end_or_now(&run);
     let (active_secs, sessions) = store.active_secs()?;
-    let steps = step_lines(store, &run, alive, t, active_secs)?;
-    let tables = table_lines(store)?;
     let copy_bytes = scalar_u64(store, "select sum(bytes) from unit where state = 'done'")?;
+    let steps = step_lines(store, &run, (alive, t, active_secs), copy_bytes)?;
+    let tables = table_lines(store)?;
     let counter = |name: &str| -> Result<u64> {
         Ok(store
             .conn()
@@ -202,9 +202,8 @@ pub fn summary(store: &Store) -> Result<Summary> {
 fn step_lines(
     store: &Store,
     run: &RunRow,
-    alive: bool,
-    t: f64,
-    active_secs: f64,
+    (alive, t, active_secs): (bool, f64, f64),
+    copy_bytes: u64,
 ) -> Result<Vec<StepLine>> {
     let (tj, ij, rj) = (run.table_jobs, run.index_jobs, run.restore_jobs);
     let timed = |step: Step, conn: &'static str, conc: String| -> Result<StepLine> {
@@ -248,7 +247,6 @@ fn step_lines(
         store,
         "select sum(ended_at - started_at) from unit where state = 'done'",
     )?;
-    let copy_bytes = scalar_u64(store, "select sum(bytes) from unit where state = 'done'")?;
     let index_secs = scalar_f64(store, "select sum(index_secs) from idx")?;
     let constraint_secs = scalar_f64(store, "select sum(constraint_secs) from idx")?;
     let vacuum_secs = scalar_f64(
