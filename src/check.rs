@@ -279,7 +279,7 @@ async fn schema(
             &workdir,
             tools,
             source,
-            selection,
+            &selection.pg_dump_args(),
             None,
             opts.skip_large_objects,
         )

@@ -596,20 +596,8 @@ async fn pipeline(
     let (mut migration, slot_conn, mode) =
         follow_start(&cfg, &source, &rec, &done, &run_id, follow_plan).await?;
     let holder = snapshot::Holder::open(&source, &mode).await?;
-    // Read again on a resume (the step is never skipped: nothing else knows the tables).
-    let fresh = Steps {
-        rec: &rec,
-        done: &done,
-        resuming: false,
-        retry: &cfg.retry,
-    };
-    let read = fresh
-        .run(Step::Catalog, false, |_| async {
-            let read = read_catalog(holder.client(), &cfg, &done).await?;
-            Ok((read, StepOutcome::default()))
-        })
-        .await?
-        .context("the catalog was not read")?;
+    let (read, dumped) =
+        catalog_and_dump(&cfg, (&source, &tools), &workdir, &rec, &done, &holder).await?;
     announce(&rec, &read.catalog, &read.units);
     let mut done = done;
     if let (Some(m), true) = (&mut migration, cfg.resume) {
@@ -633,7 +621,7 @@ async fn pipeline(
     if let Some(m) = &migration {
         let _ = ctx.publication.set(m.names.publication.clone());
     }
-    schema_steps(&ctx, &steps).await?;
+    schema_steps(&ctx, &steps, dumped).await?;
     data_step(&ctx, &steps).await?;
     steps
         .run(Step::Sequences, false, |_| async {
@@ -1018,15 +1006,85 @@ struct SourceRead {
 
 /// The catalog step: what --filters selects, the source catalog with it applied, and the
 /// copy units, all read in the snapshot.
+/// The catalog and dump steps, side by side in the snapshot: pg_dump starts as soon as the
+/// filters' selection is known, while the catalog is read (each has its own connection).
+/// Returns what was read, and whether pg_dump ran (its restore lists are still to write).
+async fn catalog_and_dump(
+    cfg: &CloneConfig,
+    (source, tools): (&Endpoint, &PgTools),
+    workdir: &WorkDir,
+    rec: &Recorder,
+    done: &Done,
+    holder: &snapshot::Holder,
+) -> Result<(SourceRead, bool)> {
+    // Read again on a resume (the step is never skipped: nothing else knows the tables).
+    let fresh = Steps {
+        rec,
+        done,
+        resuming: false,
+        retry: &cfg.retry,
+    };
+    let fresh = &fresh;
+    // A dump recorded done whose files are gone is made again.
+    let dump_done =
+        cfg.resume && done.steps.contains(&Step::Dump) && schema::archive_ready(workdir);
+    // pg_dump's filter arguments, once the catalog step has them; the sender is dropped with
+    // the catalog step, so a dump never waits for a catalog that failed.
+    let (args_tx, args_rx) = tokio::sync::watch::channel(None::<Vec<String>>);
+    let catalog = async move {
+        let args_tx = args_tx;
+        fresh
+            .run(Step::Catalog, false, |_| async {
+                let read = read_catalog(holder.client(), cfg, done, &args_tx).await?;
+                Ok((read, StepOutcome::default()))
+            })
+            .await?
+            .context("the catalog was not read")
+    };
+    let dump = async {
+        if dump_done {
+            info!("{}: done before, skipped", Step::Dump.label());
+            return Ok(false);
+        }
+        fresh
+            .run(Step::Dump, true, |_| {
+                let mut args_rx = args_rx.clone();
+                async move {
+                    let args = args_rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .map_err(|_| anyhow::anyhow!("the filters were not applied"))?
+                        .clone()
+                        .unwrap_or_default();
+                    schema::pg_dump(
+                        workdir,
+                        tools,
+                        source,
+                        &args,
+                        holder.snapshot_id(),
+                        cfg.skip_large_objects,
+                    )
+                    .await?;
+                    Ok(((), StepOutcome::default()))
+                }
+            })
+            .await?;
+        Ok(true)
+    };
+    tokio::try_join!(catalog, dump)
+}
+
 async fn read_catalog(
     client: &tokio_postgres::Client,
     cfg: &CloneConfig,
     done: &Done,
+    pg_dump_args: &tokio::sync::watch::Sender<Option<Vec<String>>>,
 ) -> Result<SourceRead> {
     let selection =
         crate::filters::Selection::compute(client, cfg.filters.as_ref(), cfg.skip_extensions)
             .await
             .context("apply --filters")?;
+    pg_dump_args.send_replace(Some(selection.pg_dump_args()));
     let mut catalog = Catalog::read(client, !cfg.skip_large_objects).await?;
     catalog.apply(&selection, cfg.skip_extensions);
     catalog.load_through_roots();
@@ -1062,21 +1120,12 @@ fn announce(rec: &Recorder, catalog: &Catalog, units: &[data::Unit]) {
     );
 }
 
-/// The dump and prepare steps, and reading the archive's statements for what neoncopy builds.
-async fn schema_steps(ctx: &Ctx, steps: &Steps<'_>) -> Result<()> {
+/// The restore lists of a new archive, the prepare step, and reading the archive's statements
+/// for what neoncopy builds.
+async fn schema_steps(ctx: &Ctx, steps: &Steps<'_>, dumped: bool) -> Result<()> {
     let resuming = ctx.cfg.resume;
-    // A dump recorded done whose files are gone is made again.
-    let dump_done = steps.is_done(Step::Dump) && schema::archive_ready(ctx);
-    if dump_done {
-        info!("{}: done before, skipped", Step::Dump.label());
-    } else {
-        let fresh = Steps {
-            resuming: false,
-            ..*steps
-        };
-        fresh
-            .run(Step::Dump, true, |_| nothing_to_report(schema::dump(ctx)))
-            .await?;
+    if dumped {
+        schema::write_restore_lists(ctx).context(doing(Step::Dump))?;
     }
     // The archive's statements for what neoncopy builds.
     let ddl = with_retries(

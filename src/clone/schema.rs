@@ -33,13 +33,14 @@ const REHEARSAL_SQL: &str = "rehearsal.sql";
 /// Entry kinds whose statement text neoncopy runs itself.
 const BUILT_KINDS: &[&str] = &["INDEX", "CONSTRAINT"];
 
-/// `pg_dump -Fc --section=pre-data --section=post-data` of what `selection` selects, in
-/// `snapshot` when there is one, into the archive of `dir`.
+/// `pg_dump -Fc --section=pre-data --section=post-data` of what the filters select
+/// (`selection_args`: `Selection::pg_dump_args`), in `snapshot` when there is one, into the
+/// archive of `dir`.
 pub async fn pg_dump(
     dir: &WorkDir,
     tools: &PgTools,
     source: &Endpoint,
-    selection: &Selection,
+    selection_args: &[String],
     snapshot: Option<&str>,
     skip_large_objects: bool,
 ) -> Result<()> {
@@ -59,7 +60,7 @@ pub async fn pg_dump(
     if skip_large_objects {
         args.push("--no-blobs".into());
     }
-    args.extend(selection.pg_dump_args());
+    args.extend(selection_args.iter().cloned());
     args.push(format!(
         "--dbname={}",
         source.params.to_libpq_for_client(tools.major)?
@@ -68,17 +69,9 @@ pub async fn pg_dump(
     Ok(())
 }
 
-/// pg_dump in the clone's snapshot, then the restore lists.
-pub async fn dump(ctx: &Ctx) -> Result<()> {
-    pg_dump(
-        &ctx.workdir,
-        &ctx.tools,
-        &ctx.source,
-        &ctx.selection,
-        ctx.snapshot.as_deref(),
-        ctx.cfg.skip_large_objects,
-    )
-    .await?;
+/// The restore lists of a new archive: which entries pre-data and post-data restore, which
+/// the drops name, what neoncopy builds itself and what the filters leave out.
+pub fn write_restore_lists(ctx: &Ctx) -> Result<()> {
     let toc = ctx.restorer().archive(&|desc| desc == "SCHEMA")?;
     // pg_restore decides the section of a comment by the entries around it, so a comment on a
     // constraint neoncopy builds would move into pre-data once that constraint is left out.
@@ -412,7 +405,7 @@ fn active_ids(list: &str) -> HashSet<u32> {
 }
 
 /// Whether an earlier run's archive and lists are all there.
-pub fn archive_ready(ctx: &Ctx) -> bool {
+pub fn archive_ready(workdir: &WorkDir) -> bool {
     [
         ARCHIVE,
         PRE_DATA_LIST,
@@ -421,7 +414,7 @@ pub fn archive_ready(ctx: &Ctx) -> bool {
         SESSION_LIST,
     ]
     .iter()
-    .all(|f| ctx.workdir.file(f).is_file())
+    .all(|f| workdir.file(f).is_file())
 }
 
 /// Runs the whole schema, as pg_restore writes it (the indexes and constraints neoncopy
