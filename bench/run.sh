@@ -303,6 +303,22 @@ row = sqlite3.connect(sys.argv[1]).execute(
     "select value from counter where name = 'peak_rss_kib'").fetchone()
 print(row[0] if row else "")
 PY
+                    # On the many-table datasets: the steps' durations, and how long `list
+                    # progress` (the table view, and --summary) takes to answer on the run.
+                    case "$ds" in many*)
+                        {
+                            printf '%s run %s steps:' "$ds" "$r"
+                            sed -n 's/.*INFO \(.*\): done in \(.*\)$/ \1 \2;/p' "$work/nc/neoncopy.log" | tr -d '\n'
+                            echo
+                            for v in "" "--summary"; do
+                                local t0 t1
+                                t0=$(date +%s.%N)
+                                "$neoncopy" list progress --dir "$work/nc" $v > /dev/null
+                                t1=$(date +%s.%N)
+                                python3 -c "print('$ds run $r: list progress ${v:-(tables)} answered in %.2f s' % ($t1 - $t0))"
+                            done
+                        } >> "$work/many.txt" ;;
+                    esac
                     ;;
                 neoncopy-baseline)
                     timed "neoncopy baseline" "$ds" \
@@ -502,6 +518,11 @@ if rss:
     for ds in sorted(rss):
         print(f"  {ds:<10} {max(rss[ds]) / 1024:.1f} MiB")
 PY
+if [ -s "$work/many.txt" ]; then
+    echo
+    echo "== many tables: neoncopy's steps and list progress"
+    cat "$work/many.txt"
+fi
 if [ -s "$work/parts.txt" ]; then
     echo
     echo "== parts of split tables (neoncopy --split-tables-larger-than 100MB)"

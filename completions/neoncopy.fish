@@ -41,7 +41,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l target -d 'T
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l dir -d 'Work directory: a clone\'s schema archive, its record (state.db, which list progress reads and compare adds its results to) and its log (neoncopy.log) [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l table-jobs -d 'Number of tables copied at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l index-jobs -d 'Number of indexes and constraints built at the same time' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l restore-jobs -d 'Sessions validating foreign keys on big tables side by side in the final schema step' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l restore-jobs -d 'Sessions creating the schema side by side (tables and what they need, in independent groups) and validating foreign keys on big tables side by side in the final schema step' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l split-tables-larger-than -d 'Tables larger than this (heap plus TOAST) are worked on in parts at the same time: 500MB, 1GB, 10GiB, or bytes; 0 never splits' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l split-max-parts -d 'Most parts one table is split into [default: --table-jobs]' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand clone" -l maintenance-work-mem -d 'maintenance_work_mem of the index builds (e.g. 1GB; the server\'s default otherwise)' -r
@@ -195,7 +195,7 @@ complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l target -d 'T
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l dir -d 'Work directory: a clone\'s schema archive, its record (state.db, which list progress reads and compare adds its results to) and its log (neoncopy.log) [default: $TMPDIR/neoncopy, else /tmp/neoncopy]' -r -F
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l table-jobs -d 'Number of tables copied at the same time' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l index-jobs -d 'Number of indexes and constraints built at the same time' -r
-complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restore-jobs -d 'Sessions validating foreign keys on big tables side by side in the final schema step' -r
+complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l restore-jobs -d 'Sessions creating the schema side by side (tables and what they need, in independent groups) and validating foreign keys on big tables side by side in the final schema step' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l split-tables-larger-than -d 'Tables larger than this (heap plus TOAST) are worked on in parts at the same time: 500MB, 1GB, 10GiB, or bytes; 0 never splits' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l split-max-parts -d 'Most parts one table is split into [default: --table-jobs]' -r
 complete -c neoncopy -n "__fish_neoncopy_using_subcommand check" -l maintenance-work-mem -d 'maintenance_work_mem of the index builds (e.g. 1GB; the server\'s default otherwise)' -r

@@ -301,13 +301,14 @@ async fn schema(
             &built,
             opts.drop_if_exists,
             crate::clone::schema::Keep::Nothing,
+            1,
         )
         .await
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);
     match result {
-        Ok(crate::clone::schema::Rehearsal::Done(n)) => pass(
+        Ok(crate::clone::schema::Rehearsal::Done(n, _)) => pass(
             "schema",
             format!("the target accepts the whole schema ({n} entries created and rolled back)"),
         ),

@@ -254,7 +254,8 @@ pub struct JobArgs {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub index_jobs: u32,
 
-    /// Sessions validating foreign keys on big tables side by side in the final schema step
+    /// Sessions creating the schema side by side (tables and what they need, in independent
+    /// groups) and validating foreign keys on big tables side by side in the final schema step
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub restore_jobs: u32,

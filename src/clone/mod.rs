@@ -6,6 +6,7 @@ mod data;
 mod db_properties;
 mod foreign_keys;
 mod indexes;
+mod lanes;
 pub(crate) mod large_objects;
 mod schedule;
 pub mod schema;

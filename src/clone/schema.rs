@@ -423,12 +423,19 @@ pub fn archive_ready(workdir: &WorkDir) -> bool {
 /// missing tablespace, role or extension, what an older server cannot parse) is found before
 /// anything is written, and named. Skipped when the schema would take more locks than the
 /// target's lock table holds (one transaction locks every relation it creates).
+///
+/// With `jobs` above one, when pre-data is kept and nothing is dropped first, the entries are
+/// run in lanes (see `lanes`): on up to `jobs` sessions side by side, each its own
+/// transaction, committed only once every lane has run its part (pre-data kept, the rest
+/// rolled back). When a lane fails before the commits, every lane is rolled back and the
+/// rehearsal runs again in one transaction, which names what the target refuses.
 pub async fn rehearse(
     r: &Restorer<'_>,
     left: &LeftOut,
     built: &HashSet<(u32, u32)>,
     drop_if_exists: bool,
     keep: Keep,
+    jobs: usize,
 ) -> Result<Rehearsal> {
     let toc = r.archive(&|desc| desc == "SCHEMA")?;
     let mut left = left.clone();
@@ -452,8 +459,30 @@ pub async fn rehearse(
     };
     let (drop, _) = restore_list(&toc.entries, &|_| true, &extensions_only);
     std::fs::write(r.dir.file(REHEARSAL_DROP_LIST), drop).context("write rehearsal list")?;
+    let lanes = if keep == Keep::PreData && !drop_if_exists && jobs > 1 {
+        let pre = active_ids(&read_script(&r.dir.file(PRE_DATA_LIST), "pre-data list")?);
+        let post: HashSet<u32> = toc
+            .entries
+            .iter()
+            .filter(|e| wanted(e) && !left.contains(e))
+            .map(|e| e.dump_id)
+            .collect();
+        write_lane_lists(r.dir, &toc.entries, &[&pre, &post], jobs)?
+    } else {
+        0
+    };
     // The table of contents is not held while the script is.
     std::mem::drop(toc);
+    if lanes > 1 {
+        match rehearse_in_lanes(r, lanes).await {
+            Ok(n) => return Ok(Rehearsal::Done(n, lanes)),
+            Err(LaneFailure::Committing(e)) => return Err(e),
+            Err(LaneFailure::Running(e)) => info!(
+                "the schema did not run on {lanes} sessions side by side ({e:#}): running it \
+                 in one transaction"
+            ),
+        }
+    }
     let script = r.script(REHEARSAL_LIST, REHEARSAL_SQL, "rehearsal").await?;
     let session = adapt_session(&client, &script.session).await?;
     client
@@ -471,12 +500,104 @@ pub async fn rehearse(
         let _ = client.batch_execute("rollback").await;
     }
     match result {
-        Ok(n) => Ok(Rehearsal::Done(n)),
+        Ok(n) => Ok(Rehearsal::Done(n, 1)),
         Err(e) if crate::pg::PgError::code_of(&e) == Some("53200") => {
             Ok(Rehearsal::Skipped(format!("{e:#}")))
         }
         Err(e) => Err(e),
     }
+}
+
+/// The restore list of lane `k` of `part` (0: pre-data, 1: what comes after it).
+fn lane_list(part: usize, k: usize) -> String {
+    format!("lane-{k}-{}.list", ["pre-data", "post-data"][part])
+}
+
+fn lane_sql(part: usize, k: usize) -> String {
+    format!("lane-{k}-{}.sql", ["pre-data", "post-data"][part])
+}
+
+/// Splits the entries of `parts` (their dump ids, each part run after the other) into lanes
+/// of linked entries and writes each lane's restore list of each part. Returns how many lanes
+/// there are (one or none: nothing written).
+fn write_lane_lists(
+    dir: &WorkDir,
+    entries: &[Entry],
+    parts: &[&HashSet<u32>],
+    jobs: usize,
+) -> Result<usize> {
+    let all: HashSet<u32> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    let lanes = super::lanes::lanes(entries, &all, jobs);
+    if lanes.len() < 2 {
+        return Ok(lanes.len());
+    }
+    for (k, lane) in lanes.iter().enumerate() {
+        for (i, part) in parts.iter().enumerate() {
+            let wanted = |e: &Entry| {
+                part.contains(&e.dump_id)
+                    && (lane.contains(&e.dump_id)
+                        || super::lanes::SESSION_KINDS.contains(&&*e.desc))
+            };
+            let (list, _) = restore_list(entries, &wanted, &LeftOut::default());
+            std::fs::write(dir.file(&lane_list(i, k)), list).context("write a lane's list")?;
+        }
+    }
+    Ok(lanes.len())
+}
+
+/// How running in lanes failed.
+enum LaneFailure {
+    /// Before any lane committed: every lane is rolled back.
+    Running(anyhow::Error),
+    /// While committing: some lanes may have committed.
+    Committing(anyhow::Error),
+}
+
+/// The rehearsal in `n` lanes (their lists written by `write_lane_lists`): each lane runs its
+/// pre-data, then the rest under a savepoint rolled back; once all have, each commits.
+async fn rehearse_in_lanes(r: &Restorer<'_>, n: usize) -> Result<usize, LaneFailure> {
+    let lane = |k: usize| async move {
+        let pre = r
+            .script(&lane_list(0, k), &lane_sql(0, k), "pre-data")
+            .await?;
+        let rest = r
+            .script(&lane_list(1, k), &lane_sql(1, k), "rehearsal")
+            .await?;
+        let client = r.target.connect().await?;
+        let session = adapt_session(&client, &pre.session).await?;
+        let wait = super::lanes::LOCK_WAIT;
+        client
+            .batch_execute(&format!("{session}\nset lock_timeout = '{wait}';\nbegin"))
+            .await
+            .db()
+            .context("begin the rehearsal")?;
+        rehearse_entries(&client, &pre).await?;
+        client
+            .batch_execute("savepoint neoncopy_post_data")
+            .await
+            .db()
+            .context("rehearse post-data")?;
+        rehearse_entries(&client, &rest).await?;
+        client
+            .batch_execute("rollback to savepoint neoncopy_post_data")
+            .await
+            .db()
+            .context("rehearse post-data")?;
+        anyhow::Ok((client, pre.entries.len() + rest.entries.len()))
+    };
+    // A lane that fails drops the others, whose connections close: the server rolls them back.
+    let lanes = futures::future::try_join_all((0..n).map(lane))
+        .await
+        .map_err(LaneFailure::Running)?;
+    for (client, _) in &lanes {
+        client
+            .batch_execute("commit")
+            .await
+            .db()
+            .context("commit pre-data on the target")
+            .map_err(LaneFailure::Committing)?;
+    }
+    Ok(lanes.iter().map(|(_, n)| n).sum())
 }
 
 /// Why the rehearsal cannot run in one transaction, if it cannot: one transaction locks every
@@ -607,8 +728,8 @@ pub enum Keep {
 /// How a rehearsal went, when the target refused nothing.
 #[derive(Debug)]
 pub enum Rehearsal {
-    /// Every entry (this many) ran and was rolled back.
-    Done(usize),
+    /// Every entry (this many) ran, in this many transactions side by side.
+    Done(usize, usize),
     /// Not rehearsed, for this reason.
     Skipped(String),
 }
@@ -675,10 +796,25 @@ pub async fn prepare_rehearsed(
 ) -> Result<()> {
     if !resuming {
         let drop_first = ctx.cfg.drop_if_exists || clean;
-        match rehearse(&ctx.restorer(), left, built, drop_first, Keep::PreData).await? {
-            Rehearsal::Done(n) => {
+        let restorer = ctx.restorer();
+        let rehearsal = rehearse(
+            &restorer,
+            left,
+            built,
+            drop_first,
+            Keep::PreData,
+            ctx.cfg.restore_jobs,
+        );
+        match rehearsal.await? {
+            Rehearsal::Done(n, 1) => {
                 info!(
                     "the target accepts the schema: {n} entries run in one transaction, pre-data kept and the rest rolled back"
+                );
+                return Ok(());
+            }
+            Rehearsal::Done(n, lanes) => {
+                info!(
+                    "the target accepts the schema: {n} entries run in {lanes} transactions side by side, pre-data kept and the rest rolled back"
                 );
                 return Ok(());
             }
@@ -691,11 +827,33 @@ pub async fn prepare_rehearsed(
 /// Creates schemas, types, functions, tables... (pre-data) on the target in batches, each its
 /// own transaction. `clean` first drops what an earlier, interrupted attempt created (as
 /// --drop-if-exists does).
+///
+/// A first attempt that drops nothing runs in lanes (see `lanes`) on up to --restore-jobs
+/// sessions side by side; an attempt after a failure runs on one.
 pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
     if ctx.cfg.drop_if_exists || clean {
         drop_existing(ctx, DROP_LIST, "drop.sql").await?;
+        return restore_batched(ctx, PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await;
     }
-    restore_batched(ctx, PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await
+    let lanes = if ctx.cfg.restore_jobs > 1 {
+        let pre = active_ids(&read_script(
+            &ctx.workdir.file(PRE_DATA_LIST),
+            "pre-data list",
+        )?);
+        let toc = ctx.restorer().archive(&|_| false)?;
+        write_lane_lists(&ctx.workdir, &toc.entries, &[&pre], ctx.cfg.restore_jobs)?
+    } else {
+        0
+    };
+    if lanes < 2 {
+        return restore_batched(ctx, PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await;
+    }
+    info!("pre-data runs in batches on {lanes} sessions side by side");
+    let lane = |k: usize| async move {
+        restore_batched(ctx, &lane_list(0, k), &lane_sql(0, k), "pre-data").await
+    };
+    futures::future::try_join_all((0..lanes).map(lane)).await?;
+    Ok(())
 }
 
 fn read_script(path: &std::path::Path, what: &str) -> Result<String> {

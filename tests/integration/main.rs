@@ -8,6 +8,7 @@ mod faults;
 pub mod fidelity;
 mod filters;
 mod follow;
+mod lanes;
 mod objects;
 mod options;
 mod progress;
