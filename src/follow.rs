@@ -130,20 +130,21 @@ pub struct Published {
 
 /// The relations to publish for the selected tables (by OID): each partition through its
 /// topmost partitioned ancestor (PostgreSQL 13+, `publish_via_partition_root`), every other
-/// table itself.
+/// table itself; permanent relations only, each once.
 pub async fn relations_to_publish(
     source: &Client,
     table_oids: &[u32],
     version: i32,
 ) -> Result<Vec<String>> {
-    let oids: Vec<i64> = table_oids.iter().map(|o| *o as i64).collect();
-    let via_root = version >= 130000;
-    let rows = source
-        .query(sql::FOLLOW_PUBLISHED_RELATIONS, &[&oids, &via_root])
-        .await
-        .db()
-        .context("list the relations to publish")?;
-    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    let mut names: Vec<String> = published_as(source, table_oids, version)
+        .await?
+        .into_iter()
+        .filter(|(_, _, permanent)| *permanent)
+        .map(|(_, name, _)| name)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// For each table (OID), the relation its changes are published as: its topmost partitioned
@@ -152,12 +153,25 @@ pub async fn published_relation_of(
     source: &Client,
     table_oids: &[u32],
 ) -> Result<std::collections::HashMap<u32, String>> {
-    let oids: Vec<i64> = table_oids.iter().map(|o| *o as i64).collect();
     let version: i32 = source
         .query_one(sql::SERVER_VERSION, &[])
         .await
         .db()?
         .get(0);
+    Ok(published_as(source, table_oids, version)
+        .await?
+        .into_iter()
+        .map(|(oid, name, _)| (oid, name))
+        .collect())
+}
+
+/// For each table (OID): the relation it is published as, and whether that is permanent.
+async fn published_as(
+    source: &Client,
+    table_oids: &[u32],
+    version: i32,
+) -> Result<Vec<(u32, String, bool)>> {
+    let oids: Vec<i64> = table_oids.iter().map(|o| *o as i64).collect();
     let rows = source
         .query(
             sql::FOLLOW_PUBLISHED_RELATION_OF,
@@ -165,10 +179,10 @@ pub async fn published_relation_of(
         )
         .await
         .db()
-        .context("find the published relation of each table")?;
+        .context("find the relation each table is published as")?;
     Ok(rows
         .iter()
-        .map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, String>(1)))
+        .map(|r| (r.get::<_, i64>(0) as u32, r.get(1), r.get(2)))
         .collect())
 }
 

@@ -894,17 +894,6 @@ pub const FILTER_FOREIGN_KEYS: &str = "select con.oid::int8, con.conname::text, 
         where c.oid = con.conrelid) \
      from pg_catalog.pg_constraint con where con.contype = 'f'";
 
-/// `--follow`: the relations to publish for the selected tables $1 (OIDs): with $2 (13+)
-/// each partition through its topmost ancestor; permanent tables only (an unlogged table
-/// cannot be published).
-pub const FOLLOW_PUBLISHED_RELATIONS: &str = "select distinct \
-       pg_catalog.format('%I.%I', n.nspname, c.relname) \
-     from unnest($1::int8[]) as t(oid) \
-     join pg_catalog.pg_class c on c.oid = case when $2 \
-       then coalesce(pg_catalog.pg_partition_root(t.oid::oid)::oid, t.oid::oid) else t.oid::oid end \
-     join pg_catalog.pg_namespace n on n.oid = c.relnamespace \
-     where c.relpersistence = 'p' order by 1";
-
 /// `--follow`: of the tables $1, those whose UPDATE and DELETE fail once published: no
 /// replica identity (NOTHING, DEFAULT without a primary key, INDEX without its index).
 pub const FOLLOW_KEYLESS_TABLES: &str = "select c.oid::int8, \
@@ -977,9 +966,10 @@ pub const FOLLOW_SUBSCRIPTION_READY: &str = "select exists (select 1 \
        where s.subname = $1 and r.srsubstate <> 'r')";
 
 /// For each of the tables $1 (OIDs), the relation its changes are published as: with $2
-/// (13+) its topmost partitioned ancestor, else itself.
+/// (13+) its topmost partitioned ancestor, else itself; and whether that relation is
+/// permanent (an unlogged table cannot be published).
 pub const FOLLOW_PUBLISHED_RELATION_OF: &str = "select t.oid, \
-       pg_catalog.format('%I.%I', n.nspname, c.relname) \
+       pg_catalog.format('%I.%I', n.nspname, c.relname), c.relpersistence = 'p' \
      from unnest($1::int8[]) as t(oid) \
      join pg_catalog.pg_class c on c.oid = case when $2 \
        then coalesce(pg_catalog.pg_partition_root(t.oid::oid)::oid, t.oid::oid) else t.oid::oid end \
