@@ -308,7 +308,9 @@ PY
                     case "$ds" in many*)
                         {
                             printf '%s run %s steps:' "$ds" "$r"
-                            sed -n 's/.*INFO \(.*\): done in \(.*\)$/ \1 \2;/p' "$work/nc/neoncopy.log" | tr -d '\n'
+                            # This run's lines: the log keeps the earlier runs'.
+                            awk '/INFO clone from /{n=NR} {l[NR]=$0} END{for(i=n;i<=NR;i++) print l[i]}' "$work/nc/neoncopy.log" \
+                                | sed -n 's/.*INFO \(.*\): done in \(.*\)$/ \1 \2;/p' | tr -d '\n'
                             echo
                             for v in "" "--summary"; do
                                 local t0 t1
