@@ -78,22 +78,21 @@ pub fn write_restore_lists(ctx: &Ctx) -> Result<()> {
     // The lists therefore name each section's entries explicitly, as the archive places them.
     let mut left = left_out(ctx);
     left.leave_out_public_creation(&toc.entries);
-    let (pre, skipped_pre) = restore_list(&toc.entries, &|e| e.placed != Section::PostData, &left);
-    let (post, skipped_post) =
-        restore_list(&toc.entries, &|e| e.placed == Section::PostData, &left);
+    let dir = &ctx.workdir;
+    let pre_data = |e: &Entry| e.placed != Section::PostData;
+    let skipped_pre = write_restore_list(dir, PRE_DATA_LIST, &toc.entries, &pre_data, &left)?;
+    let post_data = |e: &Entry| e.placed == Section::PostData;
+    let skipped_post = write_restore_list(dir, POST_DATA_LIST, &toc.entries, &post_data, &left)?;
     info!(
         "restore lists: {} of {} entries left to neoncopy's own steps or skipped",
         skipped_pre + skipped_post,
         toc.entries.len()
     );
-    std::fs::write(ctx.workdir.file(PRE_DATA_LIST), pre).context("write pre-data list")?;
-    std::fs::write(ctx.workdir.file(POST_DATA_LIST), post).context("write post-data list")?;
     let extensions_only = LeftOut {
         extensions: left.extensions.clone(),
         ..LeftOut::default()
     };
-    let (drop, _) = restore_list(&toc.entries, &|_| true, &extensions_only);
-    std::fs::write(ctx.workdir.file(DROP_LIST), drop).context("write drop list")?;
+    write_restore_list(dir, DROP_LIST, &toc.entries, &|_| true, &extensions_only)?;
     std::fs::write(ctx.workdir.file(SESSION_LIST), ";\n; no entries\n;\n")
         .context("write session list")?;
     Ok(())
@@ -372,36 +371,86 @@ impl LeftOut {
     }
 }
 
-/// A restore list for pg_restore --use-list: every entry of the archive in its order, those
-/// `wanted` selects active unless `left` names them, the others commented out. Returns the
-/// list and how many wanted entries were left out.
-fn restore_list(
+/// A restore list for pg_restore --use-list, written to `out` as it is made: every entry of
+/// the archive in its order, those `wanted` selects active unless `left` names them, the
+/// others commented out. Returns how many wanted entries were left out.
+fn restore_list_to(
+    out: &mut impl std::io::Write,
     entries: &[Entry],
     wanted: &dyn Fn(&Entry) -> bool,
     left: &LeftOut,
-) -> (String, usize) {
-    let mut out =
-        String::from(";\n; Written by neoncopy from the archive's table of contents\n;\n");
+) -> std::io::Result<usize> {
+    out.write_all(b";\n; Written by neoncopy from the archive's table of contents\n;\n")?;
     let mut skipped = 0;
     for e in entries {
         let active = wanted(e) && !left.contains(e);
         if wanted(e) && !active {
             skipped += 1;
         }
-        if !active {
-            out.push(';');
-        }
-        out.push_str(&format!("{}; {}\n", e.dump_id, e.describe()));
+        let comment = if active { "" } else { ";" };
+        writeln!(out, "{comment}{}; {}", e.dump_id, e.describe())?;
     }
-    (out, skipped)
+    Ok(skipped)
+}
+
+/// [`restore_list_to`] into the work directory's file `name` (a list of a schema of many
+/// thousand tables runs to tens of megabytes: it is not held).
+fn write_restore_list(
+    dir: &WorkDir,
+    name: &str,
+    entries: &[Entry],
+    wanted: &dyn Fn(&Entry) -> bool,
+    left: &LeftOut,
+) -> Result<usize> {
+    let write = || -> std::io::Result<usize> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(dir.file(name))?);
+        let skipped = restore_list_to(&mut out, entries, wanted, left)?;
+        std::io::Write::flush(&mut out)?;
+        Ok(skipped)
+    };
+    write().with_context(|| format!("write the restore list {name}"))
+}
+
+/// [`restore_list_to`] into a string.
+#[cfg(test)]
+fn restore_list(
+    entries: &[Entry],
+    wanted: &dyn Fn(&Entry) -> bool,
+    left: &LeftOut,
+) -> (String, usize) {
+    let mut out = Vec::new();
+    let skipped = restore_list_to(&mut out, entries, wanted, left).expect("in memory");
+    (String::from_utf8(out).expect("UTF-8"), skipped)
 }
 
 /// The dump ids of the active entries of a restore list written by `restore_list`.
+#[cfg(test)]
 fn active_ids(list: &str) -> HashSet<u32> {
-    list.lines()
-        .filter(|l| !l.starts_with(';'))
-        .filter_map(|l| l.split_once(';').and_then(|(id, _)| id.trim().parse().ok()))
-        .collect()
+    list.lines().filter_map(active_id).collect()
+}
+
+/// The dump id of a restore list's line, when it is active.
+fn active_id(line: &str) -> Option<u32> {
+    if line.starts_with(';') {
+        return None;
+    }
+    line.split_once(';')
+        .and_then(|(id, _)| id.trim().parse().ok())
+}
+
+/// The dump ids of the active entries of the work directory's restore list `name`, read line
+/// by line.
+fn active_ids_in(dir: &WorkDir, name: &str) -> Result<HashSet<u32>> {
+    use std::io::BufRead;
+    let read = || -> std::io::Result<HashSet<u32>> {
+        let file = std::io::BufReader::new(std::fs::File::open(dir.file(name))?);
+        let mut ids = HashSet::new();
+        for line in file.lines() {
+            ids.extend(active_id(&line?));
+        }
+        Ok(ids)
+    };
+    read().with_context(|| format!("read the restore list {name}"))
 }
 
 /// Whether an earlier run's archive and lists are all there.
@@ -451,16 +500,20 @@ pub async fn rehearse(
     let wanted = |e: &Entry| {
         rehearsed.contains(&e.dump_id) && (keep == Keep::Nothing || e.placed == Section::PostData)
     };
-    let (list, _) = restore_list(&toc.entries, &wanted, left);
-    std::fs::write(r.dir.file(REHEARSAL_LIST), list).context("write rehearsal list")?;
+    write_restore_list(r.dir, REHEARSAL_LIST, &toc.entries, &wanted, left)?;
     let extensions_only = LeftOut {
         extensions: left.extensions.clone(),
         ..LeftOut::default()
     };
-    let (drop, _) = restore_list(&toc.entries, &|_| true, &extensions_only);
-    std::fs::write(r.dir.file(REHEARSAL_DROP_LIST), drop).context("write rehearsal list")?;
+    write_restore_list(
+        r.dir,
+        REHEARSAL_DROP_LIST,
+        &toc.entries,
+        &|_| true,
+        &extensions_only,
+    )?;
     let lanes = if keep == Keep::PreData && !drop_if_exists && jobs > 1 {
-        let pre = active_ids(&read_script(&r.dir.file(PRE_DATA_LIST), "pre-data list")?);
+        let pre = active_ids_in(r.dir, PRE_DATA_LIST)?;
         let post: HashSet<u32> = toc
             .entries
             .iter()
@@ -538,8 +591,7 @@ fn write_lane_lists(
                     && (lane.contains(&e.dump_id)
                         || super::lanes::SESSION_KINDS.contains(&&*e.desc))
             };
-            let (list, _) = restore_list(entries, &wanted, &LeftOut::default());
-            std::fs::write(dir.file(&lane_list(i, k)), list).context("write a lane's list")?;
+            write_restore_list(dir, &lane_list(i, k), entries, &wanted, &LeftOut::default())?;
         }
     }
     Ok(lanes.len())
@@ -836,10 +888,7 @@ pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
         return restore_batched(ctx, PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await;
     }
     let lanes = if ctx.cfg.restore_jobs > 1 {
-        let pre = active_ids(&read_script(
-            &ctx.workdir.file(PRE_DATA_LIST),
-            "pre-data list",
-        )?);
+        let pre = active_ids_in(&ctx.workdir, PRE_DATA_LIST)?;
         let toc = ctx.restorer().archive(&|_| false)?;
         write_lane_lists(&ctx.workdir, &toc.entries, &[&pre], ctx.cfg.restore_jobs)?
     } else {
@@ -1086,9 +1135,7 @@ pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
     if clean {
         drop_existing(ctx, POST_DATA_LIST, "drop-post-data.sql").await?;
     }
-    let list = std::fs::read_to_string(ctx.workdir.file(POST_DATA_LIST))
-        .context("read the post-data list")?;
-    let active = active_ids(&list);
+    let active = active_ids_in(&ctx.workdir, POST_DATA_LIST)?;
     let toc = ctx
         .restorer()
         .archive(&|desc| desc == "FK CONSTRAINT" || desc == "MATERIALIZED VIEW DATA")?;
@@ -1119,14 +1166,14 @@ pub async fn finalize(ctx: &Ctx, clean: bool) -> Result<()> {
             continue;
         };
         let ids: HashSet<u32> = entries.iter().map(|e| e.dump_id).collect();
-        let (phase_list, _) = restore_list(
+        let list_file = format!("{name}.list");
+        write_restore_list(
+            &ctx.workdir,
+            &list_file,
             &toc.entries,
             &|e| ids.contains(&e.dump_id),
             &LeftOut::default(),
-        );
-        let list_file = format!("{name}.list");
-        std::fs::write(ctx.workdir.file(&list_file), phase_list)
-            .context("write a post-data list")?;
+        )?;
         lists.push((phase, name, list_file));
     }
     let owned = |phase| -> Vec<Entry> {
