@@ -508,14 +508,20 @@ impl Pipeline<'_> {
     ) -> Result<()> {
         let (counted, io) = (&self.counted[i], self.io);
         // COPY OUT sends a message per row (binary COPY one more, its trailer): the rows move
-        // as they are copied, and are set right by the count the target reports.
+        // as they are copied, each counted when the next message comes, so that the count never
+        // passes the rows (the trailer is never counted) and only grows when the count the
+        // target reports sets it right (see `copied`).
         // Which server failed: an error of the source's stream reaches send_all like the
         // target's own.
         let source_failed = std::sync::atomic::AtomicBool::new(false);
+        let mut before = false;
         let stream = stream
-            .inspect_ok(|_| {
-                counted.rows.fetch_add(1, Ordering::Relaxed);
-                io.worker.rows.fetch_add(1, Ordering::Relaxed);
+            .inspect_ok(move |_| {
+                if before {
+                    counted.rows.fetch_add(1, Ordering::Relaxed);
+                    io.worker.rows.fetch_add(1, Ordering::Relaxed);
+                }
+                before = true;
             })
             .inspect_err(|_| source_failed.store(true, Ordering::Relaxed));
         let mut stream = Box::pin(super::chunks::Chunks::new(stream).inspect_ok(|chunk| {
@@ -577,9 +583,11 @@ impl Pipeline<'_> {
     /// What unit `i` came to, with the count of rows the target reported.
     fn copied(&self, i: usize, rows: u64, since: &mut Instant) -> Copied {
         let (counted, worker) = (&self.counted[i], self.io.worker);
+        // What was counted as it streamed is at most `rows` (see `stream_rows`).
         let seen = counted.rows.swap(rows, Ordering::Relaxed);
-        worker.rows.fetch_add(rows, Ordering::Relaxed);
-        worker.rows.fetch_sub(seen, Ordering::Relaxed);
+        worker
+            .rows
+            .fetch_add(rows.saturating_sub(seen), Ordering::Relaxed);
         let now = Instant::now();
         let secs = now.duration_since(*since).as_secs_f64();
         *since = now;
