@@ -1005,8 +1005,6 @@ struct SourceRead {
     units: Vec<data::Unit>,
 }
 
-/// The catalog step: what --filters selects, the source catalog with it applied, and the
-/// copy units, all read in the snapshot.
 /// The catalog and dump steps, side by side in the snapshot: pg_dump starts as soon as the
 /// filters' selection is known, while the catalog is read (each has its own connection).
 /// Returns what was read, and whether pg_dump ran (its restore lists are still to write).
@@ -1075,6 +1073,9 @@ async fn catalog_and_dump(
     tokio::try_join!(catalog, dump)
 }
 
+/// The catalog step: what --filters selects (handed to pg_dump as its arguments as soon as it
+/// is known), the source catalog with it applied, and the copy units, all read in the
+/// snapshot.
 async fn read_catalog(
     client: &tokio_postgres::Client,
     cfg: &CloneConfig,

@@ -514,12 +514,7 @@ pub async fn rehearse(
     )?;
     let lanes = if keep == Keep::PreData && !drop_if_exists && jobs > 1 {
         let pre = active_ids_in(r.dir, PRE_DATA_LIST)?;
-        let post: HashSet<u32> = toc
-            .entries
-            .iter()
-            .filter(|e| wanted(e) && !left.contains(e))
-            .map(|e| e.dump_id)
-            .collect();
+        let post = active_ids_in(r.dir, REHEARSAL_LIST)?;
         write_lane_lists(r.dir, &toc.entries, &[&pre, &post], jobs)?
     } else {
         0
@@ -561,13 +556,10 @@ pub async fn rehearse(
     }
 }
 
-/// The restore list of lane `k` of `part` (0: pre-data, 1: what comes after it).
-fn lane_list(part: usize, k: usize) -> String {
-    format!("lane-{k}-{}.list", ["pre-data", "post-data"][part])
-}
-
-fn lane_sql(part: usize, k: usize) -> String {
-    format!("lane-{k}-{}.sql", ["pre-data", "post-data"][part])
+/// A file of lane `k` of `part` (0: pre-data, 1: what comes after it): its restore list
+/// (`ext` "list") or its script ("sql").
+fn lane_file(part: usize, k: usize, ext: &str) -> String {
+    format!("lane-{k}-{}.{ext}", ["pre-data", "post-data"][part])
 }
 
 /// Splits the entries of `parts` (their dump ids, each part run after the other) into lanes
@@ -591,7 +583,13 @@ fn write_lane_lists(
                     && (lane.contains(&e.dump_id)
                         || super::lanes::SESSION_KINDS.contains(&&*e.desc))
             };
-            write_restore_list(dir, &lane_list(i, k), entries, &wanted, &LeftOut::default())?;
+            write_restore_list(
+                dir,
+                &lane_file(i, k, "list"),
+                entries,
+                &wanted,
+                &LeftOut::default(),
+            )?;
         }
     }
     Ok(lanes.len())
@@ -610,10 +608,18 @@ enum LaneFailure {
 async fn rehearse_in_lanes(r: &Restorer<'_>, n: usize) -> Result<usize, LaneFailure> {
     let lane = |k: usize| async move {
         let pre = r
-            .script(&lane_list(0, k), &lane_sql(0, k), "pre-data")
+            .script(
+                &lane_file(0, k, "list"),
+                &lane_file(0, k, "sql"),
+                "pre-data",
+            )
             .await?;
         let rest = r
-            .script(&lane_list(1, k), &lane_sql(1, k), "rehearsal")
+            .script(
+                &lane_file(1, k, "list"),
+                &lane_file(1, k, "sql"),
+                "rehearsal",
+            )
             .await?;
         let client = r.target.connect().await?;
         let session = adapt_session(&client, &pre.session).await?;
@@ -623,19 +629,8 @@ async fn rehearse_in_lanes(r: &Restorer<'_>, n: usize) -> Result<usize, LaneFail
             .await
             .db()
             .context("begin the rehearsal")?;
-        rehearse_entries(&client, &pre).await?;
-        client
-            .batch_execute("savepoint neoncopy_post_data")
-            .await
-            .db()
-            .context("rehearse post-data")?;
-        rehearse_entries(&client, &rest).await?;
-        client
-            .batch_execute("rollback to savepoint neoncopy_post_data")
-            .await
-            .db()
-            .context("rehearse post-data")?;
-        anyhow::Ok((client, pre.entries.len() + rest.entries.len()))
+        let n = pre_data_kept_rest_rolled_back(&client, &pre, &rest).await?;
+        anyhow::Ok((client, n))
     };
     // A lane that fails drops the others, whose connections close: the server rolls them back.
     let lanes = futures::future::try_join_all((0..n).map(lane))
@@ -720,19 +715,35 @@ async fn rehearse_in_transaction(
         return Ok(script.entries.len());
     }
     let pre = r.script(PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await?;
-    rehearse_entries(client, &pre).await?;
+    let n = pre_data_kept_rest_rolled_back(client, &pre, script).await?;
+    client
+        .batch_execute("commit")
+        .await
+        .db()
+        .context("commit pre-data on the target")?;
+    Ok(n)
+}
+
+/// In the open transaction: `pre` (pre-data), then `rest` under a savepoint rolled back, so
+/// that only pre-data is left for the caller to commit. Returns how many entries ran.
+async fn pre_data_kept_rest_rolled_back(
+    client: &tokio_postgres::Client,
+    pre: &Script,
+    rest: &Script,
+) -> Result<usize> {
+    rehearse_entries(client, pre).await?;
     client
         .batch_execute("savepoint neoncopy_post_data")
         .await
         .db()
         .context("rehearse post-data")?;
-    rehearse_entries(client, script).await?;
+    rehearse_entries(client, rest).await?;
     client
-        .batch_execute("rollback to savepoint neoncopy_post_data; commit")
+        .batch_execute("rollback to savepoint neoncopy_post_data")
         .await
         .db()
-        .context("commit pre-data on the target")?;
-    Ok(pre.entries.len() + script.entries.len())
+        .context("rehearse post-data")?;
+    Ok(pre.entries.len() + rest.entries.len())
 }
 
 /// The dump ids a rehearsal runs: every entry the clone restores or builds, but materialized
@@ -858,15 +869,13 @@ pub async fn prepare_rehearsed(
             ctx.cfg.restore_jobs,
         );
         match rehearsal.await? {
-            Rehearsal::Done(n, 1) => {
-                info!(
-                    "the target accepts the schema: {n} entries run in one transaction, pre-data kept and the rest rolled back"
-                );
-                return Ok(());
-            }
             Rehearsal::Done(n, lanes) => {
+                let how = match lanes {
+                    1 => "one transaction".to_string(),
+                    _ => format!("{lanes} transactions side by side"),
+                };
                 info!(
-                    "the target accepts the schema: {n} entries run in {lanes} transactions side by side, pre-data kept and the rest rolled back"
+                    "the target accepts the schema: {n} entries run in {how}, pre-data kept and the rest rolled back"
                 );
                 return Ok(());
             }
@@ -883,11 +892,11 @@ pub async fn prepare_rehearsed(
 /// A first attempt that drops nothing runs in lanes (see `lanes`) on up to --restore-jobs
 /// sessions side by side; an attempt after a failure runs on one.
 pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
-    if ctx.cfg.drop_if_exists || clean {
+    let drop_first = ctx.cfg.drop_if_exists || clean;
+    if drop_first {
         drop_existing(ctx, DROP_LIST, "drop.sql").await?;
-        return restore_batched(ctx, PRE_DATA_LIST, PRE_DATA_SQL, "pre-data").await;
     }
-    let lanes = if ctx.cfg.restore_jobs > 1 {
+    let lanes = if !drop_first && ctx.cfg.restore_jobs > 1 {
         let pre = active_ids_in(&ctx.workdir, PRE_DATA_LIST)?;
         let toc = ctx.restorer().archive(&|_| false)?;
         write_lane_lists(&ctx.workdir, &toc.entries, &[&pre], ctx.cfg.restore_jobs)?
@@ -899,7 +908,13 @@ pub async fn prepare(ctx: &Ctx, clean: bool) -> Result<()> {
     }
     info!("pre-data runs in batches on {lanes} sessions side by side");
     let lane = |k: usize| async move {
-        restore_batched(ctx, &lane_list(0, k), &lane_sql(0, k), "pre-data").await
+        restore_batched(
+            ctx,
+            &lane_file(0, k, "list"),
+            &lane_file(0, k, "sql"),
+            "pre-data",
+        )
+        .await
     };
     futures::future::try_join_all((0..lanes).map(lane)).await?;
     Ok(())

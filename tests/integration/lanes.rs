@@ -46,16 +46,12 @@ fn lane_lists(pair: &Pair, part: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn log_of(pair: &Pair) -> String {
-    std::fs::read_to_string(pair.workdir.path().join("neoncopy.log")).expect("neoncopy.log")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn tenant_schemas_are_created_side_by_side() {
     let pair = fresh_pair("lanes_tenants", true);
     source().psql(&pair.src, TENANTS);
     pair.clone_ok(true, &["--restore-jobs", "3"]);
-    let log = log_of(&pair);
+    let log = pair.log();
     assert!(
         log.contains("run in 3 transactions side by side"),
         "the rehearsal ran in lanes:\n{log}"
@@ -109,9 +105,10 @@ async fn a_refusal_in_one_lane_rolls_every_lane_back() {
     let err = stderr(&out);
     assert!(err.contains("FUNCTION public.abs_internal"), "{err}");
     assert!(
-        log_of(&pair).contains("did not run on 3 sessions side by side"),
+        pair.log()
+            .contains("did not run on 3 sessions side by side"),
         "{}",
-        log_of(&pair)
+        pair.log()
     );
     assert_eq!(pair.target_relations().await, 0, "target written");
     let t = pair.dst_cluster.client(&pair.dst).await;
@@ -151,7 +148,7 @@ async fn without_a_rehearsal_pre_data_runs_in_lanes() {
             "2",
         ],
     );
-    let log = log_of(&pair);
+    let log = pair.log();
     assert!(log.contains("schema not rehearsed on the target"), "{log}");
     assert!(
         log.contains("pre-data runs in batches on 2 sessions side by side"),
@@ -181,23 +178,14 @@ async fn a_lane_waiting_for_a_lock_gives_way_to_one_transaction() {
         .batch_execute("begin; lock table pg_catalog.pg_collation in share row exclusive mode")
         .await
         .unwrap();
-    let clone = {
-        let args: Vec<String> = ["clone", "--dir"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([pair.workdir.path().display().to_string()])
-            .chain(pair.connection_args(false))
-            .chain(["--restore-jobs".to_string(), "3".to_string()])
-            .collect();
-        pair.note_clone(false, &["--restore-jobs", "3"]);
-        std::thread::spawn(move || neoncopy(&args, &[]))
-    };
+    let args = pair.clone_args(false, &["--restore-jobs", "3"]);
+    let clone = std::thread::spawn(move || neoncopy(&args, &[]));
     // Longer than a lane waits; then the lock is let go.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     holder.batch_execute("rollback").await.unwrap();
     let out = clone.join().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let log = log_of(&pair);
+    let log = pair.log();
     assert!(
         log.contains("did not run on 3 sessions side by side"),
         "{log}"

@@ -624,8 +624,7 @@ async fn quiet_is_quiet_and_the_log_is_kept_in_the_work_directory() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(!stderr(&out).contains("INFO"), "{}", stderr(&out));
-    let log = std::fs::read_to_string(pair.workdir.path().join("neoncopy.log"))
-        .expect("neoncopy.log in the work directory");
+    let log = pair.log();
     assert!(log.contains("copied public.users"), "{log}");
     assert!(log.contains("clone done in"), "{log}");
     assert!(!log.contains('\u{1b}'), "no escape codes in the log file");

@@ -575,6 +575,18 @@ impl Pair {
 
     /// Runs `neoncopy clone` from this pair's source to its target with extra arguments.
     pub fn clone_with(&self, managed: bool, extra: &[&str]) -> Output {
+        let args = self.clone_args(managed, extra);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        neoncopy(&args, &env)
+    }
+
+    /// The arguments of [`Pair::clone_with`], noted for `assert_faithful`'s reference: for a
+    /// clone run some other way (in the background, say).
+    pub fn clone_args(&self, managed: bool, extra: &[&str]) -> Vec<String> {
         let mut args = vec![
             "clone".to_string(),
             "--source".into(),
@@ -590,12 +602,13 @@ impl Pair {
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         self.note_clone(managed, extra);
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        neoncopy(&args, &env)
+        args
+    }
+
+    /// The log the clone keeps in its work directory.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.workdir.path().join("neoncopy.log"))
+            .expect("neoncopy.log in the work directory")
     }
 
     /// Records how a clone started outside `clone_with` runs, for `assert_faithful`'s
