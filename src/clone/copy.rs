@@ -1,7 +1,10 @@
 //! The copy workers of the data step: `--table-jobs` workers take units (whole tables, parts
 //! of split tables) largest first and stream their rows from source to target, each in one
 //! target transaction; small whole tables go several to a transaction, their round trips
-//! pipelined. A worker keeps a source reader and a target writer; after a transient failure
+//! pipelined. A worker keeps a source reader (tokio-postgres) and a target writer (a
+//! [`WireConn`], so that a COPY's rows follow its statement without waiting for the server's
+//! answer: over a wide-area link that round trip per table was what small tables cost). After a
+//! transient failure
 //! both are opened again (ending the old server processes) and the unit, or the batch, is
 //! copied again whole. As a table's last unit commits, its index jobs go to the index workers.
 
@@ -9,24 +12,25 @@ use super::data::Unit;
 use super::schedule::{self, IndexJob, Schedule};
 use super::Ctx;
 use crate::fmt;
+use crate::pg::connect::terminate_backend;
 use crate::pg::session::{Connections, Session, Sessions};
 use crate::pg::snapshot::READS_PER_SNAPSHOT_TXN;
+use crate::pg::wire::{PipeWriter, WireConn};
 use crate::pg::{sql, DbResultExt};
 use crate::pool::{Feeder, Queue};
 use crate::state::{Event, UnitCounters};
 use anyhow::{Context, Result};
-use futures::{SinkExt, TryStreamExt};
-use std::pin::Pin;
+use futures::TryStreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio_postgres::{Client, CopyInSink, CopyOutStream, Statement};
-use tracing::info;
+use tokio_postgres::{Client, CopyOutStream, Statement};
+use tracing::{info, warn};
 
 /// A copy worker's sessions: a source reader and a target writer.
 struct Conns {
     source: Session,
-    target: Session,
+    target: TargetWriter,
     /// Tables read in the source session's current transaction: each holds a lock until it
     /// ends.
     read_in_txn: usize,
@@ -39,10 +43,36 @@ impl Connections for Conns {
     }
 }
 
+/// The target session of a copy worker, and its server process.
+struct TargetWriter {
+    conn: WireConn,
+    pid: i32,
+}
+
+impl TargetWriter {
+    /// Opens the session; `stale` is the server process of the one it replaces, ended first
+    /// (over a connection of its own: it may still be loading rows that would collide with the
+    /// retry).
+    async fn open(ctx: &Ctx, stale: Option<i32>) -> Result<TargetWriter> {
+        let conn = ctx
+            .target
+            .connect_wire_for_data(Some(&ctx.catalog.lc_monetary))
+            .await?;
+        if let Some(old) = stale {
+            let ended = async { terminate_backend(&ctx.target.connect().await?, old).await };
+            if let Err(e) = ended.await {
+                warn!("{e:#}");
+            }
+        }
+        let pid = conn.backend_pid();
+        Ok(TargetWriter { conn, pid })
+    }
+}
+
 async fn connect_pair(ctx: &Ctx, worker: usize, stale: Option<(i32, i32)>) -> Result<Conns> {
     let (source, target) = tokio::try_join!(
         Session::open(ctx.source_reader(), stale.map(|s| s.0)),
-        Session::open(ctx.target_writer(), stale.map(|s| s.1))
+        TargetWriter::open(ctx, stale.map(|s| s.1))
     )
     .with_context(|| format!("start COPY worker {}", worker + 1))?;
     Ok(Conns {
@@ -141,13 +171,13 @@ impl Worker<'_> {
                 }
                 conns.read_in_txn = 0;
             }
-            let io = CopyIo {
+            let mut io = CopyIo {
                 source: &conns.source.client,
-                target: &conns.target.client,
+                target: &mut conns.target.conn,
                 worker: &counters,
                 all_bytes: &live.copied_bytes,
             };
-            let copied = copy_units(ctx, &io, units, attempt > 0).await?;
+            let copied = copy_units(ctx, &mut io, units, attempt > 0).await?;
             conns.read_in_txn += units.len();
             Ok(copied)
         }
@@ -216,7 +246,7 @@ fn batch_label(ctx: &Ctx, units: &[&Unit]) -> String {
 /// A copy worker's two sessions and its byte counters.
 struct CopyIo<'a> {
     source: &'a Client,
-    target: &'a Client,
+    target: &'a mut WireConn,
     /// What the worker's current batch has moved, for the live view.
     worker: &'a UnitCounters,
     /// Bytes streamed by all workers, committed or not.
@@ -237,26 +267,26 @@ struct Copied {
 /// answer was lost is then not copied a second time.
 async fn copy_units(
     ctx: &Ctx,
-    io: &CopyIo<'_>,
+    io: &mut CopyIo<'_>,
     units: &[&Unit],
     again: bool,
 ) -> Result<Vec<Copied>> {
     if let [unit] = units {
         if again && unit.parts > 1 {
             let table = &ctx.catalog.tables[unit.table];
-            let row = io
+            let rows = io
                 .target
-                .query_opt(
-                    &sql::committed_part_rows(ctx.parts_schema()?),
-                    &[&(table.oid as i64), &(unit.part as i32)],
-                )
+                .simple_query(&sql::committed_part_rows(
+                    ctx.parts_schema()?,
+                    table.oid,
+                    unit.part,
+                ))
                 .await
-                .db()
                 .context("look for the part in neoncopy's record of committed parts")?;
-            if let Some(row) = row {
+            if let Some(Some(n)) = rows.first().and_then(|r| r.first()) {
                 info!("{} was committed by the failed attempt", unit.label(table));
                 return Ok(vec![Copied {
-                    rows: row.get::<_, i64>(0) as u64,
+                    rows: n.parse().context("the recorded rows of a part")?,
                     bytes: 0,
                     secs: 0.0,
                 }]);
@@ -266,7 +296,8 @@ async fn copy_units(
     let counted: Vec<UnitCounters> = units.iter().map(|_| UnitCounters::default()).collect();
     let result = copy_pipelined(ctx, io, units, &counted).await;
     if result.is_err() {
-        let _ = io.target.batch_execute("rollback").await;
+        // A connection the pipeline left unusable refuses this at once; it is not reused.
+        let _ = io.target.simple_query("rollback").await;
         // The streamed bytes were not kept.
         let lost: u64 = counted
             .iter()
@@ -292,28 +323,20 @@ impl std::fmt::Display for UnitFailure {
     }
 }
 
-/// Prepares one statement per unit on one server, all in one round trip (pipelined).
+/// Prepares one statement per unit on the source, all in one round trip (pipelined).
 async fn prepare_each(
     client: &Client,
     texts: &[String],
     fail: &(dyn Fn(usize, &'static str) -> UnitFailure + Sync),
-    what: &'static str,
-) -> Result<Vec<tokio_postgres::Statement>> {
+) -> Result<Vec<Statement>> {
     futures::future::try_join_all(texts.iter().enumerate().map(|(i, text)| async move {
         client
             .prepare(text)
             .await
             .db()
-            .with_context(|| fail(i, what))
+            .with_context(|| fail(i, "prepare COPY on the source"))
     }))
     .await
-}
-
-/// Both results, or the error of the first that failed. Requests pipelined on one connection
-/// fail together once the first has failed (the rest with "current transaction is aborted"),
-/// and `try_join!` would report whichever it happened to poll first (it rotates).
-fn first_error<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
-    Ok((a?, b?))
 }
 
 /// A batch's statements: BEGIN with what empties its whole tables first, and each unit's COPY
@@ -383,71 +406,116 @@ fn copy_out_sql(ctx: &Ctx, u: &Unit) -> String {
     )
 }
 
-/// The round trips of `copy_units`, overlapped: one for BEGIN, the TRUNCATEs and every COPY
-/// statement's preparation on both sides; then per unit one to start both COPYs, sent with
-/// the end of the previous unit's COPY (and the COMMIT with the last one's).
+/// The queries of a batch on the target, as its pipeline tags them.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Begin,
+    Copy(usize),
+    Commit,
+}
+
+/// `copy_units` with its round trips overlapped. On the target everything goes without
+/// waiting: BEGIN and the TRUNCATEs, each unit's COPY statement followed by its rows, and
+/// COMMIT, while the answers are read as they come; the first error ends the batch. On the
+/// source, one round trip prepares every unit's COPY, and each unit's COPY starts while the
+/// one before still streams. A part of a split table commits once its COPY's count is known,
+/// with its record in neoncopy.parts.
 async fn copy_pipelined(
     ctx: &Ctx,
-    io: &CopyIo<'_>,
+    io: &mut CopyIo<'_>,
     units: &[&Unit],
     counted: &[UnitCounters],
 ) -> Result<Vec<Copied>> {
     let text = BatchSql::new(ctx, units);
     let fail = |i: usize, what: &'static str| unit_failure(ctx, units, i, what);
-    let (begun, ins, outs) = tokio::join!(
-        async {
-            io.target
-                .batch_execute(&text.begin)
-                .await
-                .db()
-                .context("begin target transaction")
-        },
-        prepare_each(
-            io.target,
-            &text.copy_in,
-            &fail,
-            "prepare COPY on the target"
-        ),
-        prepare_each(
-            io.source,
-            &text.copy_out,
-            &fail,
-            "prepare COPY on the source"
-        ),
-    );
-    let (_, (ins, outs)) = first_error(begun, first_error(ins, outs))?;
-    let p = Pipeline {
-        ctx,
-        io,
-        units,
-        counted,
-        ins,
-        outs,
-    };
     let n = units.len();
-    let mut out = Vec::with_capacity(n);
-    let mut current = Some(p.start_copy(0).await?);
-    let mut since = Instant::now();
-    for i in 0..n {
-        let (sink, stream) = current.take().expect("started before");
-        let mut sink = Box::pin(sink);
-        p.stream_rows(i, sink.as_mut(), stream).await?;
-        let finish = async {
-            sink.as_mut()
-                .finish()
-                .await
-                .db()
-                .with_context(|| p.fail(i, "finish COPY on the target"))
+    let part = units.iter().any(|u| u.parts > 1);
+    let (source, worker, all_bytes) = (io.source, io.worker, io.all_bytes);
+    let (mut tx, mut rx) = io.target.pipeline::<Step>()?;
+    let p = Pipeline {
+        counted,
+        worker,
+        all_bytes,
+        fail: &fail,
+    };
+    let writer = async {
+        tx.query(&text.begin, Step::Begin)?;
+        tx.query(&text.copy_in[0], Step::Copy(0))?;
+        tx.flush().await?;
+        let outs = prepare_each(source, &text.copy_out, &fail).await?;
+        let start = |i: usize| {
+            let out = &outs[i];
+            async move {
+                source
+                    .copy_out(out)
+                    .await
+                    .db()
+                    .with_context(|| fail(i, "start COPY on the source"))
+            }
         };
-        let rows = if i + 1 < n {
-            let (rows, next) = tokio::join!(finish, p.start_copy(i + 1));
-            let (rows, next) = first_error(rows, next)?;
-            current = Some(next);
-            rows
-        } else {
-            p.commit(i, finish).await?
+        let mut current = Some(start(0).await?);
+        for i in 0..n {
+            if i > 0 {
+                tx.query(&text.copy_in[i], Step::Copy(i))?;
+            }
+            let stream = current.take().expect("started before");
+            let next = async {
+                match i + 1 < n {
+                    true => Some(start(i + 1).await),
+                    false => None,
+                }
+            };
+            let (streamed, next) = tokio::join!(p.stream_rows(i, &mut tx, stream), next);
+            streamed?;
+            tx.copy_done();
+            if i + 1 == n && !part {
+                tx.query("commit", Step::Commit)?;
+            }
+            tx.flush().await?;
+            current = next.transpose()?;
+        }
+        tx.finish().await
+    };
+    let reader = async {
+        let mut out = Vec::with_capacity(n);
+        let mut since = Instant::now();
+        // A lost connection or a FATAL error (a session ended) is the batch's.
+        let batch = || {
+            format!(
+                "copy {}: read the target's answers",
+                batch_label(ctx, units)
+            )
         };
-        out.push(p.copied(i, rows, &mut since));
+        while let Some((step, answer)) = rx.next().await.with_context(batch)? {
+            if let Some(e) = answer.error {
+                return Err(match step {
+                    Step::Begin => e.context("begin target transaction"),
+                    Step::Copy(i) => e.context(fail(i, "write rows to the target")),
+                    Step::Commit => e.context("commit target transaction"),
+                });
+            }
+            if let Step::Copy(i) = step {
+                let rows = answer
+                    .rows
+                    .with_context(|| fail(i, "the target did not report the rows copied"))?;
+                out.push(p.copied(i, rows, &mut since));
+            }
+        }
+        Ok(out)
+    };
+    // The first error ends both (a source failure, a lost connection or the target's
+    // refusal); the connection is then not used again but for a ROLLBACK it refuses.
+    let ((), mut out) = tokio::try_join!(writer, reader)?;
+    if part {
+        // A part's record carries its row count, known once its COPY is finished.
+        let (unit, copied) = (units[0], &out[0]);
+        let oid = ctx.catalog.tables[unit.table].oid;
+        let record = sql::record_part(ctx.parts_schema()?, oid, unit.part, copied.rows);
+        io.target
+            .simple_query(&format!("{record}; commit"))
+            .await
+            .context("commit target transaction")?;
+        out.truncate(1);
     }
     Ok(out)
 }
@@ -461,131 +529,59 @@ fn unit_failure(ctx: &Ctx, units: &[&Unit], i: usize, what: &'static str) -> Uni
     }
 }
 
-/// A batch being copied: its units, their prepared COPY statements, and the counters of what
-/// they moved.
+/// A batch being copied: the counters of what its units moved.
 struct Pipeline<'a> {
-    ctx: &'a Ctx,
-    io: &'a CopyIo<'a>,
-    units: &'a [&'a Unit],
     counted: &'a [UnitCounters],
-    ins: Vec<Statement>,
-    outs: Vec<Statement>,
+    worker: &'a UnitCounters,
+    all_bytes: &'a AtomicU64,
+    fail: &'a (dyn Fn(usize, &'static str) -> UnitFailure + Sync),
 }
 
 impl Pipeline<'_> {
-    fn fail(&self, i: usize, what: &'static str) -> UnitFailure {
-        unit_failure(self.ctx, self.units, i, what)
-    }
-
-    /// Starts unit `i`'s COPY on both sides.
-    async fn start_copy(&self, i: usize) -> Result<(CopyInSink<bytes::Bytes>, CopyOutStream)> {
-        tokio::try_join!(
-            async {
-                self.io
-                    .target
-                    .copy_in::<_, bytes::Bytes>(&self.ins[i])
-                    .await
-                    .db()
-                    .with_context(|| self.fail(i, "start COPY on the target"))
-            },
-            async {
-                self.io
-                    .source
-                    .copy_out(&self.outs[i])
-                    .await
-                    .db()
-                    .with_context(|| self.fail(i, "start COPY on the source"))
-            },
-        )
-    }
-
-    /// Streams unit `i`'s rows, counting them as they go.
+    /// Streams unit `i`'s rows into the target's COPY, counting them as they go.
     async fn stream_rows(
         &self,
         i: usize,
-        mut sink: Pin<&mut CopyInSink<bytes::Bytes>>,
+        tx: &mut PipeWriter<'_, Step>,
         stream: CopyOutStream,
     ) -> Result<()> {
-        let (counted, io) = (&self.counted[i], self.io);
+        let counted = &self.counted[i];
         // COPY OUT sends a message per row (binary COPY one more, its trailer): the rows move
         // as they are copied, each counted when the next message comes, so that the count never
         // passes the rows (the trailer is never counted) and only grows when the count the
         // target reports sets it right (see `copied`).
-        // Which server failed: an error of the source's stream reaches send_all like the
-        // target's own.
-        let source_failed = std::sync::atomic::AtomicBool::new(false);
         let mut before = false;
-        let stream = stream
-            .inspect_ok(move |_| {
-                if before {
-                    counted.rows.fetch_add(1, Ordering::Relaxed);
-                    io.worker.rows.fetch_add(1, Ordering::Relaxed);
-                }
-                before = true;
-            })
-            .inspect_err(|_| source_failed.store(true, Ordering::Relaxed));
-        let mut stream = Box::pin(super::chunks::Chunks::new(stream).inspect_ok(|chunk| {
+        let stream = stream.inspect_ok(move |_| {
+            if before {
+                counted.rows.fetch_add(1, Ordering::Relaxed);
+                self.worker.rows.fetch_add(1, Ordering::Relaxed);
+            }
+            before = true;
+        });
+        let mut chunks = std::pin::pin!(super::chunks::Chunks::new(stream));
+        loop {
+            let chunk = chunks
+                .try_next()
+                .await
+                .db()
+                .with_context(|| (self.fail)(i, "read rows from the source"))?;
+            let Some(chunk) = chunk else { return Ok(()) };
             let len = chunk.len() as u64;
             counted.bytes.fetch_add(len, Ordering::Relaxed);
-            io.worker.bytes.fetch_add(len, Ordering::Relaxed);
-            io.all_bytes.fetch_add(len, Ordering::Relaxed);
-        }));
-        sink.send_all(&mut stream).await.db().with_context(|| {
-            self.fail(
-                i,
-                if source_failed.load(Ordering::Relaxed) {
-                    "read rows from the source"
-                } else {
-                    "write rows to the target"
-                },
-            )
-        })
-    }
-
-    /// Ends the last unit's COPY (`finish`) and commits; returns its rows.
-    async fn commit(
-        &self,
-        i: usize,
-        finish: impl std::future::Future<Output = Result<u64>>,
-    ) -> Result<u64> {
-        let (unit, target) = (self.units[i], self.io.target);
-        if fresh(self.ctx, unit) {
-            // COMMIT goes with the end of the COPY. Should the COPY fail, the server answers
-            // that COMMIT with a rollback, and the COPY's error is the one reported.
-            let commit = async {
-                target
-                    .batch_execute("commit")
-                    .await
-                    .db()
-                    .context("commit target transaction")
-            };
-            let (rows, committed) = tokio::join!(finish, commit);
-            return Ok(first_error(rows, committed)?.0);
+            self.worker.bytes.fetch_add(len, Ordering::Relaxed);
+            self.all_bytes.fetch_add(len, Ordering::Relaxed);
+            tx.copy_data(&chunk)
+                .await
+                .with_context(|| (self.fail)(i, "write rows to the target"))?;
         }
-        // A part's record carries its row count, known once its COPY is finished.
-        let rows = finish.await?;
-        let mut commit = String::new();
-        if unit.parts > 1 {
-            let oid = self.ctx.catalog.tables[unit.table].oid;
-            let schema = self.ctx.parts_schema()?;
-            commit.push_str(&sql::record_part(schema, oid, unit.part, rows));
-            commit.push_str("; ");
-        }
-        commit.push_str("commit");
-        target
-            .batch_execute(&commit)
-            .await
-            .db()
-            .context("commit target transaction")?;
-        Ok(rows)
     }
 
     /// What unit `i` came to, with the count of rows the target reported.
     fn copied(&self, i: usize, rows: u64, since: &mut Instant) -> Copied {
-        let (counted, worker) = (&self.counted[i], self.io.worker);
+        let counted = &self.counted[i];
         // What was counted as it streamed is at most `rows` (see `stream_rows`).
         let seen = counted.rows.swap(rows, Ordering::Relaxed);
-        worker
+        self.worker
             .rows
             .fetch_add(rows.saturating_sub(seen), Ordering::Relaxed);
         let now = Instant::now();

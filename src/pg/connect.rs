@@ -3,6 +3,7 @@
 
 use super::connstr::ConnParams;
 use super::retry::{with_retries, RetryPolicy};
+use super::wire::{Purpose, WireConn};
 use anyhow::{bail, Context, Result};
 use native_tls::{Certificate, Identity, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
@@ -112,22 +113,44 @@ impl Endpoint {
     /// whatever the servers' defaults are.
     pub async fn connect_for_data(&self, lc_monetary: Option<&str>) -> Result<Client> {
         let client = self.connect().await?;
-        let mut sql = String::from(
-            "select pg_catalog.set_config('search_path', '', false); set extra_float_digits = 3; set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres'; \
-             set timezone = 'UTC'; set statement_timeout = 0; set lock_timeout = 0; \
-             set idle_in_transaction_session_timeout = 0;",
-        );
-        if let Some(m) = lc_monetary {
-            sql.push_str(&format!(" set lc_monetary = {};", super::sql::literal(m)));
-        }
         // A connection lost here is as transient as one lost connecting (db_err says so).
         client
-            .batch_execute(&sql)
+            .batch_execute(&data_session_sql(lc_monetary))
             .await
             .map_err(super::db_err)
             .with_context(|| format!("prepare {} session", self.side))?;
         Ok(client)
     }
+
+    /// A connection like [`Endpoint::connect_for_data`]'s, spoken with postgres-protocol's
+    /// messages ([`WireConn`]) for pipelined COPY; retried as [`Endpoint::connect`] retries.
+    pub async fn connect_wire_for_data(&self, lc_monetary: Option<&str>) -> Result<WireConn> {
+        let what = format!("connect to {}", self.side);
+        let mut conn = with_retries(
+            &self.retry,
+            &what,
+            |_, _| {},
+            |_| WireConn::connect(&self.params, Purpose::CopyTarget),
+        )
+        .await?;
+        conn.simple_query(&data_session_sql(lc_monetary))
+            .await
+            .with_context(|| format!("prepare {} session", self.side))?;
+        Ok(conn)
+    }
+}
+
+/// The settings of a session that moves data (see [`Endpoint::connect_for_data`]).
+fn data_session_sql(lc_monetary: Option<&str>) -> String {
+    let mut sql = String::from(
+        "select pg_catalog.set_config('search_path', '', false); set extra_float_digits = 3; set datestyle = 'ISO, YMD'; set intervalstyle = 'postgres'; \
+         set timezone = 'UTC'; set statement_timeout = 0; set lock_timeout = 0; \
+         set idle_in_transaction_session_timeout = 0;",
+    );
+    if let Some(m) = lc_monetary {
+        sql.push_str(&format!(" set lc_monetary = {};", super::sql::literal(m)));
+    }
+    sql
 }
 
 /// A connection the server itself refused for now (starting up, a compute waking).

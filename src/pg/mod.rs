@@ -13,6 +13,7 @@ pub mod session;
 pub mod snapshot;
 pub mod sql;
 pub mod tools;
+pub mod wire;
 
 pub use connect::{Endpoint, Side};
 

@@ -522,9 +522,9 @@ pub fn drop_parts_schema(schema: &str) -> String {
     format!("drop table {s}.parts; drop schema {s}", s = ident(schema))
 }
 
-pub fn committed_part_rows(schema: &str) -> String {
+pub fn committed_part_rows(schema: &str, table_oid: u32, part: u32) -> String {
     format!(
-        "select rows from {}.parts where table_oid = $1 and part = $2",
+        "select rows from {}.parts where table_oid = {table_oid} and part = {part}",
         ident(schema)
     )
 }

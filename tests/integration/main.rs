@@ -16,3 +16,4 @@ mod replication;
 mod safety;
 mod support;
 mod versions;
+mod wire;
