@@ -795,8 +795,10 @@ pub struct Answer {
     pub error: Option<anyhow::Error>,
 }
 
-/// Writes of a pipeline are sent once this many bytes wait (and at each `flush`).
-const PIPE_FLUSH_BYTES: usize = 64 * 1024;
+/// Writes of a pipeline are sent once this many bytes wait (and at each `flush`). At 64 kB a
+/// big table cost more CPU than tokio-postgres's sink did (bench big: 20.1 against 17.3 CPU
+/// seconds, more task wake-ups); at 256 kB less (15.9 against 18.6).
+const PIPE_FLUSH_BYTES: usize = 256 * 1024;
 
 impl WireConn {
     /// Splits the connection for a pipeline: a writer that sends queries (simple Query
