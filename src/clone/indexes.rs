@@ -380,7 +380,8 @@ async fn finish_table(
 async fn analyze(client: &Client, table: &Table, split: bool) -> Result<()> {
     // A table loaded with COPY FREEZE needs no vacuum; one loaded without it (an extension's
     // configuration table, a split table, a partitioned table loaded through its root) does,
-    // for its visibility map.
+    // for its visibility map. Not a tiny one (see copy::freeze): a page or two without a
+    // visibility map, as pg_restore leaves every table.
     let vacuum = !table.frozen_on_load() || split;
     client
         .batch_execute(&sql::analyze(&table.schema, &table.name, vacuum))
