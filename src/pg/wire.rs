@@ -662,16 +662,11 @@ impl WireConn {
         &mut self,
         body: &postgres_protocol::message::backend::ParameterStatusBody,
     ) -> Result<()> {
-        let name = body.name().map_err(io_error)?;
-        let value = body.value().map_err(io_error)?;
-        self.parameters.insert(name.to_string(), value.to_string());
-        Ok(())
+        note_parameter(&mut self.parameters, body)
     }
 
     fn log_notice(&self, fields: ErrorFields<'_>) {
-        if let Ok(m) = ServerMessage::parse(fields) {
-            tracing::debug!("{}: {}", self.purpose.label(), m.describe());
-        }
+        log_notice(self.purpose, fields)
     }
 
     /// Sends the buffered messages.
@@ -683,25 +678,8 @@ impl WireConn {
         Ok(())
     }
 
-    /// The next message from the server; an end of stream is an error.
     async fn read_message(&mut self) -> Result<Message> {
-        loop {
-            if let Some(m) = Message::parse(&mut self.read).map_err(io_error)? {
-                return Ok(m);
-            }
-            let n = self
-                .stream
-                .io()
-                .read_buf(&mut self.read)
-                .await
-                .map_err(io_error)?;
-            if n == 0 {
-                return Err(io_error(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                )));
-            }
-        }
+        read_message(self.stream.io(), &mut self.read).await
     }
 }
 
@@ -939,35 +917,52 @@ impl<T> PipeReader<'_, T> {
                 | Message::RowDescription(_)
                 | Message::DataRow(_)
                 | Message::EmptyQueryResponse => {}
-                Message::ParameterStatus(body) => {
-                    let name = body.name().map_err(io_error)?;
-                    let value = body.value().map_err(io_error)?;
-                    self.parameters.insert(name.to_string(), value.to_string());
-                }
-                Message::NoticeResponse(body) => {
-                    if let Ok(m) = ServerMessage::parse(body.fields()) {
-                        tracing::debug!("{}: {}", self.purpose.label(), m.describe());
-                    }
-                }
+                Message::ParameterStatus(body) => note_parameter(self.parameters, &body)?,
+                Message::NoticeResponse(body) => log_notice(self.purpose, body.fields()),
                 _ => bail!("unexpected message from the server in a pipeline of queries"),
             }
         }
     }
 
-    /// The next message from the server; an end of stream is an error.
     async fn read_message(&mut self) -> Result<Message> {
-        loop {
-            if let Some(m) = Message::parse(self.read).map_err(io_error)? {
-                return Ok(m);
-            }
-            let n = self.io.read_buf(self.read).await.map_err(io_error)?;
-            if n == 0 {
-                return Err(io_error(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                )));
-            }
+        read_message(&mut self.io, self.read).await
+    }
+}
+
+/// The next message from the server, from what `buf` holds and then from `io`; an end of
+/// stream is an error.
+async fn read_message(
+    io: &mut (impl AsyncRead + Unpin + ?Sized),
+    buf: &mut BytesMut,
+) -> Result<Message> {
+    loop {
+        if let Some(m) = Message::parse(buf).map_err(io_error)? {
+            return Ok(m);
         }
+        if io.read_buf(buf).await.map_err(io_error)? == 0 {
+            return Err(io_error(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            )));
+        }
+    }
+}
+
+/// Keeps a ParameterStatus value (server_version, ...).
+fn note_parameter(
+    parameters: &mut BTreeMap<String, String>,
+    body: &postgres_protocol::message::backend::ParameterStatusBody,
+) -> Result<()> {
+    let name = body.name().map_err(io_error)?;
+    let value = body.value().map_err(io_error)?;
+    parameters.insert(name.to_string(), value.to_string());
+    Ok(())
+}
+
+/// A server's notice goes to the debug log, named by the connection's purpose.
+fn log_notice(purpose: Purpose, fields: ErrorFields<'_>) {
+    if let Ok(m) = ServerMessage::parse(fields) {
+        tracing::debug!("{}: {}", purpose.label(), m.describe());
     }
 }
 
