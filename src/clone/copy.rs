@@ -16,14 +16,14 @@ use crate::pg::connect::terminate_backend;
 use crate::pg::session::{Connections, Session, Sessions};
 use crate::pg::snapshot::READS_PER_SNAPSHOT_TXN;
 use crate::pg::wire::{PipeWriter, WireConn};
-use crate::pg::{sql, DbResultExt};
+use crate::pg::{sql, DbResultExt, PgError};
 use crate::pool::{Feeder, Queue};
 use crate::state::{Event, UnitCounters};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use futures::TryStreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio_postgres::{Client, CopyOutStream, Statement};
 use tracing::{info, warn};
 
@@ -54,17 +54,26 @@ impl TargetWriter {
     /// (over a connection of its own: it may still be loading rows that would collide with the
     /// retry).
     async fn open(ctx: &Ctx, stale: Option<i32>) -> Result<TargetWriter> {
-        let conn = ctx
+        let mut conn = ctx
             .target
             .connect_wire_for_data(Some(&ctx.catalog.lc_monetary))
             .await?;
+        // The server's own pid, not the BackendKeyData's (a pooler or proxy sends its own).
+        let rows = conn
+            .simple_query(sql::BACKEND_PID)
+            .await
+            .context("read backend pid")?;
+        let pid = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|p| p.parse().ok())
+            .context("read backend pid: no number in the answer")?;
         if let Some(old) = stale {
             let ended = async { terminate_backend(&ctx.target.connect().await?, old).await };
             if let Err(e) = ended.await {
                 warn!("{e:#}");
             }
         }
-        let pid = conn.backend_pid();
         Ok(TargetWriter { conn, pid })
     }
 }
@@ -260,7 +269,8 @@ struct Copied {
     secs: f64,
 }
 
-/// Copies units in one target transaction. A whole table: TRUNCATE, COPY ... FREEZE. A part
+/// Copies units in one target transaction. A whole table: TRUNCATE, COPY ... FREEZE (a tiny
+/// one: LOCK, DELETE, COPY; see `freeze`). A part
 /// of a split table: COPY of its rows, and its row in neoncopy.parts, committed together.
 /// Either way a failure leaves nothing behind, and running it again never duplicates a row.
 /// `again` says an earlier attempt failed: a part whose commit went through although its
@@ -357,9 +367,12 @@ impl BatchSql {
             match &t.extension_config {
                 // A partitioned table loaded through its root: all of its partitions.
                 None if !t.leaves.is_empty() => begin.push_str(&sql::truncate(&t.schema, &t.name)),
-                // Emptied without a new file (see `freeze`).
+                // Emptied without a new file (see `freeze`), once a session of a failed
+                // attempt that may still commit rows into it is done (as TRUNCATE would wait).
                 None if !freeze(ctx, u) => {
-                    begin.push_str(&sql::delete_matching(&t.schema, &t.name, ""))
+                    begin.push_str(&sql::lock_exclusive_only(&t.schema, &t.name));
+                    begin.push_str("; ");
+                    begin.push_str(&sql::delete_matching(&t.schema, &t.name, ""));
                 }
                 None => begin.push_str(&sql::truncate_only(&t.schema, &t.name)),
                 // The rows a previous attempt may have committed go, the extension's own stay:
@@ -430,7 +443,7 @@ enum Step {
 }
 
 /// `copy_units` with its round trips overlapped. On the target everything goes without
-/// waiting: BEGIN and the TRUNCATEs, each unit's COPY statement followed by its rows, and
+/// waiting: BEGIN with what empties the tables, each unit's COPY statement followed by its rows, and
 /// COMMIT, while the answers are read as they come; the first error ends the batch. On the
 /// source, one round trip prepares every unit's COPY, and each unit's COPY starts while the
 /// one before still streams. A part of a split table commits once its COPY's count is known,
@@ -509,6 +522,12 @@ async fn copy_pipelined(
                     Step::Commit => e.context("commit target transaction"),
                 });
             }
+            if matches!(step, Step::Commit) && answer.tag.as_deref() != Some("COMMIT") {
+                bail!(
+                    "commit target transaction: the target answered {}",
+                    answer.tag.as_deref().unwrap_or("nothing")
+                );
+            }
             if let Step::Copy(i) = step {
                 let rows = answer
                     .rows
@@ -520,7 +539,7 @@ async fn copy_pipelined(
     };
     // The first error ends both (a source failure, a lost connection or the target's
     // refusal); the connection is then not used again but for a ROLLBACK it refuses.
-    let ((), mut out) = tokio::try_join!(writer, reader)?;
+    let ((), mut out) = first_failure(writer, reader).await?;
     if part {
         // A part's record carries its row count, known once its COPY is finished.
         let (unit, copied) = (units[0], &out[0]);
@@ -533,6 +552,29 @@ async fn copy_pipelined(
         out.truncate(1);
     }
     Ok(out)
+}
+
+/// Both results, or the first failure. When the writer fails first its error may be only
+/// the effect of the target's (a write to a connection the server closed after a FATAL
+/// error): the reader gets a second to read the server's own words, which are reported then.
+async fn first_failure<W, R>(
+    writer: impl std::future::Future<Output = Result<W>>,
+    reader: impl std::future::Future<Output = Result<R>>,
+) -> Result<(W, R)> {
+    tokio::pin!(writer, reader);
+    tokio::select! {
+        w = &mut writer => match w {
+            Ok(w) => Ok((w, reader.await?)),
+            Err(we) => match tokio::time::timeout(Duration::from_secs(1), &mut reader).await {
+                Ok(Err(re)) if PgError::from_server_in(&re) => Err(re),
+                _ => Err(we),
+            },
+        },
+        r = &mut reader => {
+            let r = r?;
+            Ok((writer.await?, r))
+        }
+    }
 }
 
 /// The context of an error in unit `i` of a batch.

@@ -63,6 +63,13 @@ pub struct PgError {
 }
 
 impl PgError {
+    /// Whether an error's chain holds an error the server sent (rather than the connection
+    /// failing).
+    pub fn from_server_in(e: &anyhow::Error) -> bool {
+        e.chain()
+            .any(|c| c.downcast_ref::<PgError>().is_some_and(|p| p.from_server))
+    }
+
     /// The SQLSTATE of the first server error in an error's chain.
     pub fn code_of(e: &anyhow::Error) -> Option<&str> {
         e.chain()

@@ -576,6 +576,14 @@ pub fn copy_out_of_leaves(leaves: &[(String, String)], columns: &[String], binar
     format!("copy ({}) to stdout{format}", selects.join(" union all "))
 }
 
+/// An ACCESS EXCLUSIVE lock on a table alone (not its children), as TRUNCATE ONLY takes.
+pub fn lock_exclusive_only(schema: &str, table: &str) -> String {
+    format!(
+        "lock table only {} in access exclusive mode",
+        qualified(schema, table)
+    )
+}
+
 pub fn truncate_only(schema: &str, table: &str) -> String {
     format!("truncate only {}", qualified(schema, table))
 }

@@ -757,6 +757,10 @@ impl WireConn {
     /// with it. A connection dropped without close ends the same way, when the server sees
     /// the socket close.
     pub async fn close(mut self) -> Result<()> {
+        // What a pipeline dropped half way left unsent is not sent now.
+        if self.broken {
+            self.write.clear();
+        }
         frontend::terminate(&mut self.write);
         let sent = self.flush().await;
         let _ = self.stream.io().shutdown().await;
@@ -767,6 +771,9 @@ impl WireConn {
 /// What the server answered one query of a pipeline.
 #[derive(Debug, Default)]
 pub struct Answer {
+    /// The command tag of the query's last command (`COPY 20`; `ROLLBACK` for a COMMIT of a
+    /// transaction that failed).
+    pub tag: Option<String>,
     /// The count of the query's last command that reports one (`COPY 20`, `INSERT 0 1`).
     pub rows: Option<u64>,
     /// The server's error: the query failed (and the transaction it was in, if any).
@@ -814,6 +821,7 @@ impl WireConn {
                 broken: &mut self.broken,
                 purpose: self.purpose,
                 sent,
+                failed: false,
             },
         ))
     }
@@ -871,7 +879,9 @@ impl<T> PipeWriter<'_, T> {
         self.io.flush().await.map_err(io_error)
     }
 
-    /// Sends what waits and ends the writing: the reader ends after the last answer.
+    /// Sends what waits and ends the writing: the reader ends after the last answer. A writer
+    /// dropped without it leaves queries the reader waits for unsent: drop the reader too
+    /// (the connection is then unusable).
     pub async fn finish(mut self) -> Result<()> {
         self.flush().await
     }
@@ -885,13 +895,25 @@ pub struct PipeReader<'a, T> {
     broken: &'a mut bool,
     purpose: Purpose,
     sent: tokio::sync::mpsc::UnboundedReceiver<T>,
+    /// A call of `next` failed.
+    failed: bool,
 }
 
 impl<T> PipeReader<'_, T> {
     /// The answer to the next query with its tag, once the server has sent it; None after
     /// the last query of a finished writer. A server error is an answer (see
     /// [`Answer::error`]); a lost connection, a FATAL error or a protocol error is an error.
+    /// After an error nothing more is read: the connection is out of step with the server.
     pub async fn next(&mut self) -> Result<Option<(T, Answer)>> {
+        if self.failed {
+            bail!("a pipeline of queries failed earlier on this connection");
+        }
+        let result = self.answer().await;
+        self.failed = result.is_err();
+        result
+    }
+
+    async fn answer(&mut self) -> Result<Option<(T, Answer)>> {
         let Some(tag) = self.sent.recv().await else {
             *self.broken = false;
             return Ok(None);
@@ -901,9 +923,8 @@ impl<T> PipeReader<'_, T> {
             match self.read_message().await? {
                 Message::CommandComplete(body) => {
                     let tag = body.tag().map_err(io_error)?;
-                    if let Some(n) = tag.rsplit(' ').next().and_then(|n| n.parse().ok()) {
-                        answer.rows = Some(n);
-                    }
+                    answer.rows = tag.rsplit(' ').next().and_then(|n| n.parse().ok());
+                    answer.tag = Some(tag.to_string());
                 }
                 Message::ErrorResponse(body) => {
                     let m = ServerMessage::parse(body.fields())?;

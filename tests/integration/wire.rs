@@ -37,12 +37,12 @@ fn fresh_db(c: &Cluster, name: &str) -> String {
 }
 
 /// Writes a transaction of two COPYs with their rows, then (and only then) reads every
-/// answer: (tag, rows, SQLSTATE of the error).
+/// answer: (tag, rows, SQLSTATE of the error, command tag).
 async fn two_copies(
     conn: &mut WireConn,
     a_rows: &str,
     b_rows: &str,
-) -> Vec<(&'static str, Option<u64>, Option<String>)> {
+) -> Vec<(&'static str, Option<u64>, Option<String>, Option<String>)> {
     let (mut tx, mut rx) = conn.pipeline::<&'static str>().expect("pipeline");
     let write = async {
         tx.query("begin; truncate a, b", "begin")?;
@@ -68,7 +68,7 @@ async fn two_copies(
             .error
             .as_ref()
             .and_then(|e| PgError::code_of(e).map(str::to_string));
-        answers.push((tag, answer.rows, code));
+        answers.push((tag, answer.rows, code, answer.tag));
     }
     answers
 }
@@ -82,10 +82,10 @@ async fn every_query_and_row_goes_before_the_first_answer() {
     assert_eq!(
         answers,
         vec![
-            ("begin", None, None),
-            ("copy a", Some(3), None),
-            ("copy b", Some(2), None),
-            ("commit", None, None),
+            ("begin", None, None, Some("TRUNCATE TABLE".to_string())),
+            ("copy a", Some(3), None, Some("COPY 3".to_string())),
+            ("copy b", Some(2), None, Some("COPY 2".to_string())),
+            ("commit", None, None, Some("COMMIT".to_string())),
         ]
     );
     let client = c.client(&db).await;
@@ -108,15 +108,16 @@ async fn an_error_fails_the_rest_of_its_transaction() {
     c.psql(&db, "insert into b values (42)");
     let mut conn = connect(c, &db).await;
     // A duplicate key in a's rows: its COPY fails, b's rows are refused with the transaction
-    // ("current transaction is aborted"), and COMMIT rolls back (without an error).
+    // ("current transaction is aborted"), and COMMIT rolls back (without an error: its tag
+    // says ROLLBACK).
     let answers = two_copies(&mut conn, "1\tone\n1\tagain\n", "7").await;
     assert_eq!(
         answers,
         vec![
-            ("begin", None, None),
-            ("copy a", None, Some("23505".to_string())),
-            ("copy b", None, Some("25P02".to_string())),
-            ("commit", None, None),
+            ("begin", None, None, Some("TRUNCATE TABLE".to_string())),
+            ("copy a", None, Some("23505".to_string()), None),
+            ("copy b", None, Some("25P02".to_string()), None),
+            ("commit", None, None, Some("ROLLBACK".to_string())),
         ]
     );
     let client = c.client(&db).await;
@@ -142,5 +143,6 @@ async fn a_pipeline_left_unread_leaves_the_connection_unusable() {
     }
     let err = format!("{:#}", conn.simple_query("select 3").await.unwrap_err());
     assert!(err.contains("cannot be used"), "{err}");
+    // Nor does a new pipeline start.
     assert!(conn.pipeline::<u8>().is_err());
 }
