@@ -15,7 +15,7 @@ use crate::fmt;
 use crate::pg::connect::terminate_backend;
 use crate::pg::session::{Connections, Session, Sessions};
 use crate::pg::snapshot::READS_PER_SNAPSHOT_TXN;
-use crate::pg::wire::{PipeWriter, WireConn};
+use crate::pg::wire::{first_value, PipeWriter, WireConn};
 use crate::pg::{sql, DbResultExt, PgError};
 use crate::pool::{Feeder, Queue};
 use crate::state::{Event, UnitCounters};
@@ -63,9 +63,7 @@ impl TargetWriter {
             .simple_query(sql::BACKEND_PID)
             .await
             .context("read backend pid")?;
-        let pid = rows
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
+        let pid = first_value(&rows)
             .and_then(|p| p.parse().ok())
             .context("read backend pid: no number in the answer")?;
         if let Some(old) = stale {
@@ -293,7 +291,7 @@ async fn copy_units(
                 ))
                 .await
                 .context("look for the part in neoncopy's record of committed parts")?;
-            if let Some(Some(n)) = rows.first().and_then(|r| r.first()) {
+            if let Some(n) = first_value(&rows) {
                 info!("{} was committed by the failed attempt", unit.label(table));
                 return Ok(vec![Copied {
                     rows: n.parse().context("the recorded rows of a part")?,
@@ -488,9 +486,10 @@ async fn copy_pipelined(
             }
             let stream = current.take().expect("started before");
             let next = async {
-                match i + 1 < n {
-                    true => Some(start(i + 1).await),
-                    false => None,
+                if i + 1 < n {
+                    Some(start(i + 1).await)
+                } else {
+                    None
                 }
             };
             let (streamed, next) = tokio::join!(p.stream_rows(i, &mut tx, stream), next);
@@ -539,7 +538,7 @@ async fn copy_pipelined(
     };
     // The first error ends both (a source failure, a lost connection or the target's
     // refusal); the connection is then not used again but for a ROLLBACK it refuses.
-    let ((), mut out) = first_failure(writer, reader).await?;
+    let ((), out) = first_failure(writer, reader).await?;
     if part {
         // A part's record carries its row count, known once its COPY is finished.
         let (unit, copied) = (units[0], &out[0]);
@@ -549,7 +548,6 @@ async fn copy_pipelined(
             .simple_query(&format!("{record}; commit"))
             .await
             .context("commit target transaction")?;
-        out.truncate(1);
     }
     Ok(out)
 }

@@ -57,19 +57,21 @@ impl ReplicationConn {
     /// server is ready again, so the connection stays usable; a lost connection or a protocol
     /// error makes it unusable.
     pub async fn simple_query(&mut self, sql: &str) -> Result<TextRows> {
-        self.query(sql)
+        self.conn
+            .simple_query(sql)
             .await
             .context("query the source over the replication connection")
     }
 
-    async fn query(&mut self, sql: &str) -> Result<TextRows> {
-        self.conn.simple_query(sql).await
-    }
     /// IDENTIFY_SYSTEM: the cluster's system identifier, timeline, current WAL position and
     /// database.
     pub async fn identify_system(&mut self) -> Result<SystemId> {
         let what = "identify the source system over the replication connection";
-        let rows = self.query("IDENTIFY_SYSTEM").await.context(what)?;
+        let rows = self
+            .conn
+            .simple_query("IDENTIFY_SYSTEM")
+            .await
+            .context(what)?;
         let row = single_row(rows, 4).context(what)?;
         let text = |i: usize| row[i].clone().unwrap_or_default();
         Ok(SystemId {
@@ -105,9 +107,10 @@ impl ReplicationConn {
         if server_version_num >= 140000 {
             settings.push_str(" SET idle_session_timeout = 0;");
         }
-        self.query(&settings).await.with_context(what)?;
+        self.conn.simple_query(&settings).await.with_context(what)?;
         let rows = self
-            .query(&create_slot_sql(name, server_version_num))
+            .conn
+            .simple_query(&create_slot_sql(name, server_version_num))
             .await
             .with_context(what)?;
         let row = single_row(rows, 3).with_context(what)?;

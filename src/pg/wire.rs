@@ -540,14 +540,7 @@ impl WireConn {
         conn.read_until_ready().await?;
         if s.read_write {
             let rows = conn.exchange("show transaction_read_only").await?;
-            if rows
-                .first()
-                .and_then(|r| r.first())
-                .cloned()
-                .flatten()
-                .as_deref()
-                == Some("on")
-            {
+            if first_value(&rows) == Some("on") {
                 bail!("the server is read-only (target_session_attrs=read-write)");
             }
         }
@@ -595,7 +588,7 @@ impl WireConn {
                 Message::ErrorResponse(body) => {
                     return Err(ServerMessage::parse(body.fields())?.into_error())
                 }
-                Message::NoticeResponse(body) => self.log_notice(body.fields()),
+                Message::NoticeResponse(body) => log_notice(self.purpose, body.fields()),
                 _ => bail!("the server asks for an authentication method neoncopy does not support (GSSAPI, SSPI or Kerberos)"),
             }
         }
@@ -636,7 +629,7 @@ impl WireConn {
                 Message::ErrorResponse(body) => {
                     return Err(ServerMessage::parse(body.fields())?.into_error())
                 }
-                Message::NoticeResponse(body) => self.log_notice(body.fields()),
+                Message::NoticeResponse(body) => log_notice(self.purpose, body.fields()),
                 m => return Ok(m),
             }
         }
@@ -646,9 +639,9 @@ impl WireConn {
     async fn read_until_ready(&mut self) -> Result<()> {
         loop {
             match self.read_message().await? {
-                Message::ParameterStatus(body) => self.note_parameter(&body)?,
+                Message::ParameterStatus(body) => note_parameter(&mut self.parameters, &body)?,
                 Message::BackendKeyData(body) => self.backend_pid = body.process_id(),
-                Message::NoticeResponse(body) => self.log_notice(body.fields()),
+                Message::NoticeResponse(body) => log_notice(self.purpose, body.fields()),
                 Message::ReadyForQuery(_) => return Ok(()),
                 Message::ErrorResponse(body) => {
                     return Err(ServerMessage::parse(body.fields())?.into_error())
@@ -656,17 +649,6 @@ impl WireConn {
                 _ => bail!("unexpected message from the server while starting the session"),
             }
         }
-    }
-
-    fn note_parameter(
-        &mut self,
-        body: &postgres_protocol::message::backend::ParameterStatusBody,
-    ) -> Result<()> {
-        note_parameter(&mut self.parameters, body)
-    }
-
-    fn log_notice(&self, fields: ErrorFields<'_>) {
-        log_notice(self.purpose, fields)
     }
 
     /// Sends the buffered messages.
@@ -685,6 +667,11 @@ impl WireConn {
 
 /// Rows of a simple query: every column as text, NULL as None.
 pub type TextRows = Vec<Vec<Option<String>>>;
+
+/// The first column of the first row, as text; None for no row or NULL.
+pub fn first_value(rows: &TextRows) -> Option<&str> {
+    rows.first()?.first()?.as_deref()
+}
 
 impl WireConn {
     /// Runs a simple query (SQL or a replication command; several statements are allowed)
@@ -717,8 +704,8 @@ impl WireConn {
                 Message::RowDescription(_)
                 | Message::CommandComplete(_)
                 | Message::EmptyQueryResponse => {}
-                Message::ParameterStatus(body) => self.note_parameter(&body)?,
-                Message::NoticeResponse(body) => self.log_notice(body.fields()),
+                Message::ParameterStatus(body) => note_parameter(&mut self.parameters, &body)?,
+                Message::NoticeResponse(body) => log_notice(self.purpose, body.fields()),
                 Message::ErrorResponse(body) => {
                     let m = ServerMessage::parse(body.fields())?;
                     if m.is_fatal() {
