@@ -179,7 +179,9 @@ async fn server_checks(
     let filtered = opts.filters.as_ref().map(|_| &selection);
     more.extend(on_connections(src, tgt, opts, filtered).await?);
     if let (Ok(tools), true) = (&tools, tmajor >= smajor) {
-        more.push(schema(source, target, tools, opts, &selection).await);
+        let scope =
+            crate::clone::schema::DumpScope::of_source(src, !opts.skip_large_objects).await?;
+        more.push(schema(source, target, (tools, scope), opts, &selection).await);
     }
     let los: i64 = src
         .query_one(sql::LARGE_OBJECT_COUNT, &[])
@@ -268,7 +270,7 @@ async fn size(
 async fn schema(
     source: &Endpoint,
     target: &Endpoint,
-    tools: &crate::pg::tools::PgTools,
+    (tools, scope): (&crate::pg::tools::PgTools, crate::clone::schema::DumpScope),
     opts: &Options,
     selection: &crate::filters::Selection,
 ) -> Check {
@@ -279,7 +281,7 @@ async fn schema(
             &workdir,
             tools,
             source,
-            &selection.pg_dump_args(),
+            (scope, &selection.pg_dump_args()),
             None,
             opts.skip_large_objects,
         )

@@ -1029,7 +1029,7 @@ async fn catalog_and_dump(
         cfg.resume && done.steps.contains(&Step::Dump) && schema::archive_ready(workdir);
     // pg_dump's filter arguments, once the catalog step has them; the sender is dropped with
     // the catalog step, so a dump never waits for a catalog that failed.
-    let (args_tx, args_rx) = tokio::sync::watch::channel(None::<Vec<String>>);
+    let (args_tx, args_rx) = tokio::sync::watch::channel(None::<DumpArgs>);
     let catalog = async move {
         let args_tx = args_tx;
         fresh
@@ -1049,17 +1049,17 @@ async fn catalog_and_dump(
             .run(Step::Dump, true, |_| {
                 let mut args_rx = args_rx.clone();
                 async move {
-                    let args = args_rx
+                    let (scope, args) = args_rx
                         .wait_for(Option::is_some)
                         .await
                         .map_err(|_| anyhow::anyhow!("the filters were not applied"))?
                         .clone()
-                        .unwrap_or_default();
+                        .context("the filters were not applied")?;
                     schema::pg_dump(
                         workdir,
                         tools,
                         source,
-                        &args,
+                        (scope, &args),
                         holder.snapshot_id(),
                         cfg.skip_large_objects,
                     )
@@ -1073,20 +1073,27 @@ async fn catalog_and_dump(
     tokio::try_join!(catalog, dump)
 }
 
-/// The catalog step: what --filters selects (handed to pg_dump as its arguments as soon as it
-/// is known), the source catalog with it applied, and the copy units, all read in the
-/// snapshot.
+/// What pg_dump is asked for: the scope of its schema and the filters' arguments.
+type DumpArgs = (schema::DumpScope, Vec<String>);
+
+/// The catalog step: what --filters selects and the scope of the schema (handed to pg_dump
+/// as soon as they are known), the source catalog with the filters applied, and the copy
+/// units, all read in the snapshot.
 async fn read_catalog(
     client: &tokio_postgres::Client,
     cfg: &CloneConfig,
     done: &Done,
-    pg_dump_args: &tokio::sync::watch::Sender<Option<Vec<String>>>,
+    pg_dump_args: &tokio::sync::watch::Sender<Option<DumpArgs>>,
 ) -> Result<SourceRead> {
     let selection =
         crate::filters::Selection::compute(client, cfg.filters.as_ref(), cfg.skip_extensions)
             .await
             .context("apply --filters")?;
-    pg_dump_args.send_replace(Some(selection.pg_dump_args()));
+    let scope = schema::DumpScope::of_source(client, !cfg.skip_large_objects).await?;
+    if scope == schema::DumpScope::SchemaOnly {
+        info!("pg_dump --schema-only: no materialized view or large object to dump");
+    }
+    pg_dump_args.send_replace(Some((scope, selection.pg_dump_args())));
     let mut catalog = Catalog::read(client, !cfg.skip_large_objects).await?;
     catalog.apply(&selection, cfg.skip_extensions);
     catalog.load_through_roots();

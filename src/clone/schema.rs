@@ -33,27 +33,69 @@ const REHEARSAL_SQL: &str = "rehearsal.sql";
 /// Entry kinds whose statement text neoncopy runs itself.
 const BUILT_KINDS: &[&str] = &["INDEX", "CONSTRAINT"];
 
-/// `pg_dump -Fc --section=pre-data --section=post-data` of what the filters select
-/// (`selection_args`: `Selection::pg_dump_args`), in `snapshot` when there is one, into the
-/// archive of `dir`.
+/// What of the schema pg_dump is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpScope {
+    /// `--schema-only`: the same entries as the two sections when the source has no
+    /// materialized view and no large object to copy, without reading what is thrown away
+    /// (pg_dump with `--section` still reads every sequence's value, a query per sequence
+    /// before pg_dump 18, to leave it out with the data section).
+    SchemaOnly,
+    /// `--section=pre-data --section=post-data`: with the REFRESH of each materialized view
+    /// (table data, placed in post-data) and the metadata of large objects (pre-data before
+    /// pg_dump 17).
+    Sections,
+}
+
+impl DumpScope {
+    /// The scope that dumps everything neoncopy restores from the archive, read in the
+    /// session's snapshot.
+    pub async fn of_source(
+        client: &tokio_postgres::Client,
+        with_large_objects: bool,
+    ) -> Result<DumpScope> {
+        let sections: bool = client
+            .query_one(crate::pg::sql::NEEDS_SECTIONS, &[&with_large_objects])
+            .await
+            .db()
+            .context("look for materialized views and large objects on the source")?
+            .get(0);
+        Ok(if sections {
+            DumpScope::Sections
+        } else {
+            DumpScope::SchemaOnly
+        })
+    }
+
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            DumpScope::SchemaOnly => &["--schema-only"],
+            DumpScope::Sections => &["--section=pre-data", "--section=post-data"],
+        }
+    }
+}
+
+/// `pg_dump -Fc` of the schema (`scope`) of what the filters select (`selection_args`:
+/// `Selection::pg_dump_args`), in `snapshot` when there is one, into the archive of `dir`.
 pub async fn pg_dump(
     dir: &WorkDir,
     tools: &PgTools,
     source: &Endpoint,
-    selection_args: &[String],
+    (scope, selection_args): (DumpScope, &[String]),
     snapshot: Option<&str>,
     skip_large_objects: bool,
 ) -> Result<()> {
     let mut args = vec![
         "--format=custom".to_string(),
         format!("--file={}", dir.file(ARCHIVE).display()),
-        "--section=pre-data".into(),
-        "--section=post-data".into(),
+    ];
+    args.extend(scope.args().iter().map(|a| a.to_string()));
+    args.extend([
         "--no-subscriptions".into(),
         // Whatever the source's encoding, the archive's text is UTF-8: it is read as such,
         // and sent to the target on UTF-8 connections.
         "--encoding=UTF8".into(),
-    ];
+    ]);
     if let Some(id) = snapshot {
         args.push(format!("--snapshot={id}"));
     }

@@ -807,6 +807,12 @@ pub const LOCK_TABLE: &str = "select current_setting('max_locks_per_transaction'
        + current_setting('max_prepared_transactions')::int8, \
        (select count(*) from pg_catalog.pg_locks where not fastpath)::int8";
 
+/// Whether pg_dump must be asked for its pre-data and post-data sections rather than
+/// `--schema-only`: a materialized view (whose REFRESH entry is table data) or, when they are
+/// copied ($1), a large object (whose metadata pg_dump before 17 puts in pre-data).
+pub const NEEDS_SECTIONS: &str =
+    "select exists (select from pg_catalog.pg_class where relkind = 'm') \
+       or ($1 and exists (select from pg_catalog.pg_largeobject_metadata))";
 pub const LARGE_OBJECT_COUNT: &str =
     "select count(*)::int8 from pg_catalog.pg_largeobject_metadata";
 pub const WAL_AND_SLOTS: &str = "select current_setting('wal_level'), \

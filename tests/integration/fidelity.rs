@@ -31,12 +31,25 @@ const SPLIT: &[&str] = &["--split-tables-larger-than", "1", "--split-max-parts",
 /// fails too; neoncopy must then refuse before it writes anything, naming the object.
 async fn every_fixture(mode: &str, managed: bool, extra: &[&str]) {
     let mut refused = Vec::new();
+    let mut schema_only = 0;
     for name in all_fixtures() {
         let pair = fresh_pair(&format!("fx_{mode}_{name}"), managed);
         source().psql(&pair.src, &fixture(&name));
         let out = pair.clone_with(managed, extra);
         if out.status.success() {
             assert_faithful(&pair).await;
+            // pg_dump --schema-only where it dumps what the sections would (see versions.rs):
+            // those clones were compared with the reference too.
+            let client = source().client(&pair.src).await;
+            let sections: bool = scalar(
+                &client,
+                "select exists (select from pg_class where relkind = 'm') \
+                     or exists (select from pg_largeobject_metadata)",
+            )
+            .await;
+            let chose = pair.log().contains("pg_dump --schema-only");
+            assert_eq!(chose, !sections, "{name} ({mode})");
+            schema_only += usize::from(chose);
             continue;
         }
         let err = stderr(&out);
@@ -64,6 +77,10 @@ async fn every_fixture(mode: &str, managed: bool, extra: &[&str]) {
         );
     }
     assert_eq!(refused.len(), usize::from(managed), "{refused:#?}");
+    assert!(
+        schema_only >= 10,
+        "{schema_only} clones with pg_dump --schema-only"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
