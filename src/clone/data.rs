@@ -16,7 +16,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tracing::info;
 
-pub async fn run(ctx: &Arc<Ctx>) -> Result<()> {
+/// How far the data step is, for what may start before it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Copying,
+    /// Every copy worker is done (their sessions closed); index builds may still run.
+    Copied,
+    /// The step failed before its copies were done.
+    Failed,
+}
+
+/// The data step. `progress` is told `Copied` once the last copy worker is done.
+pub async fn run(ctx: &Arc<Ctx>, progress: &tokio::sync::watch::Sender<Progress>) -> Result<()> {
     // Parts of split tables that committed on the target, even if the state did not hear of
     // it before a crash.
     let committed = committed_parts(ctx).await?;
@@ -36,10 +47,22 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<()> {
     // Tables an earlier run copied have their index jobs waiting from the start.
     let index_queue = Queue::new(sched.resumed_jobs());
     let mut workers = Workers::new("data");
+    let copying = Arc::new(std::sync::atomic::AtomicUsize::new(copy_workers));
+    if copy_workers == 0 {
+        progress.send_replace(Progress::Copied);
+    }
     workers.spawn(copy_workers, |w| {
         // The index queue stays open while a copy worker may add to it.
         let feeder = index_queue.feeder();
-        copy::worker(w, ctx.clone(), sched.clone(), copy_queue.clone(), feeder)
+        let work = copy::worker(w, ctx.clone(), sched.clone(), copy_queue.clone(), feeder);
+        let (copying, progress) = (copying.clone(), progress.clone());
+        async move {
+            work.await?;
+            if copying.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                progress.send_replace(Progress::Copied);
+            }
+            Ok(())
+        }
     });
     let needs_index_workers = !ctx.catalog.indexes.is_empty() || !ctx.cfg.skip_vacuum;
     if needs_index_workers && !ctx.catalog.tables.is_empty() {

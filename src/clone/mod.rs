@@ -623,20 +623,52 @@ async fn pipeline(
         let _ = ctx.publication.set(m.names.publication.clone());
     }
     schema_steps(&ctx, &steps, dumped).await?;
-    data_step(&ctx, &steps).await?;
-    steps
-        .run(Step::Sequences, false, |_| async {
-            let n = sequences::run(&ctx).await?;
-            let count = Some((report::COUNT_SEQUENCES, n as u64));
-            Ok((
-                (),
-                StepOutcome {
-                    transfer: None,
-                    count,
-                },
-            ))
-        })
-        .await?;
+    // The sequences are set once the copies are done, while the last indexes build: their
+    // sessions take the places the copy workers left, and a value read then is still at least
+    // the snapshot's (see sequences.rs).
+    let (progress, mut copies) = tokio::sync::watch::channel(data::Progress::Copying);
+    let data = async {
+        let result = data_step(&ctx, &steps, &progress).await;
+        if result.is_ok() {
+            progress.send_replace(data::Progress::Copied);
+        } else {
+            progress.send_if_modified(|p| {
+                let copying = *p == data::Progress::Copying;
+                if copying {
+                    *p = data::Progress::Failed;
+                }
+                copying
+            });
+        }
+        result
+    };
+    let sequences = async {
+        // The value is copied out: a borrow held across the step would block the data
+        // step's last send.
+        let copied = copies
+            .wait_for(|p| *p != data::Progress::Copying)
+            .await
+            .map(|p| *p);
+        if copied.ok() != Some(data::Progress::Copied) {
+            return Ok(None);
+        }
+        steps
+            .run(Step::Sequences, false, |_| async {
+                let n = sequences::run(&ctx).await?;
+                let count = Some((report::COUNT_SEQUENCES, n as u64));
+                Ok((
+                    (),
+                    StepOutcome {
+                        transfer: None,
+                        count,
+                    },
+                ))
+            })
+            .await
+    };
+    let (data, sequences) = tokio::join!(data, sequences);
+    data?;
+    sequences?;
     steps
         .run(Step::LargeObjects, true, |_| async {
             let (n, transfer) = large_objects::run(&ctx).await?;
@@ -1172,12 +1204,18 @@ async fn schema_steps(ctx: &Ctx, steps: &Steps<'_>, dumped: bool) -> Result<()> 
 
 /// The data step, with the progress bars on a terminal; then the record of committed parts on
 /// the target has served.
-async fn data_step(ctx: &Arc<Ctx>, steps: &Steps<'_>) -> Result<()> {
+async fn data_step(
+    ctx: &Arc<Ctx>,
+    steps: &Steps<'_>,
+    progress: &tokio::sync::watch::Sender<data::Progress>,
+) -> Result<()> {
     let bars = ctx.cfg.show_bars.then(|| {
         crate::progress::DataBars::start(ctx.rec.live.clone(), ctx.catalog.indexes.len() as u64)
     });
     let data = steps
-        .run(Step::Data, false, |_| nothing_to_report(data::run(ctx)))
+        .run(Step::Data, false, |_| {
+            nothing_to_report(data::run(ctx, progress))
+        })
         .await;
     drop(bars);
     data?;

@@ -666,6 +666,68 @@ async fn a_table_the_target_refuses_fails_its_batch_and_is_named() {
         )
         .unwrap();
     assert!(companions >= 1, "no table shared t_refused's batch");
+    // The copies never finished: the sequences, which follow them, never started.
+    let sequences: i64 = db
+        .query_row(
+            "select count(*) from step where name = 'sequences'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sequences, 0);
+}
+
+/// The sequences are set once the copies are done, beside the index builds left: an index
+/// the target refuses then fails the clone after the sequences were set, and they are
+/// recorded as such. The resume builds the index and does not set them again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_index_refused_after_the_copies_leaves_the_sequences_set() {
+    let pair = fresh_pair("index_after_sequences", false);
+    source().psql(
+        &pair.src,
+        "create table t (id serial primary key, v int);
+         insert into t (v) select g % 7 from generate_series(1, 300) g;
+         create index t_v on t (v);
+         create sequence counter_seq;
+         select setval('counter_seq', 4242);",
+    );
+    // CREATE INDEX (the primary key is an ALTER TABLE) waits a second, then fails.
+    target().psql(
+        &pair.dst,
+        "create function no_index() returns event_trigger language plpgsql as
+           $$ begin perform pg_sleep(1); raise exception 'no index today'; end $$;
+         create event trigger no_index on ddl_command_start when tag in ('CREATE INDEX')
+           execute function no_index();",
+    );
+    let out = pair.clone_with(false, &["--retry-delay", "0.2"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no index today"), "{err}");
+    let ended: i64 = pair
+        .state_count("select count(*) from step where name = 'sequences' and ended_at is not null");
+    assert_eq!(ended, 1, "{err}");
+    let target_client = target().client(&pair.dst).await;
+    let value: i64 = scalar(&target_client, "select last_value from counter_seq").await;
+    assert_eq!(value, 4242);
+    let value: i64 = scalar(&target_client, "select last_value from t_id_seq").await;
+    assert_eq!(value, 300);
+
+    target().psql(
+        &pair.dst,
+        "drop event trigger no_index; drop function no_index();",
+    );
+    let out = pair.clone_with(
+        false,
+        &["--resume", "--not-consistent", "--retry-delay", "0.2"],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "resume failed:\n{err}");
+    assert!(
+        pair.log().contains("Reset Sequences: done before, skipped"),
+        "{}",
+        pair.log()
+    );
+    assert_faithful(&pair).await;
 }
 
 /// A small tmpfs as a tablespace of the target cluster, holding the target database: the
