@@ -180,7 +180,8 @@ async fn server_checks(
     more.extend(on_connections(src, tgt, opts, filtered).await?);
     if let (Ok(tools), true) = (&tools, tmajor >= smajor) {
         let scope =
-            crate::clone::schema::DumpScope::of_source(src, !opts.skip_large_objects).await?;
+            crate::clone::schema::DumpScope::of_source(src, !opts.skip_large_objects, tools.major)
+                .await?;
         more.push(schema(source, target, (tools, scope), opts, &selection).await);
     }
     let los: i64 = src

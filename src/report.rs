@@ -274,7 +274,7 @@ fn step_lines(
             None,
         ),
         cumulative(STEP_VACUUM, "target", ij.to_string(), vacuum_secs, None),
-        timed(Step::Sequences, "both", "1".into())?,
+        timed(Step::Sequences, "both", tj.to_string())?,
         timed(Step::LargeObjects, "both", "1".into())?,
         timed(Step::Finalize, "target", rj.to_string())?,
         StepLine {

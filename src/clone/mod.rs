@@ -666,9 +666,16 @@ async fn pipeline(
             })
             .await
     };
-    let (data, sequences) = tokio::join!(data, sequences);
-    data?;
-    sequences?;
+    match tokio::join!(data, sequences) {
+        (Err(data), Err(seq)) => {
+            tracing::warn!("{} failed too: {seq:#}", doing(Step::Sequences));
+            return Err(data);
+        }
+        (data, sequences) => {
+            data?;
+            sequences?;
+        }
+    }
     steps
         .run(Step::LargeObjects, true, |_| async {
             let (n, transfer) = large_objects::run(&ctx).await?;
@@ -1066,7 +1073,8 @@ async fn catalog_and_dump(
         let args_tx = args_tx;
         fresh
             .run(Step::Catalog, false, |_| async {
-                let read = read_catalog(holder.client(), cfg, done, &args_tx).await?;
+                let dump = (tools.major, &args_tx);
+                let read = read_catalog(holder.client(), cfg, done, dump).await?;
                 Ok((read, StepOutcome::default()))
             })
             .await?
@@ -1087,6 +1095,12 @@ async fn catalog_and_dump(
                         .map_err(|_| anyhow::anyhow!("the filters were not applied"))?
                         .clone()
                         .context("the filters were not applied")?;
+                    // Without a snapshot pg_dump may see a materialized view the catalog
+                    // step did not.
+                    let scope = match holder.snapshot_id() {
+                        Some(_) => scope,
+                        None => schema::DumpScope::Sections,
+                    };
                     schema::pg_dump(
                         workdir,
                         tools,
@@ -1115,16 +1129,14 @@ async fn read_catalog(
     client: &tokio_postgres::Client,
     cfg: &CloneConfig,
     done: &Done,
-    pg_dump_args: &tokio::sync::watch::Sender<Option<DumpArgs>>,
+    (pg_dump_major, pg_dump_args): (u32, &tokio::sync::watch::Sender<Option<DumpArgs>>),
 ) -> Result<SourceRead> {
     let selection =
         crate::filters::Selection::compute(client, cfg.filters.as_ref(), cfg.skip_extensions)
             .await
             .context("apply --filters")?;
-    let scope = schema::DumpScope::of_source(client, !cfg.skip_large_objects).await?;
-    if scope == schema::DumpScope::SchemaOnly {
-        info!("pg_dump --schema-only: no materialized view or large object to dump");
-    }
+    let scope =
+        schema::DumpScope::of_source(client, !cfg.skip_large_objects, pg_dump_major).await?;
     pg_dump_args.send_replace(Some((scope, selection.pg_dump_args())));
     let mut catalog = Catalog::read(client, !cfg.skip_large_objects).await?;
     catalog.apply(&selection, cfg.skip_extensions);

@@ -48,14 +48,18 @@ pub enum DumpScope {
 }
 
 impl DumpScope {
-    /// The scope that dumps everything neoncopy restores from the archive, read in the
-    /// session's snapshot.
+    /// The scope that dumps everything neoncopy restores from the archive by the pg_dump of
+    /// `pg_dump_major`, read in the session's snapshot. Large objects need the sections only
+    /// when they are copied and pg_dump is older than 17 (from 17 on their metadata is in the
+    /// data section, and the large objects step creates them).
     pub async fn of_source(
         client: &tokio_postgres::Client,
         with_large_objects: bool,
+        pg_dump_major: u32,
     ) -> Result<DumpScope> {
+        let metadata_in_schema = with_large_objects && pg_dump_major < 17;
         let sections: bool = client
-            .query_one(crate::pg::sql::NEEDS_SECTIONS, &[&with_large_objects])
+            .query_one(crate::pg::sql::NEEDS_SECTIONS, &[&metadata_in_schema])
             .await
             .db()
             .context("look for materialized views and large objects on the source")?
@@ -90,6 +94,9 @@ pub async fn pg_dump(
         format!("--file={}", dir.file(ARCHIVE).display()),
     ];
     args.extend(scope.args().iter().map(|a| a.to_string()));
+    if scope == DumpScope::SchemaOnly {
+        info!("pg_dump --schema-only: no materialized view or large object to dump");
+    }
     args.extend([
         "--no-subscriptions".into(),
         // Whatever the source's encoding, the archive's text is UTF-8: it is read as such,

@@ -808,8 +808,8 @@ pub const LOCK_TABLE: &str = "select current_setting('max_locks_per_transaction'
        (select count(*) from pg_catalog.pg_locks where not fastpath)::int8";
 
 /// Whether pg_dump must be asked for its pre-data and post-data sections rather than
-/// `--schema-only`: a materialized view (whose REFRESH entry is table data) or, when they are
-/// copied ($1), a large object (whose metadata pg_dump before 17 puts in pre-data).
+/// `--schema-only`: a materialized view (whose REFRESH entry is table data) or, when their
+/// metadata is in pre-data ($1: they are copied, by pg_dump before 17), a large object.
 pub const NEEDS_SECTIONS: &str =
     "select exists (select from pg_catalog.pg_class where relkind = 'm') \
        or ($1 and exists (select from pg_catalog.pg_largeobject_metadata))";
