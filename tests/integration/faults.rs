@@ -667,14 +667,10 @@ async fn a_table_the_target_refuses_fails_its_batch_and_is_named() {
         .unwrap();
     assert!(companions >= 1, "no table shared t_refused's batch");
     // The copies never finished: the sequences, which follow them, never started.
-    let sequences: i64 = db
-        .query_row(
-            "select count(*) from step where name = 'sequences'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(sequences, 0);
+    assert_eq!(
+        pair.state_count("select count(*) from step where name = 'sequences'"),
+        0
+    );
 }
 
 /// The sequences are set once the copies are done, beside the index builds left: an index
