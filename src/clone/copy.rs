@@ -54,18 +54,10 @@ impl TargetWriter {
     /// (over a connection of its own: it may still be loading rows that would collide with the
     /// retry).
     async fn open(ctx: &Ctx, stale: Option<i32>) -> Result<TargetWriter> {
-        let mut conn = ctx
+        let (conn, pid) = ctx
             .target
             .connect_wire_for_data(Some(&ctx.catalog.lc_monetary))
             .await?;
-        // The server's own pid, not the BackendKeyData's (a pooler or proxy sends its own).
-        let rows = conn
-            .simple_query(sql::BACKEND_PID)
-            .await
-            .context("read backend pid")?;
-        let pid = first_value(&rows)
-            .and_then(|p| p.parse().ok())
-            .context("read backend pid: no number in the answer")?;
         if let Some(old) = stale {
             let ended = async { terminate_backend(&ctx.target.connect().await?, old).await };
             if let Err(e) = ended.await {

@@ -3,7 +3,7 @@
 
 use super::connstr::ConnParams;
 use super::retry::{with_retries, RetryPolicy};
-use super::wire::{Purpose, WireConn};
+use super::wire::{first_value, Purpose, WireConn};
 use anyhow::{bail, Context, Result};
 use native_tls::{Certificate, Identity, TlsConnector};
 use postgres_native_tls::MakeTlsConnector;
@@ -124,7 +124,12 @@ impl Endpoint {
 
     /// A connection like [`Endpoint::connect_for_data`]'s, spoken with postgres-protocol's
     /// messages ([`WireConn`]) for pipelined COPY; retried as [`Endpoint::connect`] retries.
-    pub async fn connect_wire_for_data(&self, lc_monetary: Option<&str>) -> Result<WireConn> {
+    /// With it the server process's own pid (not BackendKeyData's: a pooler or proxy sends its
+    /// own), read in the settings' round trip.
+    pub async fn connect_wire_for_data(
+        &self,
+        lc_monetary: Option<&str>,
+    ) -> Result<(WireConn, i32)> {
         let what = format!("connect to {}", self.side);
         let mut conn = with_retries(
             &self.retry,
@@ -133,10 +138,19 @@ impl Endpoint {
             |_| WireConn::connect(&self.params, Purpose::CopyTarget),
         )
         .await?;
-        conn.simple_query(&data_session_sql(lc_monetary))
+        let sql = format!(
+            "{}; {}",
+            super::sql::BACKEND_PID,
+            data_session_sql(lc_monetary)
+        );
+        let rows = conn
+            .simple_query(&sql)
             .await
             .with_context(|| format!("prepare {} session", self.side))?;
-        Ok(conn)
+        let pid = first_value(&rows)
+            .and_then(|p| p.parse().ok())
+            .context("read backend pid: no number in the answer")?;
+        Ok((conn, pid))
     }
 }
 
